@@ -1,0 +1,24 @@
+//! Datasets with exact, known marginals.
+//!
+//! A [`Dataset`] draws `n` points of dimension `d` from a seeded random generator into a
+//! row-major buffer (`out[i * d + j]` is coordinate `j` of point `i`).
+
+use rand::Rng;
+
+/// A distribution over `R^d` that can be sampled into a row-major buffer.
+pub trait Dataset {
+    /// Dimension `d` of one point.
+    fn dim(&self) -> usize;
+
+    /// Fill `out` (length `n * dim()`, row-major) with `n` independent points.
+    ///
+    /// Panics if `out.len()` is not a multiple of `dim()`.
+    fn sample_into<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [f64]);
+
+    /// Draw `n` points into a fresh row-major buffer of length `n * dim()`.
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R, n: usize) -> Vec<f64> {
+        let mut out = vec![0.0; n * self.dim()];
+        self.sample_into(rng, &mut out);
+        out
+    }
+}
