@@ -5,6 +5,14 @@
 
 use rand::Rng;
 
+mod error;
+mod gaussian;
+mod ring2d;
+
+pub use error::DatasetError;
+pub use gaussian::Gaussian;
+pub use ring2d::{Ring2d, ANGULAR_ENTROPY};
+
 /// A distribution over `R^d` that can be sampled into a row-major buffer.
 pub trait Dataset {
     /// Dimension `d` of one point.
