@@ -1,0 +1,239 @@
+//! Time grids: the decreasing list of times `T = t_0 > t_1 > … > t_n = t_eps` a sampler walks.
+
+use serde::{Deserialize, Serialize};
+use smoluchowski_sde::ForwardSde;
+
+use crate::error::{check, SamplerError};
+
+/// How a [`TimeGrid`] is spaced between `T` and `t_eps` (`i = 0..=n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GridSpacing {
+    /// `t_i = T − (i/n)(T − t_eps)`.
+    #[default]
+    Uniform,
+    /// `t_i = t_eps + (1 − i/n)² (T − t_eps)`: fine steps near `t_eps` (DDIM's "quadratic").
+    Quadratic,
+    /// Uniform in the log signal-to-noise ratio `λ(t) = ln(m(t)² / σ(t)²)`:
+    /// `λ(t_i) = λ(T) + (i/n)(λ(t_eps) − λ(T))`.
+    LogSnr,
+}
+
+/// A validated time grid `T = t_0 > t_1 > … > t_n = t_eps > 0` (strictly decreasing, finite).
+///
+/// The grid is plain data: samplers only walk [`TimeGrid::times`], so any spacing can be added
+/// as another constructor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeGrid {
+    times: Vec<f64>,
+}
+
+impl TimeGrid {
+    /// Any strictly decreasing list of at least two finite times ending above 0.
+    pub fn from_times(times: Vec<f64>) -> Result<Self, SamplerError> {
+        if times.len() < 2 {
+            return Err(SamplerError::new(
+                "times.len()",
+                times.len(),
+                "≥ 2 (one step needs two times)",
+            ));
+        }
+        for (i, &t) in times.iter().enumerate() {
+            check(&format!("times[{i}]"), t, "> 0", |v| v > 0.0)?;
+            if i > 0 && t >= times[i - 1] {
+                return Err(SamplerError::new(
+                    format!("times[{i}]"),
+                    t,
+                    format!(
+                        "< times[{}] = {} (strictly decreasing)",
+                        i - 1,
+                        times[i - 1]
+                    ),
+                ));
+            }
+        }
+        Ok(Self { times })
+    }
+
+    /// Uniform grid `t_i = T − (i/n)(T − t_eps)`, `i = 0..=n`.
+    pub fn uniform(t_end: f64, t_eps: f64, steps: usize) -> Result<Self, SamplerError> {
+        check_ends(t_end, t_eps, steps)?;
+        let h = (t_end - t_eps) / steps as f64;
+        Self::from_times(endpoints(steps, t_end, t_eps, |i| t_end - i as f64 * h))
+    }
+
+    /// Quadratic grid `t_i = t_eps + (1 − i/n)² (T − t_eps)`: steps shrink towards `t_eps`.
+    pub fn quadratic(t_end: f64, t_eps: f64, steps: usize) -> Result<Self, SamplerError> {
+        check_ends(t_end, t_eps, steps)?;
+        let n = steps as f64;
+        Self::from_times(endpoints(steps, t_end, t_eps, |i| {
+            let u = 1.0 - i as f64 / n;
+            t_eps + u * u * (t_end - t_eps)
+        }))
+    }
+
+    /// Grid uniform in `λ(t) = ln(m(t)² / σ(t)²)` between `λ(T)` and `λ(t_eps)`; each `t_i`
+    /// solves `λ(t_i) = λ(T) + (i/n)(λ(t_eps) − λ(T))` by bisection (λ must decrease in t).
+    pub fn log_snr<S: ForwardSde + ?Sized>(
+        sde: &S,
+        t_eps: f64,
+        steps: usize,
+    ) -> Result<Self, SamplerError> {
+        let t_end = sde.t_end();
+        check_ends(t_end, t_eps, steps)?;
+        let lambda = |t: f64| {
+            let (m, s) = (sde.mean_coef(t), sde.marginal_std(t));
+            2.0 * (m.ln() - s.ln())
+        };
+        let (l_hi, l_lo) = (lambda(t_eps), lambda(t_end));
+        if !(l_hi.is_finite() && l_lo.is_finite() && l_hi > l_lo) {
+            return Err(SamplerError::new(
+                "grid",
+                "log_snr",
+                format!(
+                    "used with an SDE whose log-SNR λ = ln(m²/σ²) is finite and decreasing \
+                     (λ(t_eps) = {l_hi}, λ(T) = {l_lo})"
+                ),
+            ));
+        }
+        let n = steps as f64;
+        Self::from_times(endpoints(steps, t_end, t_eps, |i| {
+            let target = l_lo + i as f64 / n * (l_hi - l_lo);
+            let (mut lo, mut hi) = (t_eps, t_end); // λ(lo) ≥ target ≥ λ(hi)
+            for _ in 0..200 {
+                let mid = 0.5 * (lo + hi);
+                if mid <= lo || mid >= hi {
+                    break;
+                }
+                if lambda(mid) > target {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            0.5 * (lo + hi)
+        }))
+    }
+
+    /// The grid of `spacing` with `steps` steps from `sde.t_end()` down to `t_eps`.
+    pub fn new<S: ForwardSde + ?Sized>(
+        sde: &S,
+        spacing: GridSpacing,
+        t_eps: f64,
+        steps: usize,
+    ) -> Result<Self, SamplerError> {
+        match spacing {
+            GridSpacing::Uniform => Self::uniform(sde.t_end(), t_eps, steps),
+            GridSpacing::Quadratic => Self::quadratic(sde.t_end(), t_eps, steps),
+            GridSpacing::LogSnr => Self::log_snr(sde, t_eps, steps),
+        }
+    }
+
+    /// The times, decreasing from `T` to `t_eps` (`steps() + 1` values).
+    pub fn times(&self) -> &[f64] {
+        &self.times
+    }
+
+    /// Number of steps `n` (one fewer than the number of times).
+    pub fn steps(&self) -> usize {
+        self.times.len() - 1
+    }
+
+    /// First time `T`.
+    pub fn t_start(&self) -> f64 {
+        self.times[0]
+    }
+
+    /// Last time `t_eps`.
+    pub fn t_final(&self) -> f64 {
+        self.times[self.times.len() - 1]
+    }
+}
+
+fn check_ends(t_end: f64, t_eps: f64, steps: usize) -> Result<(), SamplerError> {
+    check("t_end", t_end, "> 0", |v| v > 0.0)?;
+    check("t_eps", t_eps, &format!("in (0, T = {t_end})"), |v| {
+        v > 0.0 && v < t_end
+    })?;
+    if steps == 0 {
+        return Err(SamplerError::new("steps", steps, "≥ 1"));
+    }
+    Ok(())
+}
+
+/// `n + 1` times with the end points set exactly to `T` and `t_eps`.
+fn endpoints(steps: usize, t_end: f64, t_eps: f64, f: impl Fn(usize) -> f64) -> Vec<f64> {
+    (0..=steps)
+        .map(|i| match i {
+            0 => t_end,
+            i if i == steps => t_eps,
+            i => f(i),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoluchowski_sde::VpSde;
+
+    #[test]
+    fn uniform_grid_has_equal_steps_and_exact_ends() {
+        let g = TimeGrid::uniform(1.0, 1e-3, 4).unwrap();
+        assert_eq!(g.steps(), 4);
+        assert_eq!(g.t_start(), 1.0);
+        assert_eq!(g.t_final(), 1e-3);
+        let h: Vec<f64> = g.times().windows(2).map(|w| w[0] - w[1]).collect();
+        for &hi in &h {
+            assert!((hi - (1.0 - 1e-3) / 4.0).abs() < 1e-15, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn quadratic_grid_steps_shrink_towards_t_eps() {
+        let g = TimeGrid::quadratic(1.0, 1e-3, 10).unwrap();
+        let h: Vec<f64> = g.times().windows(2).map(|w| w[0] - w[1]).collect();
+        assert!(h.windows(2).all(|w| w[1] < w[0]), "{h:?}");
+        // last step = (T − t_eps)/n².
+        assert!((h[9] - 0.999 / 100.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn log_snr_grid_is_uniform_in_lambda() {
+        let sde = VpSde::song_default();
+        let g = TimeGrid::log_snr(&sde, 1e-3, 8).unwrap();
+        let lambda: Vec<f64> = g
+            .times()
+            .iter()
+            .map(|&t| 2.0 * (sde.mean_coef(t).ln() - sde.marginal_std(t).ln()))
+            .collect();
+        let d: Vec<f64> = lambda.windows(2).map(|w| w[1] - w[0]).collect();
+        for &di in &d {
+            assert!((di - d[0]).abs() < 1e-9 * d[0].abs(), "{d:?}");
+            assert!(di > 0.0);
+        }
+    }
+
+    #[test]
+    fn bad_grids_are_rejected_with_the_parameter_named() {
+        let e = TimeGrid::uniform(1.0, 0.0, 10).unwrap_err();
+        assert_eq!(e.name, "t_eps");
+        let e = TimeGrid::uniform(1.0, 2.0, 10).unwrap_err();
+        assert!(e.to_string().contains("t_eps"), "{e}");
+        assert_eq!(TimeGrid::uniform(1.0, 0.1, 0).unwrap_err().name, "steps");
+        assert_eq!(
+            TimeGrid::uniform(f64::NAN, 0.1, 3).unwrap_err().name,
+            "t_end"
+        );
+        let e = TimeGrid::from_times(vec![1.0, 0.5, 0.5]).unwrap_err();
+        assert_eq!(e.name, "times[2]");
+        assert_eq!(
+            TimeGrid::from_times(vec![1.0]).unwrap_err().name,
+            "times.len()"
+        );
+        assert_eq!(
+            TimeGrid::from_times(vec![1.0, -0.5]).unwrap_err().name,
+            "times[1]"
+        );
+    }
+}
