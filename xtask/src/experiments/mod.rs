@@ -1,0 +1,8 @@
+//! The experiment kinds. Adding one = one new module here plus one line in [`KINDS`].
+
+use crate::harness::KindEntry;
+
+pub mod smoluchowski;
+
+/// Every registered experiment kind, selected by a manifest's `experiment.kind`.
+pub const KINDS: &[KindEntry] = &[smoluchowski::ENTRY];

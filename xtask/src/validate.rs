@@ -1,0 +1,154 @@
+//! Input validation: the `BadInput` error marker (exit code 2) and a collector of field checks
+//! whose messages name the field path and the offending value.
+
+use std::fmt;
+
+/// Marks an error as caused by bad user input (manifest, golden file, arguments): exit code 2.
+///
+/// Wrap it into an `anyhow::Error` (it may then get `.context(...)` added); the harness finds it
+/// anywhere in the error chain.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl fmt::Display for BadInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// A bad-input `anyhow::Error` with the given message.
+pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg.into()))
+}
+
+/// Collects every failed field check of a manifest, so the user sees all problems at once.
+///
+/// Messages read `<path> must be <requirement> (got <value>)`, e.g.
+/// `free_diffusion.diffusion must be > 0 (got -0.5)`.
+#[derive(Debug, Default)]
+pub struct Checker {
+    errors: Vec<String>,
+}
+
+impl Checker {
+    /// An empty checker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record a failure for `path` unless `ok`.
+    pub fn require(&mut self, ok: bool, path: &str, requirement: &str, got: impl fmt::Display) {
+        if !ok {
+            self.errors
+                .push(format!("{path} must be {requirement} (got {got})"));
+        }
+    }
+
+    /// `v` finite (rejects NaN and ±inf).
+    pub fn finite(&mut self, path: &str, v: f64) {
+        self.require(v.is_finite(), path, "a finite number", fmt_f64(v));
+    }
+
+    /// `v` finite and `> 0`.
+    pub fn positive(&mut self, path: &str, v: f64) {
+        if !v.is_finite() {
+            self.finite(path, v);
+        } else {
+            self.require(v > 0.0, path, "> 0", fmt_f64(v));
+        }
+    }
+
+    /// `v` finite and `≥ 0`.
+    pub fn non_negative(&mut self, path: &str, v: f64) {
+        if !v.is_finite() {
+            self.finite(path, v);
+        } else {
+            self.require(v >= 0.0, path, ">= 0", fmt_f64(v));
+        }
+    }
+
+    /// `v` finite and `lo < v < hi`.
+    pub fn open_interval(&mut self, path: &str, v: f64, lo: f64, hi: f64) {
+        if !v.is_finite() {
+            self.finite(path, v);
+        } else {
+            self.require(
+                v > lo && v < hi,
+                path,
+                &format!("in ({lo}, {hi})"),
+                fmt_f64(v),
+            );
+        }
+    }
+
+    /// Integer count within `[min, max]`.
+    pub fn count(&mut self, path: &str, v: usize, min: usize, max: usize) {
+        if v < min {
+            self.require(false, path, &format!(">= {min}"), v);
+        } else if v > max {
+            self.require(false, path, &format!("<= {max}"), v);
+        }
+    }
+
+    /// Record a free-form failure (already phrased as a full sentence about `path`).
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        self.errors.push(msg.into());
+    }
+
+    /// `Ok` if every check passed, else a [`BadInput`] error listing every failure.
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self.errors.len() {
+            0 => Ok(()),
+            1 => Err(bad_input(
+                self.errors.into_iter().next().unwrap_or_default(),
+            )),
+            n => Err(bad_input(format!(
+                "{n} invalid values:\n  - {}",
+                self.errors.join("\n  - ")
+            ))),
+        }
+    }
+}
+
+/// `NaN`, `inf`, `-inf` or the shortest round-trip form of `v`.
+pub fn fmt_f64(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checker_names_path_and_value() {
+        let mut c = Checker::new();
+        c.positive("free_diffusion.diffusion", -0.5);
+        let err = c.finish().unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "free_diffusion.diffusion must be > 0 (got -0.5)"
+        );
+        assert!(err.chain().any(|e| e.is::<BadInput>()));
+    }
+
+    #[test]
+    fn checker_rejects_nan_and_lists_all() {
+        let mut c = Checker::new();
+        c.positive("a.x", f64::NAN);
+        c.count("a.n", 0, 1, 10);
+        c.non_negative("a.y", 0.0);
+        let msg = format!("{:#}", c.finish().unwrap_err());
+        assert!(msg.contains("2 invalid values"), "{msg}");
+        assert!(
+            msg.contains("a.x must be a finite number (got NaN)"),
+            "{msg}"
+        );
+        assert!(msg.contains("a.n must be >= 1 (got 0)"), "{msg}");
+    }
+}
