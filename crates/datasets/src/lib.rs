@@ -7,10 +7,12 @@ use rand::Rng;
 
 mod error;
 mod gaussian;
+mod mixture;
 mod ring2d;
 
 pub use error::DatasetError;
 pub use gaussian::Gaussian;
+pub use mixture::GaussianMixture;
 pub use ring2d::{Ring2d, ANGULAR_ENTROPY};
 
 /// A distribution over `R^d` that can be sampled into a row-major buffer.

@@ -3,21 +3,34 @@
 //! Every process here has the affine form `dx = f(t) x dt + g(t) dW` (in the spirit of
 //! `score_sde`'s `sde_lib`), so its transition kernel is Gaussian:
 //! `p(x_t | x_0) = N(m(t) x_0, σ(t)² I)`.
+//!
+//! Exact oracles for the diffused data law `p_t = p₀ ∗ kernel`:
+//! [`GaussianOracle`] (Gaussian data), [`MixtureOracle`] (Gaussian mixtures, closed form),
+//! [`Ring2dOracle`] (`ring2d`, by quadrature). [`fokker_planck`] solves the 1-D
+//! Fokker–Planck equation of any of the SDEs numerically, for data without a closed form.
 
 use rand::Rng;
 use rand_distr::StandardNormal;
 
 mod em;
 mod error;
+pub mod fokker_planck;
+mod mixture_oracle;
 mod oracle;
 mod ou;
+mod quadrature;
+mod ring_oracle;
 mod sde_enum;
 mod vp;
 
 pub use em::{euler_maruyama, Trajectories};
 pub use error::SdeError;
+pub use fokker_planck::{FokkerPlanck1d, TimeScheme};
+pub use mixture_oracle::MixtureOracle;
 pub use oracle::GaussianOracle;
 pub use ou::OuSde;
+pub use quadrature::gauss_legendre;
+pub use ring_oracle::Ring2dOracle;
 pub use sde_enum::Sde;
 pub use vp::{SubVpSde, VpSde};
 
