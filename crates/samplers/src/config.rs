@@ -8,8 +8,16 @@ use crate::grid::{GridSpacing, TimeGrid};
 
 /// Which integrator walks the time grid.
 ///
-/// In TOML: `method = "euler_maruyama"` or
+/// In TOML: `method = "euler_maruyama"`, `method = { ddim = { eta = 0.0 } }`,
+/// `method = "edm_heun"`, `method = "dpm_solver_pp_2m"`,
+/// `method = { dormand_prince = { rtol = 1e-5, atol = 1e-5 } }` or
 /// `method = { predictor_corrector = { corrector_steps = 1, snr = 0.16 } }`.
+///
+/// The few-step samplers (DDIM, EDM Heun, DPM-Solver++) are written in the kernel's own
+/// variables: with `x_t = m(t) x₀ + σ(t) ε`, the data and noise predictions of a score are
+/// `x̂₀ = (x + σ² s)/m` and `ε̂ = −σ s`, the VE-equivalent noise level is `σ̂ = σ/m`, and in the
+/// scaled state `y = x/m` the probability-flow ODE reads `dy/dσ̂ = ε̂` (Karras et al.'s EDM
+/// form with `σ(t) = t`, `s(t) = 1`, for any affine forward SDE).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Method {
@@ -31,17 +39,64 @@ pub enum Method {
         /// Target signal-to-noise ratio `r` of the corrector.
         snr: f64,
     },
+    /// DDIM (Song, Meng & Ermon) for the kernel `(m, σ)`, 1 evaluation per step, from `t` to
+    /// `t'` (primes: values at `t'`):
+    /// `x' = m' x̂₀ + √(σ'² − c²) ε̂ + c z`, `c = η σ' √(1 − (m σ' / (m' σ))²)`.
+    ///
+    /// `c²` is `η²` times the variance of the forward posterior `q(x_{t'} | x_t, x₀)`
+    /// (`x_t | x_{t'} ~ N((m/m') x_{t'}, σ² − (m/m')² σ'²)`), so `η = 1` is ancestral (DDPM)
+    /// sampling and every `η ∈ [0, 1]` keeps `q(x_{t'} | x₀) = N(m' x₀, σ'²)`. For VP
+    /// (`σ² = 1 − m²`) `c` is DDIM's `η √((1−ᾱ')/(1−ᾱ)) √(1 − ᾱ/ᾱ')` with `ᾱ = m²`.
+    /// `η = 0` is deterministic and is exactly Euler on `dy/dσ̂ = ε̂`:
+    /// `x'/m' = x/m + (σ̂' − σ̂) ε̂`.
+    Ddim {
+        /// Stochasticity `η ∈ [0, 1]` (0: deterministic DDIM, 1: DDPM ancestral).
+        eta: f64,
+    },
+    /// Karras et al.'s (EDM) deterministic sampler: Heun's 2nd-order method on
+    /// `dy/dσ̂ = ε̂(x, t)` (`y = x/m`, `σ̂ = σ/m`), with `Δ = σ̂' − σ̂`:
+    /// `d = ε̂(x,t)`, `x̃ = m'(x/m + Δ d)`, `x' = m'(x/m + ½ Δ (d + ε̂(x̃,t')))`;
+    /// the last step is the Euler step `x̃` (as in EDM, where it avoids evaluating at `σ = 0`).
+    /// `2n − 1` evaluations for `n` steps. Pair it with [`GridSpacing::Karras`].
+    ///
+    /// [`GridSpacing::Karras`]: crate::GridSpacing::Karras
+    EdmHeun,
+    /// DPM-Solver++(2M) (Lu et al. 2022, multistep, data prediction), 1 evaluation per step,
+    /// in `λ = ln(m/σ)`: with `h_i = λ_{i+1} − λ_i`,
+    /// `x_{i+1} = (σ_{i+1}/σ_i) x_i − m_{i+1} (e^{−h_i} − 1) D_i`, where `D_0 = x̂₀(x_0, t_0)` and
+    /// `D_i = (1 + 1/(2r_i)) x̂₀(x_i, t_i) − (1/(2r_i)) x̂₀(x_{i−1}, t_{i−1})`,
+    /// `r_i = h_{i−1}/h_i`. Second order in `h`.
+    #[serde(rename = "dpm_solver_pp_2m")]
+    DpmSolverPp2M,
+    /// Adaptive Dormand–Prince 5(4) (FSAL, 6 evaluations per attempted step) on the
+    /// probability-flow ODE `dx/dt = f − ½ g² s`, between consecutive grid times (so with
+    /// `steps = 1` it is purely adaptive from `T` to `t_eps`; more grid times only add output
+    /// and recording points). The state is integrated in f64. A step is accepted when
+    /// `max_i |err_i| / (atol + rtol · max(|x_i|, |x'_i|)) ≤ 1` (max over the whole batch,
+    /// which shares one step size); step factor `0.9 · err^{−1/5}` clamped to `[0.2, 10]`.
+    /// The evaluations used are reported in [`SampleOutput::nfe`](crate::SampleOutput::nfe).
+    DormandPrince {
+        /// Relative tolerance (`> 0`).
+        rtol: f64,
+        /// Absolute tolerance (`> 0`).
+        atol: f64,
+    },
 }
 
 impl Method {
-    /// Score evaluations used by one step.
-    pub fn nfe_per_step(&self) -> usize {
+    /// Score evaluations used by one step, if fixed (`None` for [`Method::DormandPrince`]).
+    /// [`Method::EdmHeun`] uses 2 per step except the last (see [`SamplerConfig::nfe`]).
+    pub fn nfe_per_step(&self) -> Option<usize> {
         match *self {
-            Method::EulerMaruyama | Method::ProbabilityFlowEuler => 1,
-            Method::ProbabilityFlowHeun => 2,
+            Method::EulerMaruyama
+            | Method::ProbabilityFlowEuler
+            | Method::Ddim { .. }
+            | Method::DpmSolverPp2M => Some(1),
+            Method::ProbabilityFlowHeun | Method::EdmHeun => Some(2),
             Method::PredictorCorrector {
                 corrector_steps, ..
-            } => corrector_steps + 1,
+            } => Some(corrector_steps + 1),
+            Method::DormandPrince { .. } => None,
         }
     }
 }
@@ -91,19 +146,32 @@ impl SamplerConfig {
 
     /// Checks the method's parameters (the grid is checked by [`SamplerConfig::time_grid`]).
     pub fn validate_method(&self) -> Result<(), SamplerError> {
-        if let Method::PredictorCorrector {
-            corrector_steps,
-            snr,
-        } = self.method
-        {
-            check("method.snr", snr, "> 0", |v| v > 0.0)?;
-            if corrector_steps >= u32::MAX as usize {
-                return Err(SamplerError::new(
-                    "method.corrector_steps",
-                    corrector_steps,
-                    "< 2³²",
-                ));
+        match self.method {
+            Method::PredictorCorrector {
+                corrector_steps,
+                snr,
+            } => {
+                check("method.snr", snr, "> 0", |v| v > 0.0)?;
+                if corrector_steps >= u32::MAX as usize {
+                    return Err(SamplerError::new(
+                        "method.corrector_steps",
+                        corrector_steps,
+                        "< 2³²",
+                    ));
+                }
             }
+            Method::Ddim { eta } => {
+                check("method.eta", eta, "in [0, 1]", |v| (0.0..=1.0).contains(&v))?;
+            }
+            Method::DormandPrince { rtol, atol } => {
+                check("method.rtol", rtol, "> 0", |v| v > 0.0)?;
+                check("method.atol", atol, "> 0", |v| v > 0.0)?;
+            }
+            Method::EulerMaruyama
+            | Method::ProbabilityFlowEuler
+            | Method::ProbabilityFlowHeun
+            | Method::EdmHeun
+            | Method::DpmSolverPp2M => {}
         }
         if self.steps >= u32::MAX as usize {
             return Err(SamplerError::new("steps", self.steps, "< 2³²"));
@@ -117,8 +185,15 @@ impl SamplerConfig {
         TimeGrid::new(sde, self.grid, self.t_eps, self.steps)
     }
 
-    /// Score evaluations of one run: `steps × nfe_per_step (+1 if final_denoise)`.
-    pub fn nfe(&self) -> usize {
-        self.steps * self.method.nfe_per_step() + usize::from(self.final_denoise)
+    /// Score evaluations of one run, if known in advance: `steps × nfe_per_step`
+    /// (`2·steps − 1` for [`Method::EdmHeun`]), `+1` if `final_denoise`; `None` for the
+    /// adaptive [`Method::DormandPrince`] (its count is in
+    /// [`SampleOutput::nfe`](crate::SampleOutput::nfe)).
+    pub fn nfe(&self) -> Option<usize> {
+        let steps = match self.method {
+            Method::EdmHeun => (2 * self.steps).saturating_sub(1),
+            m => self.steps * m.nfe_per_step()?,
+        };
+        Some(steps + usize::from(self.final_denoise))
     }
 }

@@ -6,8 +6,10 @@ use smoluchowski_sde::ForwardSde;
 use crate::error::{check, SamplerError};
 
 /// How a [`TimeGrid`] is spaced between `T` and `t_eps` (`i = 0..=n`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// In TOML: `grid = "uniform"`, `"quadratic"`, `"log_snr"` or `grid = { karras = { rho = 7.0 } }`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum GridSpacing {
     /// `t_i = T − (i/n)(T − t_eps)`.
     #[default]
@@ -17,6 +19,14 @@ pub enum GridSpacing {
     /// Uniform in the log signal-to-noise ratio `λ(t) = ln(m(t)² / σ(t)²)`:
     /// `λ(t_i) = λ(T) + (i/n)(λ(t_eps) − λ(T))`.
     LogSnr,
+    /// Karras et al.'s (EDM) grid in the VE-equivalent noise level `σ̂(t) = σ(t)/m(t)`:
+    /// `σ̂(t_i) = (σ̂_max^{1/ρ} + (i/n)(σ̂_min^{1/ρ} − σ̂_max^{1/ρ}))^ρ` with
+    /// `σ̂_max = σ̂(T)`, `σ̂_min = σ̂(t_eps)`; each `t_i` is found by bisection (σ̂ must
+    /// increase in t). EDM's default is `ρ = 7`; `ρ = 1` is uniform in `σ̂`.
+    Karras {
+        /// Exponent `ρ > 0` (larger: finer steps at low noise).
+        rho: f64,
+    },
 }
 
 /// A validated time grid `T = t_0 > t_1 > … > t_n = t_eps > 0` (strictly decreasing, finite).
@@ -81,37 +91,31 @@ impl TimeGrid {
     ) -> Result<Self, SamplerError> {
         let t_end = sde.t_end();
         check_ends(t_end, t_eps, steps)?;
-        let lambda = |t: f64| {
-            let (m, s) = (sde.mean_coef(t), sde.marginal_std(t));
-            2.0 * (m.ln() - s.ln())
-        };
-        let (l_hi, l_lo) = (lambda(t_eps), lambda(t_end));
-        if !(l_hi.is_finite() && l_lo.is_finite() && l_hi > l_lo) {
-            return Err(SamplerError::new(
-                "grid",
-                "log_snr",
-                format!(
-                    "used with an SDE whose log-SNR λ = ln(m²/σ²) is finite and decreasing \
-                     (λ(t_eps) = {l_hi}, λ(T) = {l_lo})"
-                ),
-            ));
-        }
+        let (l_hi, l_lo) = lambda_range(sde, t_eps, "log_snr")?;
         let n = steps as f64;
         Self::from_times(endpoints(steps, t_end, t_eps, |i| {
-            let target = l_lo + i as f64 / n * (l_hi - l_lo);
-            let (mut lo, mut hi) = (t_eps, t_end); // λ(lo) ≥ target ≥ λ(hi)
-            for _ in 0..200 {
-                let mid = 0.5 * (lo + hi);
-                if mid <= lo || mid >= hi {
-                    break;
-                }
-                if lambda(mid) > target {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            0.5 * (lo + hi)
+            invert_lambda(sde, t_eps, l_lo + i as f64 / n * (l_hi - l_lo))
+        }))
+    }
+
+    /// Karras et al.'s grid (see [`GridSpacing::Karras`]): uniform in `σ̂^{1/ρ}`,
+    /// `σ̂ = σ/m`, from `σ̂(T)` down to `σ̂(t_eps)`, mapped back to `t` by bisection.
+    pub fn karras<S: ForwardSde + ?Sized>(
+        sde: &S,
+        t_eps: f64,
+        steps: usize,
+        rho: f64,
+    ) -> Result<Self, SamplerError> {
+        let t_end = sde.t_end();
+        check_ends(t_end, t_eps, steps)?;
+        check("grid.karras.rho", rho, "> 0", |v| v > 0.0)?;
+        // σ̂ = e^{−λ/2} with λ = ln(m²/σ²).
+        let (l_hi, l_lo) = lambda_range(sde, t_eps, "karras")?;
+        let (a, b) = ((-l_lo / (2.0 * rho)).exp(), (-l_hi / (2.0 * rho)).exp());
+        let n = steps as f64;
+        Self::from_times(endpoints(steps, t_end, t_eps, |i| {
+            let root = a + i as f64 / n * (b - a); // σ̂_i^{1/ρ}
+            invert_lambda(sde, t_eps, -2.0 * rho * root.ln())
         }))
     }
 
@@ -126,6 +130,7 @@ impl TimeGrid {
             GridSpacing::Uniform => Self::uniform(sde.t_end(), t_eps, steps),
             GridSpacing::Quadratic => Self::quadratic(sde.t_end(), t_eps, steps),
             GridSpacing::LogSnr => Self::log_snr(sde, t_eps, steps),
+            GridSpacing::Karras { rho } => Self::karras(sde, t_eps, steps, rho),
         }
     }
 
@@ -159,6 +164,49 @@ fn check_ends(t_end: f64, t_eps: f64, steps: usize) -> Result<(), SamplerError> 
         return Err(SamplerError::new("steps", steps, "≥ 1"));
     }
     Ok(())
+}
+
+/// Log-SNR `λ(t) = ln(m(t)² / σ(t)²) = 2 (ln m − ln σ)`.
+fn lambda<S: ForwardSde + ?Sized>(sde: &S, t: f64) -> f64 {
+    2.0 * (sde.mean_coef(t).ln() - sde.marginal_std(t).ln())
+}
+
+/// `(λ(t_eps), λ(T))`, checked finite and decreasing (`λ(t_eps) > λ(T)`).
+fn lambda_range<S: ForwardSde + ?Sized>(
+    sde: &S,
+    t_eps: f64,
+    spacing: &str,
+) -> Result<(f64, f64), SamplerError> {
+    let (l_hi, l_lo) = (lambda(sde, t_eps), lambda(sde, sde.t_end()));
+    if l_hi.is_finite() && l_lo.is_finite() && l_hi > l_lo {
+        Ok((l_hi, l_lo))
+    } else {
+        Err(SamplerError::new(
+            "grid",
+            spacing,
+            format!(
+                "used with an SDE whose log-SNR λ = ln(m²/σ²) is finite and decreasing \
+                 (λ(t_eps) = {l_hi}, λ(T) = {l_lo})"
+            ),
+        ))
+    }
+}
+
+/// The `t ∈ [t_eps, T]` with `λ(t) = target` (bisection to machine precision; λ decreasing).
+fn invert_lambda<S: ForwardSde + ?Sized>(sde: &S, t_eps: f64, target: f64) -> f64 {
+    let (mut lo, mut hi) = (t_eps, sde.t_end()); // λ(lo) ≥ target ≥ λ(hi)
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if lambda(sde, mid) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
 }
 
 /// `n + 1` times with the end points set exactly to `T` and `t_eps`.
@@ -212,6 +260,29 @@ mod tests {
             assert!((di - d[0]).abs() < 1e-9 * d[0].abs(), "{d:?}");
             assert!(di > 0.0);
         }
+    }
+
+    #[test]
+    fn karras_grid_is_uniform_in_sigma_hat_to_the_one_over_rho() {
+        let sde = VpSde::song_default();
+        let rho = 7.0;
+        let g = TimeGrid::new(&sde, GridSpacing::Karras { rho }, 1e-3, 12).unwrap();
+        assert_eq!((g.t_start(), g.t_final(), g.steps()), (1.0, 1e-3, 12));
+        let root: Vec<f64> = g
+            .times()
+            .iter()
+            .map(|&t| (sde.marginal_std(t) / sde.mean_coef(t)).powf(1.0 / rho))
+            .collect();
+        let d: Vec<f64> = root.windows(2).map(|w| w[1] - w[0]).collect();
+        for &di in &d {
+            assert!((di - d[0]).abs() < 1e-9 * d[0].abs(), "{d:?}");
+            assert!(di < 0.0);
+        }
+        // ρ = 7 refines the low-noise end: the last step in t is much shorter than the first.
+        let h: Vec<f64> = g.times().windows(2).map(|w| w[0] - w[1]).collect();
+        assert!(h[11] < 0.3 * h[0], "{h:?}");
+        let e = TimeGrid::new(&sde, GridSpacing::Karras { rho: 0.0 }, 1e-3, 5).unwrap_err();
+        assert_eq!(e.name, "grid.karras.rho");
     }
 
     #[test]

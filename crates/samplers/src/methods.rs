@@ -6,8 +6,12 @@ use smoluchowski_sde::{ForwardSde, Score};
 
 use crate::config::Method;
 use crate::dynamics::{probability_flow_drift, reverse_drift};
+use crate::error::SamplerError;
 use crate::grid::TimeGrid;
-use crate::noise::{add_scaled_and_noise, fill_scaled_normal, NoiseEvent, CHUNK_ROWS};
+use crate::noise::{
+    add_scaled_and_noise, affine_and_noise, fill_scaled_normal, NoiseEvent, CHUNK_ROWS,
+};
+use crate::ode::DormandPrince;
 
 /// Called after every step with the 1-based index of the grid time just reached and the state.
 pub(crate) type OnStep<'c> = dyn FnMut(usize, &[f32]) + 'c;
@@ -19,7 +23,8 @@ pub(crate) fn run<S, M>(
     x: &mut [f32],
     grid: &TimeGrid,
     on_step: &mut OnStep<'_>,
-) where
+) -> Result<(), SamplerError>
+where
     S: ForwardSde + ?Sized,
     M: Score + ?Sized,
 {
@@ -31,7 +36,14 @@ pub(crate) fn run<S, M>(
             corrector_steps,
             snr,
         } => predictor_corrector(k, x, grid, corrector_steps, snr, on_step),
+        Method::Ddim { eta } => ddim(k, x, grid, eta, on_step),
+        Method::EdmHeun => edm_heun(k, x, grid, on_step),
+        Method::DpmSolverPp2M => dpm_solver_pp_2m(k, x, grid, on_step),
+        Method::DormandPrince { rtol, atol } => {
+            return dormand_prince(k, x, grid, rtol, atol, on_step)
+        }
     }
+    Ok(())
 }
 
 /// Euler–Maruyama on the reverse SDE.
@@ -104,6 +116,105 @@ fn predictor_corrector<S, M>(
     }
 }
 
+/// DDIM with stochasticity `eta` (noise event `(step, 0)` when `eta > 0`).
+fn ddim<S, M>(
+    k: &mut Stepper<'_, S, M>,
+    x: &mut [f32],
+    grid: &TimeGrid,
+    eta: f64,
+    on_step: &mut OnStep<'_>,
+) where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    for (i, w) in grid.times().windows(2).enumerate() {
+        k.ddim_step(x, w[0], w[1], eta, NoiseEvent::step(i, 0));
+        on_step(i + 1, x);
+    }
+}
+
+/// EDM: Heun in `(y = x/m, σ̂ = σ/m)` on every step but the last, which is Euler.
+fn edm_heun<S, M>(
+    k: &mut Stepper<'_, S, M>,
+    x: &mut [f32],
+    grid: &TimeGrid,
+    on_step: &mut OnStep<'_>,
+) where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    let n = grid.steps();
+    for (i, w) in grid.times().windows(2).enumerate() {
+        k.edm_heun_step(x, w[0], w[1], i + 1 < n);
+        on_step(i + 1, x);
+    }
+}
+
+/// DPM-Solver++(2M): first-order first step, then the two-step data-prediction update.
+fn dpm_solver_pp_2m<S, M>(
+    k: &mut Stepper<'_, S, M>,
+    x: &mut [f32],
+    grid: &TimeGrid,
+    on_step: &mut OnStep<'_>,
+) where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    let mut h_prev = None;
+    for (i, w) in grid.times().windows(2).enumerate() {
+        h_prev = Some(k.dpm_solver_pp_2m_step(x, w[0], w[1], h_prev));
+        on_step(i + 1, x);
+    }
+}
+
+/// Adaptive Dormand–Prince 5(4) on the probability-flow ODE, f64 state, through every grid
+/// time in turn.
+fn dormand_prince<S, M>(
+    k: &mut Stepper<'_, S, M>,
+    x: &mut [f32],
+    grid: &TimeGrid,
+    rtol: f64,
+    atol: f64,
+    on_step: &mut OnStep<'_>,
+) -> Result<(), SamplerError>
+where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    let len = x.len();
+    let mut y: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let (mut xf, mut sf) = (vec![0.0f32; len], vec![0.0f32; len]);
+    let (sde, model) = (k.sde, &mut *k.model);
+    let mut nfe = 0;
+    // v(x, t) = a(t) x − ½ g(t)² s(x, t), the score evaluated at the f32 cast of the state.
+    let mut rhs = |t: f64, y: &[f64], out: &mut [f64]| {
+        for (a, &b) in xf.iter_mut().zip(y) {
+            *a = b as f32;
+        }
+        model.score(&xf, t, &mut sf);
+        nfe += 1;
+        let (a, g) = (sde.drift_coef(t), sde.diffusion(t));
+        let c = -0.5 * g * g;
+        for ((o, &yi), &si) in out.iter_mut().zip(y).zip(&sf) {
+            *o = a * yi + c * f64::from(si);
+        }
+    };
+    let mut dp = DormandPrince::new(len, rtol, atol);
+    let mut result = Ok(());
+    for (i, w) in grid.times().windows(2).enumerate() {
+        result = dp.integrate(&mut rhs, &mut y, w[0], w[1]);
+        if result.is_err() {
+            break;
+        }
+        for (xi, &yi) in x.iter_mut().zip(&y) {
+            *xi = yi as f32;
+        }
+        on_step(i + 1, x);
+    }
+    k.nfe += nfe;
+    result
+}
+
 /// Step primitives with preallocated batch buffers (no allocation per step).
 pub(crate) struct Stepper<'a, S: ?Sized, M: ?Sized> {
     sde: &'a S,
@@ -133,8 +244,11 @@ where
         seed: u64,
     ) -> Self {
         let len = n * dim;
-        let heun = matches!(method, Method::ProbabilityFlowHeun);
-        let pc = matches!(method, Method::PredictorCorrector { .. });
+        let heun = matches!(method, Method::ProbabilityFlowHeun | Method::EdmHeun);
+        let pc = matches!(
+            method,
+            Method::PredictorCorrector { .. } | Method::DpmSolverPp2M
+        );
         Self {
             sde,
             model,
@@ -212,6 +326,99 @@ where
         for ((xi, &v1), &v2) in x.iter_mut().zip(&self.drift).zip(&self.drift2) {
             *xi = (f64::from(*xi) - half * (f64::from(v1) + f64::from(v2))) as f32;
         }
+    }
+
+    /// `(m, σ)` at `t`.
+    fn kernel(&self, t: f64) -> (f64, f64) {
+        (self.sde.mean_coef(t), self.sde.marginal_std(t))
+    }
+
+    /// DDIM from `t` to `t'`: with `x̂₀ = (x + σ² s)/m`, `ε̂ = −σ s`,
+    /// `x' = m' x̂₀ + √(σ'² − c²) ε̂ + c z`, `c = η σ' √(1 − (m σ'/(m' σ))²)`; i.e.
+    /// `x' = (m'/m) x + (m' σ²/m − σ √(σ'² − c²)) s + c z`.
+    pub(crate) fn ddim_step(
+        &mut self,
+        x: &mut [f32],
+        t: f64,
+        t_next: f64,
+        eta: f64,
+        event: NoiseEvent,
+    ) {
+        self.model.score(x, t, &mut self.drift);
+        self.nfe += 1;
+        let ((m, sig), (m2, sig2)) = (self.kernel(t), self.kernel(t_next));
+        let r = (m * sig2) / (m2 * sig);
+        let c = eta * sig2 * (1.0 - r * r).max(0.0).sqrt();
+        let dir = (sig2 * sig2 - c * c).max(0.0).sqrt();
+        let (a, b) = (m2 / m, m2 * sig * sig / m - sig * dir);
+        if c > 0.0 {
+            affine_and_noise(x, &self.drift, a, b, c, self.dim, self.seed, event);
+        } else {
+            for (xi, &s) in x.iter_mut().zip(&self.drift) {
+                *xi = (a * f64::from(*xi) + b * f64::from(s)) as f32;
+            }
+        }
+    }
+
+    /// EDM step from `t` to `t'` in `y = x/m`, `σ̂ = σ/m`, `Δ = σ̂' − σ̂`: `d = ε̂(x,t) = −σ s`,
+    /// `x̃ = m'(x/m + Δ d)`; if `heun`, `x' = m'(x/m + ½Δ(d + ε̂(x̃,t')))`, else `x' = x̃`.
+    pub(crate) fn edm_heun_step(&mut self, x: &mut [f32], t: f64, t_next: f64, heun: bool) {
+        let ((m, sig), (m2, sig2)) = (self.kernel(t), self.kernel(t_next));
+        let delta = sig2 / m2 - sig / m;
+        self.model.score(x, t, &mut self.drift);
+        self.nfe += 1;
+        // x̃ = (m'/m) x − m' Δ σ s.
+        let (a, b1) = (m2 / m, -m2 * delta * sig);
+        if !heun {
+            for (xi, &s) in x.iter_mut().zip(&self.drift) {
+                *xi = (a * f64::from(*xi) + b1 * f64::from(s)) as f32;
+            }
+            return;
+        }
+        for ((xt, &xi), &s) in self.scratch.iter_mut().zip(x.iter()).zip(&self.drift) {
+            *xt = (a * f64::from(xi) + b1 * f64::from(s)) as f32;
+        }
+        self.model.score(&self.scratch, t_next, &mut self.drift2);
+        self.nfe += 1;
+        let b2 = -m2 * delta * sig2;
+        for ((xi, &s1), &s2) in x.iter_mut().zip(&self.drift).zip(&self.drift2) {
+            *xi = (a * f64::from(*xi) + 0.5 * (b1 * f64::from(s1) + b2 * f64::from(s2))) as f32;
+        }
+    }
+
+    /// DPM-Solver++(2M) step from `t` to `t'` with `h = λ' − λ`, `λ = ln(m/σ)`, given the
+    /// previous step's `h_prev` (`None` on the first step; the previous `x̂₀` is kept in
+    /// `scratch`): `x' = (σ'/σ) x − m' (e^{−h} − 1) D`, `D = x̂₀` (first step) or
+    /// `(1 + 1/(2r)) x̂₀ − 1/(2r) x̂₀_prev`, `r = h_prev/h`. Returns `h`.
+    pub(crate) fn dpm_solver_pp_2m_step(
+        &mut self,
+        x: &mut [f32],
+        t: f64,
+        t_next: f64,
+        h_prev: Option<f64>,
+    ) -> f64 {
+        let ((m, sig), (m2, sig2)) = (self.kernel(t), self.kernel(t_next));
+        let h = (m2.ln() - sig2.ln()) - (m.ln() - sig.ln());
+        self.model.score(x, t, &mut self.drift);
+        self.nfe += 1;
+        let (var, inv_m) = (sig * sig, 1.0 / m);
+        let (a, c) = (sig2 / sig, -m2 * (-h).exp_m1());
+        // D = w_now x̂₀ + w_prev x̂₀_prev.
+        let (w_now, w_prev) = match h_prev {
+            None => (1.0, 0.0),
+            Some(hp) => {
+                let half_inv_r = 0.5 * h / hp;
+                (1.0 + half_inv_r, -half_inv_r)
+            }
+        };
+        for ((xi, &s), prev) in x.iter_mut().zip(&self.drift).zip(self.scratch.iter_mut()) {
+            let xv = f64::from(*xi);
+            let x0 = (xv + var * f64::from(s)) * inv_m;
+            let d = w_now * x0 + w_prev * f64::from(*prev);
+            *prev = x0 as f32;
+            *xi = (a * xv + c * d) as f32;
+        }
+        h
     }
 
     /// Langevin corrector at `t` (score_sde's `LangevinCorrector`):

@@ -79,6 +79,21 @@ pub(crate) fn add_scaled_and_noise(
     seed: u64,
     event: NoiseEvent,
 ) {
+    affine_and_noise(x, y, 1.0, b, c, dim, seed, event);
+}
+
+/// `x ← a · x + b · y + c · z`, `z ~ N(0, I)` from `(seed, event)`, computed in f64.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn affine_and_noise(
+    x: &mut [f32],
+    y: &[f32],
+    a: f64,
+    b: f64,
+    c: f64,
+    dim: usize,
+    seed: u64,
+    event: NoiseEvent,
+) {
     debug_assert_eq!(x.len(), y.len());
     let rows = CHUNK_ROWS * dim;
     x.par_chunks_mut(rows)
@@ -88,7 +103,7 @@ pub(crate) fn add_scaled_and_noise(
             let mut rng = chunk_rng(seed, event, chunk);
             for (xi, &yi) in xs.iter_mut().zip(ys) {
                 let z: f64 = rng.sample(StandardNormal);
-                *xi = (f64::from(*xi) + b * f64::from(yi) + c * z) as f32;
+                *xi = (a * f64::from(*xi) + b * f64::from(yi) + c * z) as f32;
             }
         });
 }

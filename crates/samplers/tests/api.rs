@@ -42,7 +42,7 @@ fn same_seed_gives_bit_identical_samples_and_other_seeds_differ() {
 #[test]
 fn samples_do_not_depend_on_the_thread_count() {
     // n = 10 001 spans three 4096-row noise chunks (the last one partial).
-    for method in [Method::EulerMaruyama, PC] {
+    for method in [Method::EulerMaruyama, PC, Method::Ddim { eta: 0.7 }] {
         let one = in_pool(1, || run(method, 10_001, 9, 20));
         let two = in_pool(2, || run(method, 10_001, 9, 20));
         let three = in_pool(3, || run(method, 10_001, 9, 20));
@@ -64,19 +64,22 @@ fn row_noise_does_not_depend_on_the_batch_size() {
 #[test]
 fn nfe_counts_score_evaluations() {
     let sde = VpSde::song_default();
-    for (method, per_step) in [
-        (Method::EulerMaruyama, 1),
-        (Method::ProbabilityFlowEuler, 1),
-        (Method::ProbabilityFlowHeun, 2),
-        (PC, 3),
+    for (method, per_run) in [
+        (Method::EulerMaruyama, 7),
+        (Method::ProbabilityFlowEuler, 7),
+        (Method::ProbabilityFlowHeun, 14),
+        (PC, 21),
+        (Method::Ddim { eta: 1.0 }, 7),
+        (Method::DpmSolverPp2M, 7),
+        (Method::EdmHeun, 13),
     ] {
         for denoise in [false, true] {
             let config = SamplerConfig::new(method, 7, 1e-3).with_final_denoise(denoise);
             let mut counter = Counting(oracle(), 0);
             let out = sample(&sde, &mut counter, &config, 10, 0, None).unwrap();
-            let want = 7 * per_step + usize::from(denoise);
+            let want = per_run + usize::from(denoise);
             assert_eq!(
-                (out.nfe, counter.1, config.nfe()),
+                (out.nfe, counter.1, config.nfe().unwrap()),
                 (want, want, want),
                 "{method:?}"
             );
@@ -210,6 +213,31 @@ fn config_round_trips_through_toml_and_rejects_unknown_fields() {
     );
     let msg = inner.unwrap_err().to_string();
     assert!(msg.contains("bogus"), "{msg}");
+    for (text, method) in [
+        ("\"edm_heun\"", Method::EdmHeun),
+        ("\"dpm_solver_pp_2m\"", Method::DpmSolverPp2M),
+        ("{ ddim = { eta = 0.5 } }", Method::Ddim { eta: 0.5 }),
+        (
+            "{ dormand_prince = { rtol = 1e-4, atol = 1e-6 } }",
+            Method::DormandPrince {
+                rtol: 1e-4,
+                atol: 1e-6,
+            },
+        ),
+    ] {
+        let toml_text = format!(
+            "steps = 8\nt_eps = 0.01\ngrid = {{ karras = {{ rho = 7.0 }} }}\nmethod = {text}"
+        );
+        let config: SamplerConfig = toml::from_str(&toml_text).unwrap();
+        let want = SamplerConfig::new(method, 8, 0.01).with_grid(GridSpacing::Karras { rho: 7.0 });
+        assert_eq!(config, want);
+        let back: SamplerConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+        assert_eq!(back, config);
+    }
+    let karras_typo = toml::from_str::<SamplerConfig>(
+        "method = \"edm_heun\"\nsteps = 10\nt_eps = 0.01\ngrid = { karras = { r = 7.0 } }",
+    );
+    assert!(karras_typo.is_err());
     let record: RecordSpec = serde_json::from_str(r#"{"particles": 5}"#).unwrap();
     assert_eq!(record.times, None);
     assert!(serde_json::from_str::<RecordSpec>(r#"{"particles": 5, "time": [1]}"#).is_err());
@@ -237,6 +265,20 @@ fn bad_parameters_are_errors_naming_the_parameter() {
     let e = err(bad_snr, 5, None);
     assert_eq!(e.name, "method.snr");
     assert!(e.to_string().contains("-1"), "{e}");
+    let with = |method| SamplerConfig::new(method, 10, 0.1);
+    assert_eq!(
+        err(with(Method::Ddim { eta: 1.5 }), 5, None).name,
+        "method.eta"
+    );
+    assert_eq!(
+        err(with(Method::Ddim { eta: f64::NAN }), 5, None).name,
+        "method.eta"
+    );
+    let dp = |rtol, atol| Method::DormandPrince { rtol, atol };
+    assert_eq!(err(with(dp(0.0, 1e-3)), 5, None).name, "method.rtol");
+    assert_eq!(err(with(dp(1e-3, -1.0)), 5, None).name, "method.atol");
+    let karras = em(10, 0.1).with_grid(GridSpacing::Karras { rho: -1.0 });
+    assert_eq!(err(karras, 5, None).name, "grid.karras.rho");
     let rec = |particles, times| Some(RecordSpec { particles, times });
     assert_eq!(err(em(10, 0.1), 5, rec(6, None)).name, "record.particles");
     assert_eq!(err(em(10, 0.1), 5, rec(0, None)).name, "record.particles");
