@@ -7,7 +7,7 @@
 //! `cargo run --release -p smoluchowski-samplers --example nfe_table`
 
 use smoluchowski_metrics::ks_one_sample;
-use smoluchowski_samplers::{sample, GridSpacing, Method, SamplerConfig};
+use smoluchowski_samplers::{sample, DdpmVariance, GridSpacing, Method, SamplerConfig};
 use smoluchowski_sde::{normal_cdf, ForwardSde, GaussianOracle, VpSde};
 
 const MU: [f64; 2] = [1.0, -0.5];
@@ -72,6 +72,20 @@ fn main() {
             "ddim η=1 (log_snr)",
             Method::Ddim { eta: 1.0 },
             GridSpacing::LogSnr,
+        ),
+        (
+            "ddpm ancestral β̃=β (uniform)",
+            Method::DdpmAncestral {
+                variance: DdpmVariance::Beta,
+            },
+            GridSpacing::Uniform,
+        ),
+        (
+            "ddpm ancestral β̃=posterior (uniform)",
+            Method::DdpmAncestral {
+                variance: DdpmVariance::Posterior,
+            },
+            GridSpacing::Uniform,
         ),
         ("edm_heun (karras ρ=7)", Method::EdmHeun, karras),
         (

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use smoluchowski_sde::ForwardSde;
 
+use crate::ddpm::DdpmVariance;
 use crate::error::{check, SamplerError};
 use crate::grid::{GridSpacing, TimeGrid};
 
@@ -10,6 +11,7 @@ use crate::grid::{GridSpacing, TimeGrid};
 ///
 /// In TOML: `method = "euler_maruyama"`, `method = { ddim = { eta = 0.0 } }`,
 /// `method = "edm_heun"`, `method = "dpm_solver_pp_2m"`,
+/// `method = { ddpm_ancestral = { variance = "posterior" } }`,
 /// `method = { dormand_prince = { rtol = 1e-5, atol = 1e-5 } }` or
 /// `method = { predictor_corrector = { corrector_steps = 1, snr = 0.16 } }`.
 ///
@@ -53,6 +55,20 @@ pub enum Method {
         /// Stochasticity `η ∈ [0, 1]` (0: deterministic DDIM, 1: DDPM ancestral).
         eta: f64,
     },
+    /// DDPM ancestral sampling on the grid, with the discrete schedule the grid induces on the
+    /// kernel: from `t` to `t'` the forward transition is `x_t | x_{t'} ~ N(a x_{t'}, b²)`,
+    /// `a = m/m'`, `b² = σ² − a² σ'²` (for VP, `a = √(1 − β_i)` and `b² = β_i` with
+    /// `ᾱ ≡ m²`), and the step is the posterior mean plus noise:
+    /// `x' = (x + b² s(x,t)) / a + √β̃ z`, `β̃ = b²` ([`DdpmVariance::Beta`]) or
+    /// `β̃ = b² σ'²/σ²` ([`DdpmVariance::Posterior`]). 1 evaluation per step.
+    ///
+    /// With `Posterior` this is algebraically DDIM with `η = 1`. For the exact discrete chain
+    /// of a DDPM schedule (`ᾱ_i = ∏(1 − β_j)`, which differs from `m(t_i)²` by `O(1/N)`) use
+    /// [`sample_ddpm`](crate::sample_ddpm) instead.
+    DdpmAncestral {
+        /// `β̃`: the forward variance or the posterior variance.
+        variance: DdpmVariance,
+    },
     /// Karras et al.'s (EDM) deterministic sampler: Heun's 2nd-order method on
     /// `dy/dσ̂ = ε̂(x, t)` (`y = x/m`, `σ̂ = σ/m`), with `Δ = σ̂' − σ̂`:
     /// `d = ε̂(x,t)`, `x̃ = m'(x/m + Δ d)`, `x' = m'(x/m + ½ Δ (d + ε̂(x̃,t')))`;
@@ -91,6 +107,7 @@ impl Method {
             Method::EulerMaruyama
             | Method::ProbabilityFlowEuler
             | Method::Ddim { .. }
+            | Method::DdpmAncestral { .. }
             | Method::DpmSolverPp2M => Some(1),
             Method::ProbabilityFlowHeun | Method::EdmHeun => Some(2),
             Method::PredictorCorrector {
@@ -171,6 +188,7 @@ impl SamplerConfig {
             | Method::ProbabilityFlowEuler
             | Method::ProbabilityFlowHeun
             | Method::EdmHeun
+            | Method::DdpmAncestral { .. }
             | Method::DpmSolverPp2M => {}
         }
         if self.steps >= u32::MAX as usize {

@@ -14,6 +14,10 @@
 //! log-SNR, Karras. All noise is seeded per (seed, step, row chunk) (see [`noise`]), so
 //! results are bit-identical for any number of threads.
 //!
+//! [`sample_ddpm`] runs the discrete DDPM chain of a [`DdpmSchedule`] (linear or cosine β) by
+//! ancestral sampling from any score; [`ddpm`] documents its exact correspondence with the VP
+//! SDE (`β(t) = N β_lin(t)`, `ᾱ_i = m(i/N)² + O(1/N)`).
+//!
 //! [`log_likelihood`] / [`log_likelihood_exact`] integrate the probability-flow ODE from
 //! `t_eps` to `T` jointly with `∫ ∇·ṽ dt` for exact log-likelihoods
 //! `log p_{t_eps}(x) = log p_T(x_T) + ∫_{t_eps}^T ∇·ṽ(x_t, t) dt`, with the divergence in closed
@@ -21,6 +25,7 @@
 //! estimator.
 
 mod config;
+pub mod ddpm;
 mod dynamics;
 mod error;
 mod grid;
@@ -33,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use smoluchowski_sde::{ForwardSde, Score};
 
 pub use config::{Method, SamplerConfig};
+pub use ddpm::{sample_ddpm, DdpmSchedule, DdpmScheduleKind, DdpmVariance, COSINE_MAX_BETA};
 pub use dynamics::{probability_flow_drift, reverse_drift};
 pub use error::SamplerError;
 pub use grid::{GridSpacing, TimeGrid};
@@ -133,15 +139,7 @@ where
 {
     let grid = config.time_grid(sde)?;
     let dim = model.dim();
-    if dim == 0 {
-        return Err(SamplerError::new("model.dim()", dim, "≥ 1"));
-    }
-    if n == 0 {
-        return Err(SamplerError::new("n", n, "≥ 1"));
-    }
-    let len = n.checked_mul(dim).ok_or_else(|| {
-        SamplerError::new("n", n, format!("such that n × dim ({dim}) fits in usize"))
-    })?;
+    let len = check_batch(dim, n)?;
     check("sde.prior_std()", sde.prior_std(), "> 0", |v| v > 0.0)?;
     if config.final_denoise {
         let m = sde.mean_coef(grid.t_final());
@@ -150,7 +148,7 @@ where
         })?;
     }
     let mut recorder = record
-        .map(|spec| Recorder::new(spec, &grid, n, dim))
+        .map(|spec| Recorder::new(spec, grid.times(), n, dim))
         .transpose()?;
 
     let mut x = vec![0.0f32; len];
@@ -178,16 +176,35 @@ where
     })
 }
 
+/// Checks `dim ≥ 1`, `n ≥ 1` and that `n × dim` fits; returns `n × dim`.
+pub(crate) fn check_batch(dim: usize, n: usize) -> Result<usize, SamplerError> {
+    if dim == 0 {
+        return Err(SamplerError::new("model.dim()", dim, "≥ 1"));
+    }
+    if n == 0 {
+        return Err(SamplerError::new("n", n, "≥ 1"));
+    }
+    n.checked_mul(dim).ok_or_else(|| {
+        SamplerError::new("n", n, format!("such that n × dim ({dim}) fits in usize"))
+    })
+}
+
 /// Copies the leading rows at the selected grid indices into a preallocated buffer.
-struct Recorder {
+pub(crate) struct Recorder {
     /// `want[i]`: record at grid index `i`.
     want: Vec<bool>,
     grid_times: Vec<f64>,
-    out: Trajectories,
+    pub(crate) out: Trajectories,
 }
 
 impl Recorder {
-    fn new(spec: RecordSpec, grid: &TimeGrid, n: usize, dim: usize) -> Result<Self, SamplerError> {
+    /// `times`: the decreasing times of the states passed to [`Recorder::observe`].
+    pub(crate) fn new(
+        spec: RecordSpec,
+        times: &[f64],
+        n: usize,
+        dim: usize,
+    ) -> Result<Self, SamplerError> {
         if spec.particles == 0 || spec.particles > n {
             return Err(SamplerError::new(
                 "record.particles",
@@ -195,10 +212,9 @@ impl Recorder {
                 format!("in 1..=n (n = {n})"),
             ));
         }
-        let times = grid.times();
         let mut want = vec![spec.times.is_none(); times.len()];
         for (j, &t) in spec.times.iter().flatten().enumerate() {
-            let (lo, hi) = (grid.t_final(), grid.t_start());
+            let (lo, hi) = (times[times.len() - 1], times[0]);
             check(
                 &format!("record.times[{j}]"),
                 t,
@@ -223,7 +239,7 @@ impl Recorder {
         })
     }
 
-    fn observe(&mut self, grid_index: usize, x: &[f32]) {
+    pub(crate) fn observe(&mut self, grid_index: usize, x: &[f32]) {
         if self.want[grid_index] {
             let len = self.out.particles * self.out.dim;
             self.out.positions.extend_from_slice(&x[..len]);

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use smoluchowski_sde::{ForwardSde, Score};
 
 use crate::config::Method;
+use crate::ddpm::DdpmVariance;
 use crate::dynamics::{probability_flow_drift, reverse_drift};
 use crate::error::SamplerError;
 use crate::grid::TimeGrid;
@@ -37,6 +38,7 @@ where
             snr,
         } => predictor_corrector(k, x, grid, corrector_steps, snr, on_step),
         Method::Ddim { eta } => ddim(k, x, grid, eta, on_step),
+        Method::DdpmAncestral { variance } => ddpm_ancestral(k, x, grid, variance, on_step),
         Method::EdmHeun => edm_heun(k, x, grid, on_step),
         Method::DpmSolverPp2M => dpm_solver_pp_2m(k, x, grid, on_step),
         Method::DormandPrince { rtol, atol } => {
@@ -129,6 +131,23 @@ fn ddim<S, M>(
 {
     for (i, w) in grid.times().windows(2).enumerate() {
         k.ddim_step(x, w[0], w[1], eta, NoiseEvent::step(i, 0));
+        on_step(i + 1, x);
+    }
+}
+
+/// DDPM ancestral sampling with the grid's kernel-induced schedule (noise event `(step, 0)`).
+fn ddpm_ancestral<S, M>(
+    k: &mut Stepper<'_, S, M>,
+    x: &mut [f32],
+    grid: &TimeGrid,
+    variance: DdpmVariance,
+    on_step: &mut OnStep<'_>,
+) where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    for (i, w) in grid.times().windows(2).enumerate() {
+        k.ddpm_step(x, w[0], w[1], variance, NoiseEvent::step(i, 0));
         on_step(i + 1, x);
     }
 }
@@ -358,6 +377,37 @@ where
                 *xi = (a * f64::from(*xi) + b * f64::from(s)) as f32;
             }
         }
+    }
+
+    /// DDPM ancestral step from `t` to `t'`: with `a = m/m'`, `b² = σ² − a² σ'²`,
+    /// `x' = (x + b² s(x,t)) / a + √β̃ z`, `β̃ = b²` or `b² σ'²/σ²`.
+    pub(crate) fn ddpm_step(
+        &mut self,
+        x: &mut [f32],
+        t: f64,
+        t_next: f64,
+        variance: DdpmVariance,
+        event: NoiseEvent,
+    ) {
+        self.model.score(x, t, &mut self.drift);
+        self.nfe += 1;
+        let ((m, sig), (m2, sig2)) = (self.kernel(t), self.kernel(t_next));
+        let a = m / m2;
+        let b2 = (sig * sig - a * a * sig2 * sig2).max(0.0);
+        let var = match variance {
+            DdpmVariance::Beta => b2,
+            DdpmVariance::Posterior => b2 * (sig2 * sig2) / (sig * sig),
+        };
+        affine_and_noise(
+            x,
+            &self.drift,
+            1.0 / a,
+            b2 / a,
+            var.sqrt(),
+            self.dim,
+            self.seed,
+            event,
+        );
     }
 
     /// EDM step from `t` to `t'` in `y = x/m`, `σ̂ = σ/m`, `Δ = σ̂' − σ̂`: `d = ε̂(x,t) = −σ s`,
