@@ -81,6 +81,26 @@ pub struct VLine {
     pub label: Option<String>,
 }
 
+/// Filled axis-aligned rectangles (a 2-D histogram heat map): `(x0, y0, x1, y1, colour)`.
+#[derive(Debug, Clone, Default)]
+pub struct Cells {
+    /// The rectangles.
+    pub rects: Vec<(f64, f64, f64, f64, RGBColor)>,
+}
+
+/// A scatter of small dots.
+#[derive(Debug, Clone)]
+pub struct Points {
+    /// The points `(x, y)`.
+    pub points: Vec<(f64, f64)>,
+    /// Colour.
+    pub color: RGBColor,
+    /// Opacity in `[0, 1]`.
+    pub alpha: f64,
+    /// Dot radius in pixels.
+    pub radius: u32,
+}
+
 /// One chart of a figure.
 #[derive(Debug, Clone, Default)]
 pub struct Panel {
@@ -102,6 +122,12 @@ pub struct Panel {
     pub y_range: Option<(f64, f64)>,
     /// Where the legend goes.
     pub legend: Legend,
+    /// Heat-map cells (drawn first, below everything).
+    pub cells: Cells,
+    /// Scatter layers (drawn after bars, before lines).
+    pub points: Vec<Points>,
+    /// The y data are `log₁₀` of the plotted quantity: tick labels show `10^y` (a log-y axis).
+    pub y_log10: bool,
 }
 
 /// Legend position inside a panel.
@@ -134,6 +160,15 @@ impl Panel {
             for &(x, y) in &l.points {
                 take(x, y);
             }
+        }
+        for p in &self.points {
+            for &(x, y) in &p.points {
+                take(x, y);
+            }
+        }
+        for &(x0, y0, x1, y1, _) in &self.cells.rects {
+            take(x0, y0);
+            take(x1, y1);
         }
         let fix = |r: (f64, f64)| {
             if !(r.0.is_finite() && r.1.is_finite()) {
@@ -175,14 +210,46 @@ where
         .y_label_area_size(58)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
+    let log_label = |v: &f64| {
+        let x = 10f64.powf(*v);
+        if (1e-3..1e4).contains(&x.abs()) {
+            format!("{x:.3}")
+        } else {
+            format!("{x:.1e}")
+        }
+    };
+    let plain_label = |v: &f64| {
+        let a = v.abs();
+        if a == 0.0 || (1e-3..1e5).contains(&a) {
+            let s = format!("{v:.3}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            if s == "-0" {
+                "0".to_string()
+            } else {
+                s.to_string()
+            }
+        } else {
+            format!("{v:.1e}")
+        }
+    };
+    let y_fmt: &dyn Fn(&f64) -> String = if p.y_log10 { &log_label } else { &plain_label };
     chart
         .configure_mesh()
         .x_desc(&p.x_label)
         .y_desc(&p.y_label)
+        .y_label_formatter(y_fmt)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .light_line_style(WHITE.mix(0.0))
         .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(
+            p.cells
+                .rects
+                .iter()
+                .map(|&(x0, y0, x1, y1, c)| Rectangle::new([(x0, y0), (x1, y1)], c.filled())),
+        )
         .map_err(err)?;
     let mut any_label = false;
     for b in &p.bars {
@@ -201,6 +268,18 @@ where
                 .label(label)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], style));
         }
+    }
+    for s in &p.points {
+        let style = s.color.mix(s.alpha).filled();
+        let r = s.radius;
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .filter(|&&(x, y)| (x0..=x1).contains(&x) && (y0..=y1).contains(&y))
+                    .map(|&(x, y)| Circle::new((x, y), r, style)),
+            )
+            .map_err(err)?;
     }
     for l in &p.lines {
         let style = l.color.mix(l.alpha).stroke_width(l.width);
@@ -256,6 +335,29 @@ pub fn draw_row(path: &Path, panels: &[Panel], panel_size: (u32, u32)) -> Result
     root.present()
         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(())
+}
+
+/// Viridis-like colour map: `v ∈ [0, 1]` → colour (linear between 6 anchor colours of viridis).
+pub fn viridis(v: f64) -> RGBColor {
+    const ANCHORS: [(f64, f64, f64); 6] = [
+        (68.0, 1.0, 84.0),
+        (65.0, 68.0, 135.0),
+        (42.0, 120.0, 142.0),
+        (34.0, 168.0, 132.0),
+        (122.0, 209.0, 81.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let pos = v * (ANCHORS.len() - 1) as f64;
+    let i = (pos.floor() as usize).min(ANCHORS.len() - 2);
+    let f = pos - i as f64;
+    let (a, b) = (ANCHORS[i], ANCHORS[i + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * f).round().clamp(0.0, 255.0) as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
 /// `(x, pdf(x))` at `n` evenly spaced points of `[lo, hi]`.

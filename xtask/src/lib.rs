@@ -10,6 +10,7 @@ pub mod golden;
 pub mod harness;
 pub mod manifest;
 pub mod output;
+pub mod progress;
 pub mod report;
 pub mod seeding;
 pub mod validate;

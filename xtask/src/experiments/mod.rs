@@ -2,7 +2,8 @@
 
 use crate::harness::KindEntry;
 
+pub mod ring2d;
 pub mod smoluchowski;
 
 /// Every registered experiment kind, selected by a manifest's `experiment.kind`.
-pub const KINDS: &[KindEntry] = &[smoluchowski::ENTRY];
+pub const KINDS: &[KindEntry] = &[smoluchowski::ENTRY, ring2d::ENTRY];
