@@ -6,6 +6,7 @@
 
 pub mod experiments;
 pub mod figures;
+pub mod bench;
 pub mod golden;
 pub mod harness;
 pub mod manifest;

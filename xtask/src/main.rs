@@ -42,8 +42,13 @@ enum Command {
     },
     /// List the experiments in `experiments/` with one-line descriptions.
     List,
-    /// Benchmarks (slot reserved; none registered yet).
-    Bench,
+    /// Throughput of the part-2 recipe: training steps/s, reverse-SDE and probability-flow Heun
+    /// sample-steps/s at batch 1e5, peak memory (compare with benches/peer/peer.py).
+    Bench {
+        /// Print one JSON object (same keys as the PyTorch peer) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,10 +70,7 @@ fn main() -> ExitCode {
         }
         Command::Reproduce { name, opts } => harness::reproduce(&name, opts.out, opts.resume),
         Command::List => harness::list().map(|()| harness::Outcome::Success),
-        Command::Bench => {
-            eprintln!("cargo xtask bench: no benchmarks are registered yet (slot reserved)");
-            return ExitCode::from(1);
-        }
+        Command::Bench { json } => xtask::bench::run(json).map(|()| harness::Outcome::Success),
     };
     match result {
         Ok(harness::Outcome::Success) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Forward-only fused MLP over the same weights as [`ScoreNet`], on `gemm`, for sampling.
 
-use crate::config::{embed_time_with, NetOutput, ScoreNetConfig};
+use crate::config::{embed_time_with, Activation, NetOutput, ScoreNetConfig};
+use crate::fused_train::with_act;
 use crate::net::ScoreNet;
 use dfdx::shapes::HasShape;
 use rayon::prelude::*;
@@ -143,17 +144,21 @@ impl FusedMlp {
                     }
                 }
             } else if self.config.residual && i > 0 {
-                for (row, hrow) in dst.chunks_exact_mut(l.out).zip(cur.chunks_exact(l.inp)) {
-                    for ((z, &b), &h) in row.iter_mut().zip(bias).zip(hrow) {
-                        *z = h + act.apply(*z + b);
+                with_act!(act, apply, f => {
+                    for (row, hrow) in dst.chunks_exact_mut(l.out).zip(cur.chunks_exact(l.inp)) {
+                        for ((z, &b), &h) in row.iter_mut().zip(bias).zip(hrow) {
+                            *z = h + f(*z + b);
+                        }
                     }
-                }
+                });
             } else {
-                for row in dst.chunks_exact_mut(l.out) {
-                    for (z, &b) in row.iter_mut().zip(bias) {
-                        *z = act.apply(*z + b);
+                with_act!(act, apply, f => {
+                    for row in dst.chunks_exact_mut(l.out) {
+                        for (z, &b) in row.iter_mut().zip(bias) {
+                            *z = f(*z + b);
+                        }
                     }
-                }
+                });
             }
             if i != last {
                 std::mem::swap(&mut cur, &mut nxt);

@@ -20,7 +20,7 @@ pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
 };
 pub use fused::{output_to_score, DfdxNetScore, FusedMlp, NetScore, FUSED_BLOCK_ROWS};
-pub use fused_train::{mlp_loss_and_grad, MlpWorkspace};
+pub use fused_train::{mlp_loss_and_grad, MlpWorkspace, TRAIN_CHUNK_ROWS};
 pub use io::{read_f32, sidecar_path, tensors_to_bytes, write_atomic, NetIoError};
 pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
 
