@@ -29,6 +29,7 @@ pub mod ddpm;
 mod dynamics;
 mod error;
 mod grid;
+pub mod langevin;
 mod likelihood;
 mod methods;
 pub mod noise;

@@ -2,8 +2,15 @@
 
 use crate::harness::KindEntry;
 
+pub mod fokker_planck;
+pub mod langevin;
 pub mod ring2d;
 pub mod smoluchowski;
 
 /// Every registered experiment kind, selected by a manifest's `experiment.kind`.
-pub const KINDS: &[KindEntry] = &[smoluchowski::ENTRY, ring2d::ENTRY];
+pub const KINDS: &[KindEntry] = &[
+    smoluchowski::ENTRY,
+    ring2d::ENTRY,
+    fokker_planck::ENTRY,
+    langevin::ENTRY,
+];
