@@ -5,6 +5,7 @@ use crate::harness::KindEntry;
 pub mod fokker_planck;
 pub mod langevin;
 pub mod ring2d;
+pub mod ring2d_oracle;
 pub mod smoluchowski;
 
 /// Every registered experiment kind, selected by a manifest's `experiment.kind`.
@@ -13,4 +14,5 @@ pub const KINDS: &[KindEntry] = &[
     ring2d::ENTRY,
     fokker_planck::ENTRY,
     langevin::ENTRY,
+    ring2d_oracle::ENTRY,
 ];
