@@ -4,9 +4,9 @@
 //! Adding an experiment kind: write `experiments/<kind>.rs` implementing
 //! [`harness::Experiment`] with a [`harness::KindEntry`], and list it in [`experiments::KINDS`].
 
+pub mod bench;
 pub mod experiments;
 pub mod figures;
-pub mod bench;
 pub mod golden;
 pub mod harness;
 pub mod manifest;
