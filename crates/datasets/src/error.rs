@@ -1,12 +1,12 @@
-//! Errors for invalid dataset parameters.
+//! Errors for invalid parameters: one type for the whole workspace (`smoluchowski-sde` re-exports it).
 
 use std::fmt;
 
-/// An invalid parameter given to a dataset constructor.
+/// An invalid parameter given to a constructor (datasets, SDEs, oracles).
 ///
 /// The message names the parameter and the offending value, e.g. `scale must be > 0, got -1`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum DatasetError {
+pub enum ParameterError {
     /// A scalar parameter violated its requirement.
     InvalidParameter {
         /// Name of the parameter (`"scale"`, `"std[2]"`).
@@ -34,15 +34,15 @@ pub enum DatasetError {
     },
 }
 
-impl fmt::Display for DatasetError {
+impl fmt::Display for ParameterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DatasetError::InvalidParameter {
+            ParameterError::InvalidParameter {
                 name,
                 requirement,
                 value,
             } => write!(f, "{name} {requirement}, got {value}"),
-            DatasetError::LengthMismatch {
+            ParameterError::LengthMismatch {
                 first,
                 first_len,
                 second,
@@ -51,20 +51,23 @@ impl fmt::Display for DatasetError {
                 f,
                 "{first} and {second} must have the same length, got {first_len} and {second_len}"
             ),
-            DatasetError::Empty { name } => write!(f, "{name} must not be empty"),
+            ParameterError::Empty { name } => write!(f, "{name} must not be empty"),
         }
     }
 }
 
-impl std::error::Error for DatasetError {}
+impl std::error::Error for ParameterError {}
+
+/// An invalid parameter given to a dataset constructor.
+pub type DatasetError = ParameterError;
 
 /// `Ok(value)` if `value` is finite and `ok(value)`, else an invalid-parameter error.
-pub(crate) fn check(
+pub fn check_parameter(
     name: impl Into<String>,
     value: f64,
     requirement: &str,
     ok: impl Fn(f64) -> bool,
-) -> Result<f64, DatasetError> {
+) -> Result<f64, ParameterError> {
     if value.is_finite() && ok(value) {
         Ok(value)
     } else {
@@ -73,7 +76,7 @@ pub(crate) fn check(
         } else {
             format!("must be finite and {requirement}")
         };
-        Err(DatasetError::InvalidParameter {
+        Err(ParameterError::InvalidParameter {
             name: name.into(),
             requirement,
             value,

@@ -3,7 +3,7 @@
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::error::{check, DatasetError};
+use crate::error::{check_parameter as check, DatasetError};
 use crate::Dataset;
 
 /// `N(μ, diag(s²))`: independent coordinates `x_j = μ_j + s_j ε_j`, `ε_j ~ N(0, 1)`.

@@ -10,7 +10,7 @@ mod gaussian;
 mod mixture;
 mod ring2d;
 
-pub use error::DatasetError;
+pub use error::{check_parameter, DatasetError, ParameterError};
 pub use gaussian::Gaussian;
 pub use mixture::GaussianMixture;
 pub use ring2d::{Ring2d, ANGULAR_ENTROPY};

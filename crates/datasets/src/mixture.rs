@@ -3,7 +3,7 @@
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::error::{check, DatasetError};
+use crate::error::{check_parameter as check, DatasetError};
 use crate::Dataset;
 
 /// `ln √(2π)`.

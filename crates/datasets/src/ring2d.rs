@@ -7,7 +7,7 @@ use rand_distr::Distribution;
 use statrs::distribution::{Continuous, ContinuousCDF};
 use statrs::statistics::Distribution as _;
 
-use crate::error::{check, DatasetError};
+use crate::error::{check_parameter as check, DatasetError};
 use crate::Dataset;
 
 /// `ring2d`: `x = r · u / |u|` with `u` uniform in the square `[−1, 1]²` and an independent
