@@ -423,6 +423,102 @@ fn mean_std(x: &[f64]) -> (f64, f64) {
 }
 
 /// Asymptotic one-sample KS critical value at `α = 1e-3`: `√(−ln(α/2)/2)/√n = 1.9495/√n`.
+/// The notes' layout for ring2d samples (row-major `n × 2`, with their radii and angles): a 2-D
+/// histogram (colour ∝ √density), the angle histogram against the exact density
+/// `1/(8 max(cos²θ, sin²θ))`, and the radius histogram against the exact Gamma(k, rate k) density.
+pub fn notes_layout_panels(
+    data: &Ring2d,
+    samples: &[f64],
+    r_s: &[f64],
+    th_s: &[f64],
+    hist_title: String,
+    sample_label: &str,
+) -> Result<[Panel; 3]> {
+    let k = data.scale();
+    let sd = 1.0 / k.sqrt();
+    let half = 1.0 + 7.0 * sd.min(0.1) + 0.3;
+    let bins2 = 140;
+    let mut h2 = Histogram2d::new(-half, half, bins2, -half, half, bins2)
+        .map_err(|e| anyhow!("2-D histogram: {e}"))?;
+    h2.fill(samples);
+    let dens = h2.density();
+    let peak = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
+    let (wx, wy) = h2.bin_widths();
+    let mut rects = Vec::new();
+    for i in 0..bins2 {
+        for j in 0..bins2 {
+            let d = dens[i * bins2 + j];
+            let x0 = -half + i as f64 * wx;
+            let y0 = -half + j as f64 * wy;
+            // √ scaling shows the faint tails next to the dense ring.
+            let c = if d > 0.0 {
+                viridis((d / peak).sqrt())
+            } else {
+                viridis(0.0)
+            };
+            rects.push((x0, y0, x0 + wx, y0 + wy, c));
+        }
+    }
+    let hist2 = Panel {
+        title: hist_title,
+        x_label: "x".into(),
+        y_label: "y".into(),
+        cells: Cells { rects },
+        x_range: Some((-half, half)),
+        y_range: Some((-half, half)),
+        ..Default::default()
+    };
+    let pi = std::f64::consts::PI;
+    let (ea, da) = density_histogram(th_s, -pi, pi, 120)?;
+    let angle = Panel {
+        title: "angle θ = atan2(y, x)".into(),
+        x_label: "θ".into(),
+        y_label: "density".into(),
+        bars: vec![Bars {
+            edges: ea,
+            heights: da,
+            color: palette::DATA,
+            alpha: 0.5,
+            label: Some(sample_label.into()),
+        }],
+        lines: vec![Line {
+            points: curve(-pi, pi, 1200, |t| data.angular_pdf(t)),
+            color: palette::EXACT,
+            alpha: 1.0,
+            width: 2,
+            label: Some("exact 1/(8 max(cos²θ, sin²θ))".into()),
+        }],
+        x_range: Some((-pi, pi)),
+        y_range: Some((0.0, 0.36)),
+        legend: Legend::UpperLeft,
+        ..Default::default()
+    };
+    let (r_lo, r_hi) = ((1.0 - 7.0 * sd).max(0.0), 1.0 + 7.0 * sd);
+    let (er, dr) = density_histogram(r_s, r_lo, r_hi, 100)?;
+    let radius = Panel {
+        title: "radius r = |x|".into(),
+        x_label: "r".into(),
+        y_label: "density".into(),
+        bars: vec![Bars {
+            edges: er,
+            heights: dr,
+            color: palette::DATA,
+            alpha: 0.5,
+            label: Some(sample_label.into()),
+        }],
+        lines: vec![Line {
+            points: curve(r_lo, r_hi, 600, |r| data.radial_pdf(r)),
+            color: palette::EXACT,
+            alpha: 1.0,
+            width: 2,
+            label: Some(format!("exact Gamma({k}, rate {k})")),
+        }],
+        x_range: Some((r_lo, r_hi)),
+        ..Default::default()
+    };
+    Ok([hist2, angle, radius])
+}
+
 fn ks_critical(n: usize) -> f64 {
     (-(0.5e-3f64).ln() / 2.0).sqrt() / (n as f64).sqrt()
 }
@@ -808,86 +904,14 @@ impl Ring2dManifest {
         let mut figs = Vec::new();
 
         // (a) the notes' layout: 2-D histogram | angle | radius.
-        let half = 1.0 + 7.0 * sd.min(0.1) + 0.3;
-        let bins2 = 140;
-        let mut h2 = Histogram2d::new(-half, half, bins2, -half, half, bins2)
-            .map_err(|e| anyhow!("2-D histogram: {e}"))?;
-        h2.fill(samples);
-        let dens = h2.density();
-        let peak = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
-        let (wx, wy) = h2.bin_widths();
-        let mut rects = Vec::new();
-        for i in 0..bins2 {
-            for j in 0..bins2 {
-                let d = dens[i * bins2 + j];
-                let x0 = -half + i as f64 * wx;
-                let y0 = -half + j as f64 * wy;
-                // √ scaling shows the faint tails next to the dense ring.
-                let c = if d > 0.0 {
-                    viridis((d / peak).sqrt())
-                } else {
-                    viridis(0.0)
-                };
-                rects.push((x0, y0, x0 + wx, y0 + wy, c));
-            }
-        }
-        let hist2 = Panel {
-            title: format!("samples (n = {n}), 2-D histogram"),
-            x_label: "x".into(),
-            y_label: "y".into(),
-            cells: Cells { rects },
-            x_range: Some((-half, half)),
-            y_range: Some((-half, half)),
-            ..Default::default()
-        };
-        let pi = std::f64::consts::PI;
-        let (ea, da) = density_histogram(th_s, -pi, pi, 120)?;
-        let angle = Panel {
-            title: "angle θ = atan2(y, x)".into(),
-            x_label: "θ".into(),
-            y_label: "density".into(),
-            bars: vec![Bars {
-                edges: ea,
-                heights: da,
-                color: palette::DATA,
-                alpha: 0.5,
-                label: Some("learned (samples)".into()),
-            }],
-            lines: vec![Line {
-                points: curve(-pi, pi, 1200, |t| data.angular_pdf(t)),
-                color: palette::EXACT,
-                alpha: 1.0,
-                width: 2,
-                label: Some("exact 1/(8 max(cos²θ, sin²θ))".into()),
-            }],
-            x_range: Some((-pi, pi)),
-            y_range: Some((0.0, 0.36)),
-            legend: Legend::UpperLeft,
-            ..Default::default()
-        };
-        let (r_lo, r_hi) = ((1.0 - 7.0 * sd).max(0.0), 1.0 + 7.0 * sd);
-        let (er, dr) = density_histogram(r_s, r_lo, r_hi, 100)?;
-        let radius = Panel {
-            title: "radius r = |x|".into(),
-            x_label: "r".into(),
-            y_label: "density".into(),
-            bars: vec![Bars {
-                edges: er,
-                heights: dr,
-                color: palette::DATA,
-                alpha: 0.5,
-                label: Some("learned (samples)".into()),
-            }],
-            lines: vec![Line {
-                points: curve(r_lo, r_hi, 600, |r| data.radial_pdf(r)),
-                color: palette::EXACT,
-                alpha: 1.0,
-                width: 2,
-                label: Some(format!("exact Gamma({k}, rate {k})")),
-            }],
-            x_range: Some((r_lo, r_hi)),
-            ..Default::default()
-        };
+        let [hist2, angle, radius] = notes_layout_panels(
+            data,
+            samples,
+            r_s,
+            th_s,
+            format!("samples (n = {n}), 2-D histogram"),
+            "learned (samples)",
+        )?;
         figures::draw_row(&out.file("ring2d.png"), &[hist2, angle, radius], (600, 560))?;
         figs.push(Figure {
             file: "ring2d.png".into(),

@@ -23,13 +23,11 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
-use smoluchowski::metrics::{angles, ks_one_sample, ks_one_sample_sf, radii, Histogram2d};
+use smoluchowski::metrics::{angles, ks_one_sample, ks_one_sample_sf, radii};
 use smoluchowski::samplers::{sample_with_progress, SamplerConfig};
 use smoluchowski::sde::{ForwardSde, Ring2dOracle, VpSde};
 
-use crate::figures::{
-    self, curve, density_histogram, palette, viridis, Bars, Cells, Legend, Line, Panel, Points,
-};
+use crate::figures::{self, palette, viridis, Line, Panel, Points};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::write_npy;
@@ -721,81 +719,14 @@ fn best_figure(
 ) -> Result<Figure> {
     let n = x.len() / 2;
     let k = ring.scale();
-    let sd = 1.0 / k.sqrt();
-    let half = 1.0 + 7.0 * sd.min(0.1) + 0.3;
-    let bins2 = 140;
-    let mut h2 = Histogram2d::new(-half, half, bins2, -half, half, bins2)
-        .map_err(|e| anyhow!("2-D histogram: {e}"))?;
-    h2.fill(x);
-    let dens = h2.density();
-    let peak = dens.iter().copied().fold(0.0, f64::max).max(1e-300);
-    let (wx, wy) = h2.bin_widths();
-    let mut rects = Vec::with_capacity(bins2 * bins2);
-    for i in 0..bins2 {
-        for j in 0..bins2 {
-            let d = dens[i * bins2 + j];
-            let (cx, cy) = (-half + i as f64 * wx, -half + j as f64 * wy);
-            rects.push((cx, cy, cx + wx, cy + wy, viridis((d / peak).sqrt())));
-        }
-    }
-    let hist2 = Panel {
-        title: format!("run {name} (n = {n}), 2-D histogram"),
-        x_label: "x".into(),
-        y_label: "y".into(),
-        cells: Cells { rects },
-        x_range: Some((-half, half)),
-        y_range: Some((-half, half)),
-        ..Default::default()
-    };
-    let th = angles(x);
-    let (ea, da) = density_histogram(&th, -PI, PI, 120)?;
-    let angle = Panel {
-        title: "angle θ = atan2(y, x)".into(),
-        x_label: "θ".into(),
-        y_label: "density".into(),
-        bars: vec![Bars {
-            edges: ea,
-            heights: da,
-            color: palette::DATA,
-            alpha: 0.5,
-            label: Some("samples (exact score)".into()),
-        }],
-        lines: vec![Line {
-            points: curve(-PI, PI, 1200, |t| ring.angular_pdf(t)),
-            color: palette::EXACT,
-            alpha: 1.0,
-            width: 2,
-            label: Some("exact 1/(8 max(cos²θ, sin²θ))".into()),
-        }],
-        x_range: Some((-PI, PI)),
-        y_range: Some((0.0, 0.36)),
-        legend: Legend::UpperLeft,
-        ..Default::default()
-    };
-    let r = radii(x);
-    let (r_lo, r_hi) = ((1.0 - 7.0 * sd).max(0.0), 1.0 + 7.0 * sd);
-    let (er, dr) = density_histogram(&r, r_lo, r_hi, 100)?;
-    let radius = Panel {
-        title: "radius r = |x|".into(),
-        x_label: "r".into(),
-        y_label: "density".into(),
-        bars: vec![Bars {
-            edges: er,
-            heights: dr,
-            color: palette::DATA,
-            alpha: 0.5,
-            label: Some("samples (exact score)".into()),
-        }],
-        lines: vec![Line {
-            points: curve(r_lo, r_hi, 600, |v| ring.radial_pdf(v)),
-            color: palette::EXACT,
-            alpha: 1.0,
-            width: 2,
-            label: Some(format!("exact Gamma({k}, rate {k})")),
-        }],
-        x_range: Some((r_lo, r_hi)),
-        ..Default::default()
-    };
+    let [hist2, angle, radius] = super::ring2d::notes_layout_panels(
+        ring,
+        x,
+        &radii(x),
+        &angles(x),
+        format!("run {name} (n = {n}), 2-D histogram"),
+        "samples (exact score)",
+    )?;
     figures::draw_row(
         &out.file("ring2d_best.png"),
         &[hist2, angle, radius],
