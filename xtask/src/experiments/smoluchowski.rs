@@ -221,7 +221,6 @@ pub fn simulate(
     threads: usize,
 ) -> (Vec<Vec<f64>>, Trajectories) {
     let n_chunks = n.div_ceil(CHUNK);
-    let threads = threads.clamp(1, n_chunks.max(1));
     let run_chunk = |c: usize| -> ChunkResult {
         let len = CHUNK.min(n - c * CHUNK);
         let mut rng = seeding::stream(seed, name, c as u64);
@@ -236,30 +235,10 @@ pub fn simulate(
         }
         (snaps, rec)
     };
-    let mut per_chunk: Vec<Option<ChunkResult>> = (0..n_chunks).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|w| {
-                let run_chunk = &run_chunk;
-                s.spawn(move || {
-                    (w..n_chunks)
-                        .step_by(threads)
-                        .map(|c| (c, run_chunk(c)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            // A panic in a worker is a bug; re-raise it on this thread.
-            let done = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            for (c, r) in done {
-                per_chunk[c] = Some(r);
-            }
-        }
-    });
+    let per_chunk = seeding::run_chunks(n_chunks, threads, run_chunk);
     let mut out: Vec<Vec<f64>> = stops.iter().map(|_| Vec::with_capacity(n)).collect();
     let mut traj = Trajectories::new(0, 1);
-    for (snaps, rec) in per_chunk.into_iter().flatten() {
+    for (snaps, rec) in per_chunk {
         for (o, s) in out.iter_mut().zip(snaps) {
             o.extend_from_slice(&s);
         }
