@@ -393,6 +393,22 @@ pub fn ks_one_sample_sf(d: f64, n: usize) -> f64 {
     (1.0 - cdf).clamp(0.0, 1.0)
 }
 
+/// Critical value of the one-sample KS test: the `D` with `P(D_n ≥ D) = alpha`, i.e. the
+/// inverse of [`ks_one_sample_sf`] (SciPy's `kstwo.isf(alpha, n)`), by bisection on `[0, 1]`
+/// to ~1e-16. `D_n` above it rejects at level `alpha`.
+pub fn ks_one_sample_isf(alpha: f64, n: usize) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if ks_one_sample_sf(mid, n) > alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
-use smoluchowski::metrics::{angles, ks_one_sample, ks_one_sample_sf, radii};
+use smoluchowski::metrics::{angles, ks_one_sample, ks_one_sample_isf, radii};
 use smoluchowski::samplers::{sample_with_progress, SamplerConfig};
 use smoluchowski::sde::{ForwardSde, Ring2dOracle, VpSde};
 
@@ -221,21 +221,6 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     Ok(Box::new(parsed))
 }
 
-/// The exact one-sample KS critical value `D_α` with `P(D_n ≥ D_α) = α` (bisection on
-/// [`ks_one_sample_sf`]); asymptotically `√(−ln(α/2)/2)/√n` (`1.6276/√n` at `α = 0.01`).
-pub fn ks_critical(alpha: f64, n: usize) -> f64 {
-    let (mut lo, mut hi) = (0.0f64, 1.0f64);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if ks_one_sample_sf(mid, n) > alpha {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
 /// Short name of a serde enum value: `"euler_maruyama"`, or `"ddim(eta=0)"` for a struct
 /// variant.
 fn serde_name<T: Serialize>(v: &T) -> String {
@@ -425,7 +410,7 @@ impl Experiment for Ring2dOracleManifest {
             measured.push(m);
         }
 
-        let crit = ks_critical(ALPHA, n);
+        let crit = ks_one_sample_isf(ALPHA, n);
         let mut stats = BTreeMap::new();
         for m in &measured {
             stats.insert(
@@ -751,9 +736,9 @@ mod tests {
         // scipy.stats.kstwo.isf(0.01, 100000) = 0.005145321961471824,
         // scipy.stats.kstwo.isf(0.01, 20000) = 0.011500601261353029
         // (the asymptotic 1.6276/√n gives 0.005147 and 0.011509).
-        let d = ks_critical(0.01, 100_000);
+        let d = ks_one_sample_isf(0.01, 100_000);
         assert!((d - 0.005145321961471824).abs() < 1e-7, "{d}");
-        let d = ks_critical(0.01, 20_000);
+        let d = ks_one_sample_isf(0.01, 20_000);
         assert!((d - 0.011500601261353029).abs() < 1e-7, "{d}");
     }
 
