@@ -358,11 +358,15 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
 
 /// One row of the loss curve.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct CurveRow {
-    step: usize,
-    loss: f64,
-    lr: f64,
-    grad_norm: f64,
+pub struct CurveRow {
+    /// Step number (1-based).
+    pub step: usize,
+    /// Training loss of the step's batch.
+    pub loss: f64,
+    /// Learning rate of the step.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
 }
 
 fn curve_csv(rows: &[CurveRow]) -> String {
@@ -407,11 +411,15 @@ fn write_atomic_text(path: &Path, text: &str) -> Result<()> {
 }
 
 /// What training hands on.
-struct Trained {
-    net: ScoreNet,
-    curve: Vec<CurveRow>,
-    resumed_from: Option<usize>,
-    steps_per_sec: f64,
+pub struct Trained {
+    /// The trained network (the EMA weights when the recipe keeps an EMA).
+    pub net: ScoreNet,
+    /// The loss curve, one row per step.
+    pub curve: Vec<CurveRow>,
+    /// The step a `--resume` continued from.
+    pub resumed_from: Option<usize>,
+    /// Training throughput at the last step.
+    pub steps_per_sec: f64,
 }
 
 /// Sample mean and (unbiased) standard deviation.
@@ -538,15 +546,21 @@ fn moving_average(x: &[f64], w: usize) -> Vec<f64> {
     out
 }
 
-impl Ring2dManifest {
-    fn train(
-        &self,
-        sde: &Sde,
-        data: &Ring2d,
-        seed: u64,
-        ckpts: &crate::harness::Checkpoints,
-    ) -> Result<Trained> {
-        let cfg = self.training.0.clone();
+/// Train a score network with the checkpoint, resume, abort-hook and progress-bar conventions
+/// of the harness: `name` labels the messages, the network is initialised from
+/// `derived_seed(seed, "network_init")`, the trainer's checkpoint and loss curve live in `ckpts`
+/// (so `--resume` continues bit-identically). Shared by every experiment that trains a model.
+pub fn train_score_net<D: Dataset, S: ForwardSde + ?Sized>(
+    name: &str,
+    network: &ScoreNetConfig,
+    training: &TrainConfig,
+    sde: &S,
+    data: &D,
+    seed: u64,
+    ckpts: &crate::harness::Checkpoints,
+) -> Result<Trained> {
+    {
+        let cfg = training.clone();
         let total = cfg.steps;
         let ckpt_path = ckpts.save_path(TRAINER_CKPT)?;
         let curve_path = ckpts.save_path(CURVE_CKPT)?;
@@ -569,14 +583,13 @@ impl Ring2dManifest {
                     curve_path.display()
                 );
                 println!(
-                    "{}: resuming training from step {step}/{total} ({})",
-                    self.experiment.name,
+                    "{name}: resuming training from step {step}/{total} ({})",
                     p.display()
                 );
                 (tr, rows, Some(step))
             }
             None => {
-                let net = ScoreNet::new(self.network.clone(), derived_seed(seed, "network_init"))
+                let net = ScoreNet::new(network.clone(), derived_seed(seed, "network_init"))
                     .map_err(|e| anyhow!("network: {e}"))?;
                 let tr = Trainer::new(net, sde, data, cfg.clone())
                     .map_err(|e| anyhow!("training: {e}"))?;
@@ -695,7 +708,17 @@ impl Experiment for Ring2dManifest {
         let n = sm.n_samples;
 
         // ---- 1. training -------------------------------------------------------------------
-        let trained = ctx.time("train", || self.train(&sde, &data, seed, &ckpts))?;
+        let trained = ctx.time("train", || {
+            train_score_net(
+                &self.experiment.name,
+                &self.network,
+                &self.training.0,
+                &sde,
+                &data,
+                seed,
+                &ckpts,
+            )
+        })?;
         let net = &trained.net;
 
         // ---- 2. the trained network, reloadable -------------------------------------------
