@@ -155,7 +155,7 @@ pub fn run(json: bool) -> Result<()> {
             "sample_steps_per_s": sample_sps.round(),
             "ode_steps_per_s": ode_sps.round(),
             "peak_rss_mb": (rss * 10.0).round() / 10.0,
-            "implementation": "smoluchowski (Rust, gemm + rayon)",
+            "implementation": "smoluchowski (Rust, AVX2+FMA kernels where available else gemm, rayon)",
             "threads": threads,
             "load_average_1min": load_average(),
             "seed": SEED,

@@ -1,6 +1,7 @@
 //! Regression benchmarks of the fused network passes (part 2's 6×64 ReLU network):
 //! `NetScore` forward at batch 10⁵ (one sampler step's network evaluation) and the fused
-//! loss + gradient at batch 5000 (one training step without batch drawing and Adam).
+//! loss + gradient at batch 5000 (one training step without batch drawing and Adam), on the
+//! AVX2 + FMA kernels where the CPU has them and on the portable (`gemm`) path.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use smoluchowski_nets::{mlp_loss_and_grad, MlpWorkspace, NetScore, ScoreNet, ScoreNetConfig};
 use smoluchowski_sde::{Score, VpSde};
@@ -37,6 +38,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function("part2_batch_5000", |bch| {
         bch.iter(|| mlp_loss_and_grad(&cfg, &params, &input, &a, &b, &mut grad, &mut ws))
+    });
+    let mut ws_portable = MlpWorkspace::default();
+    ws_portable.set_portable(true);
+    g.bench_function("part2_batch_5000_portable", |bch| {
+        bch.iter(|| mlp_loss_and_grad(&cfg, &params, &input, &a, &b, &mut grad, &mut ws_portable))
     });
     g.finish();
 }

@@ -14,6 +14,7 @@ mod config;
 mod fused;
 mod fused_train;
 mod io;
+mod kernels;
 mod net;
 
 pub use config::{
