@@ -12,12 +12,12 @@ use smoluchowski_sde::{ForwardSde, Score};
 pub const FUSED_BLOCK_ROWS: usize = 512;
 
 #[derive(Debug, Clone)]
-struct HostLayer {
-    inp: usize,
-    out: usize,
+pub(crate) struct HostLayer {
+    pub(crate) inp: usize,
+    pub(crate) out: usize,
     /// Row-major `(in, out)`.
-    w: Vec<f32>,
-    b: Vec<f32>,
+    pub(crate) w: Vec<f32>,
+    pub(crate) b: Vec<f32>,
 }
 
 /// A forward-only copy of a [`ScoreNet`]: the same formula, evaluated by `gemm` on blocks of
@@ -26,9 +26,9 @@ struct HostLayer {
 /// `x̃ W_1 + b_1 = x W_1[:d] + (b_1 + τ(t) W_1[d:])`.
 #[derive(Debug, Clone)]
 pub struct FusedMlp {
-    config: ScoreNetConfig,
-    freqs: Vec<f64>,
-    layers: Vec<HostLayer>,
+    pub(crate) config: ScoreNetConfig,
+    pub(crate) freqs: Vec<f64>,
+    pub(crate) layers: Vec<HostLayer>,
 }
 
 impl FusedMlp {
@@ -182,8 +182,8 @@ pub fn output_to_score(output: NetOutput, sigma: f64, out: &mut [f32]) {
 /// `−ε_θ(x, t)/σ(t)` (Noise output). Evaluated by the fused forward pass ([`FusedMlp`]), no tape.
 /// With Noise output, `t` must be > 0 (σ(0) = 0).
 pub struct NetScore<'a, S: ForwardSde + ?Sized> {
-    sde: &'a S,
-    mlp: FusedMlp,
+    pub(crate) sde: &'a S,
+    pub(crate) mlp: FusedMlp,
 }
 
 impl<'a, S: ForwardSde + ?Sized> NetScore<'a, S> {

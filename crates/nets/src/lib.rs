@@ -7,10 +7,13 @@
 //! - [`Silu`]: `x · σ(x)` as a dfdx module.
 //! - [`NetScore`]: a trained network plus its SDE as a [`smoluchowski_sde::Score`]; the one
 //!   place where a noise prediction becomes a score, `s = −ε_θ/σ(t)`. It runs a fused, forward-only
-//!   copy of the network ([`FusedMlp`]); [`DfdxNetScore`] is the dfdx reference.
+//!   copy of the network ([`FusedMlp`]); [`DfdxNetScore`] is the dfdx reference. It is also a
+//!   [`smoluchowski_sde::ScoreDivergence`]: the exact divergence `∇·s` by forward-mode
+//!   differentiation ([`FusedMlp::forward_with_jacobian_trace`]).
 //! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`].
 
 mod config;
+mod divergence;
 mod fused;
 mod fused_train;
 mod io;

@@ -10,55 +10,16 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use smoluchowski_sde::{ForwardSde, GaussianOracle, Score};
+use smoluchowski_sde::{ForwardSde, Score};
 
 use crate::error::{check, SamplerError};
 use crate::grid::{GridSpacing, TimeGrid};
 use crate::noise::CHUNK_ROWS;
 use crate::ode::{DormandPrince, Rk4};
 
-/// A score that also knows its divergence `∇·s = Σ_j ∂s_j/∂x_j` in closed form.
-pub trait ScoreDivergence: Score {
-    /// Writes `s(x, t)` for the `n` rows of `x` (row-major `n × d`) into `score_out`
-    /// (same shape) and `∇ₓ·s(x_r, t)` of each row `r` into `div_out` (length `n`).
-    fn score_and_divergence(
-        &mut self,
-        x: &[f32],
-        t: f64,
-        score_out: &mut [f32],
-        div_out: &mut [f64],
-    );
-}
-
-impl<T: ScoreDivergence + ?Sized> ScoreDivergence for &mut T {
-    fn score_and_divergence(
-        &mut self,
-        x: &[f32],
-        t: f64,
-        score_out: &mut [f32],
-        div_out: &mut [f64],
-    ) {
-        (**self).score_and_divergence(x, t, score_out, div_out)
-    }
-}
-
-impl<S: ForwardSde> ScoreDivergence for GaussianOracle<S> {
-    /// The score `−(x_j − m μ_j)/v_j` is linear with Jacobian `diag(−1/v_j)`, so
-    /// `∇·s = −Σ_j 1/v_j(t)`, `v_j = m(t)² s_j² + σ(t)²`, the same for every row.
-    fn score_and_divergence(
-        &mut self,
-        x: &[f32],
-        t: f64,
-        score_out: &mut [f32],
-        div_out: &mut [f64],
-    ) {
-        self.score(x, t, score_out);
-        let div: f64 = -(0..self.dim())
-            .map(|j| 1.0 / self.marginal_var(j, t))
-            .sum::<f64>();
-        div_out.fill(div);
-    }
-}
+/// Re-export: the trait lives in `smoluchowski_sde` (next to [`Score`]) so that models in
+/// crates that do not depend on the samplers (e.g. the networks) can implement it.
+pub use smoluchowski_sde::ScoreDivergence;
 
 /// How `∇·s` is computed along the ODE.
 ///

@@ -5,6 +5,7 @@ use crate::harness::KindEntry;
 pub mod fokker_planck;
 pub mod langevin;
 pub mod ring2d;
+pub mod ring2d_likelihood;
 pub mod ring2d_oracle;
 pub mod smoluchowski;
 
@@ -15,4 +16,5 @@ pub const KINDS: &[KindEntry] = &[
     fokker_planck::ENTRY,
     langevin::ENTRY,
     ring2d_oracle::ENTRY,
+    ring2d_likelihood::ENTRY,
 ];
