@@ -8,12 +8,15 @@ use rand::Rng;
 mod error;
 mod gaussian;
 mod mixture;
+mod mixture_score;
 mod ring2d;
+mod shapes2d;
 
 pub use error::{check_parameter, DatasetError, ParameterError};
 pub use gaussian::Gaussian;
 pub use mixture::GaussianMixture;
 pub use ring2d::{Ring2d, ANGULAR_ENTROPY};
+pub use shapes2d::{Checkerboard, Circles, SwissRoll, TwoMoons};
 
 /// A distribution over `R^d` that can be sampled into a row-major buffer.
 pub trait Dataset {

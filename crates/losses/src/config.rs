@@ -73,6 +73,39 @@ pub enum DataMode {
     },
 }
 
+/// How the training time of each row is drawn.
+///
+/// In TOML: `time_sampling = { kind = "uniform" }` (the default when absent) or
+/// `time_sampling = { kind = "discrete", levels = 1000 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum TimeSampling {
+    /// `t ~ U(t_eps, T)` (continuous-time denoising score matching).
+    #[default]
+    Uniform,
+    /// The discrete DDPM levels: `i ~ U{1, …, N}`, `t = t_i = i T/N` (network time input `i/N`
+    /// for `T = 1`); `t_eps` is unused. With the kernel of the chain (e.g. [`crate::DdpmKernel`],
+    /// `m(t_i) = √ᾱ_i`, `σ(t_i) = √(1 − ᾱ_i)`) and `λ = σ²` with noise output this is Ho et al.'s
+    /// ε-prediction loss `E_{i, x₀, ε} ‖ε − ε_θ(√ᾱ_i x₀ + √(1 − ᾱ_i) ε, t_i)‖²`.
+    Discrete {
+        /// Number of levels `N ≥ 1`.
+        levels: usize,
+    },
+}
+
+impl TimeSampling {
+    /// Draws one training time in `[t_eps, t_end]` (uniform) or on the grid `i t_end / N`.
+    #[inline]
+    pub fn draw<R: rand::Rng + ?Sized>(self, t_eps: f64, t_end: f64, rng: &mut R) -> f64 {
+        match self {
+            TimeSampling::Uniform => t_eps + (t_end - t_eps) * rng.gen::<f64>(),
+            TimeSampling::Discrete { levels } => {
+                rng.gen_range(1..=levels) as f64 * t_end / levels as f64
+            }
+        }
+    }
+}
+
 /// Everything that defines a training run. With the same config (and network seed) a run is
 /// bit-identical, and resuming from a checkpoint continues it bit-identically.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +131,9 @@ pub struct TrainConfig {
     pub t_eps: f64,
     /// Loss weighting `λ(t)`.
     pub weighting: Weighting,
+    /// Continuous (`t ~ U(t_eps, T)`, the default) or discrete DDPM time levels.
+    #[serde(default, skip_serializing_if = "is_uniform")]
+    pub time_sampling: TimeSampling,
     /// Fresh or fixed data.
     pub data: DataMode,
     /// Write a checkpoint every this many steps (if a checkpoint path is given).
@@ -119,6 +155,10 @@ impl fmt::Display for TrainConfigError {
 
 impl std::error::Error for TrainConfigError {}
 
+fn is_uniform(t: &TimeSampling) -> bool {
+    *t == TimeSampling::Uniform
+}
+
 fn err<T>(msg: String) -> Result<T, TrainConfigError> {
     Err(TrainConfigError(msg))
 }
@@ -137,6 +177,7 @@ impl TrainConfig {
             ema_decay: None,
             t_eps: 1e-5,
             weighting: Weighting::Sigma2,
+            time_sampling: TimeSampling::Uniform,
             data: DataMode::Fresh,
             checkpoint_every: None,
             seed: 0,
@@ -202,6 +243,9 @@ impl TrainConfig {
                 self.t_eps
             ));
         }
+        if self.time_sampling == (TimeSampling::Discrete { levels: 0 }) {
+            return err("TrainConfig.time_sampling.levels must be ≥ 1, got 0".to_string());
+        }
         if let DataMode::Fixed { size } = self.data {
             if size == 0 {
                 return err(format!("TrainConfig.data.size must be ≥ 1, got {size}"));
@@ -215,19 +259,24 @@ impl TrainConfig {
 
     /// Learning rate at step `k` (0-based).
     pub fn lr_at(&self, k: usize) -> f64 {
-        match self.lr_schedule {
-            LrSchedule::Constant => self.lr,
-            LrSchedule::Cosine {
-                warmup_steps,
-                final_lr,
-            } => {
-                if k < warmup_steps {
-                    self.lr * (k + 1) as f64 / warmup_steps as f64
-                } else {
-                    let span = (self.steps - warmup_steps).max(1) as f64;
-                    let p = ((k - warmup_steps) as f64 / span).min(1.0);
-                    final_lr + 0.5 * (self.lr - final_lr) * (1.0 + (std::f64::consts::PI * p).cos())
-                }
+        lr_at(self.lr, self.lr_schedule, self.steps, k)
+    }
+}
+
+/// Learning rate at step `k` (0-based) of a run of `steps` steps with peak `lr`.
+pub(crate) fn lr_at(lr: f64, schedule: LrSchedule, steps: usize, k: usize) -> f64 {
+    match schedule {
+        LrSchedule::Constant => lr,
+        LrSchedule::Cosine {
+            warmup_steps,
+            final_lr,
+        } => {
+            if k < warmup_steps {
+                lr * (k + 1) as f64 / warmup_steps as f64
+            } else {
+                let span = (steps - warmup_steps).max(1) as f64;
+                let p = ((k - warmup_steps) as f64 / span).min(1.0);
+                final_lr + 0.5 * (lr - final_lr) * (1.0 + (std::f64::consts::PI * p).cos())
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Denoising score matching: batch construction on the host and loss evaluation.
 
-use crate::config::Weighting;
+use crate::config::{TimeSampling, Weighting};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use smoluchowski_datasets::Dataset;
@@ -25,14 +25,24 @@ pub struct DsmBatch {
     pub b: Vec<f32>,
     /// Time bucket of each row.
     pub bucket: Vec<u8>,
+    /// How [`DsmBatch::build`] draws the times (default: `t ~ U(t_eps, T)`).
+    pub time_sampling: TimeSampling,
     x0: Vec<f64>,
     xt: Vec<f32>,
     t: Vec<f64>,
 }
 
 impl DsmBatch {
+    /// An empty batch whose times are drawn by `time_sampling`.
+    pub fn with_time_sampling(time_sampling: TimeSampling) -> Self {
+        DsmBatch {
+            time_sampling,
+            ..Default::default()
+        }
+    }
+
     /// Fills the batch from the clean points already in `x0` (or resampled by `fill_x0`):
-    /// `t ~ U(t_eps, T)`, `ε ~ N(0, I)`, `x_t = m(t) x₀ + σ(t) ε`. Draws all `t` first, then all `ε`.
+    /// `t ~ U(t_eps, T)` (or the discrete levels of [`DsmBatch::time_sampling`]), `ε ~ N(0, I)`, `x_t = m(t) x₀ + σ(t) ε`. Draws all `t` first, then all `ε`.
     #[allow(clippy::too_many_arguments)]
     pub fn build<S: ForwardSde + ?Sized, R: Rng + ?Sized>(
         &mut self,
@@ -55,8 +65,17 @@ impl DsmBatch {
         self.bucket.resize(n, 0);
         fill_x0(rng, &mut self.x0);
         let t_end = sde.t_end();
-        for t in self.t.iter_mut() {
-            *t = t_eps + (t_end - t_eps) * rng.gen::<f64>();
+        match self.time_sampling {
+            TimeSampling::Uniform => {
+                for t in self.t.iter_mut() {
+                    *t = t_eps + (t_end - t_eps) * rng.gen::<f64>();
+                }
+            }
+            ts => {
+                for t in self.t.iter_mut() {
+                    *t = ts.draw(t_eps, t_end, rng);
+                }
+            }
         }
         for i in 0..n {
             let t = self.t[i];
@@ -155,9 +174,33 @@ pub fn dsm_loss<D: Dataset, S: ForwardSde + ?Sized, R: Rng>(
     n: usize,
     rng: &mut R,
 ) -> LossReport {
+    dsm_loss_with_time(
+        net,
+        sde,
+        data,
+        weighting,
+        TimeSampling::Uniform,
+        t_eps,
+        n,
+        rng,
+    )
+}
+
+/// [`dsm_loss`] with the times drawn by `time_sampling` (e.g. the discrete DDPM levels).
+#[allow(clippy::too_many_arguments)]
+pub fn dsm_loss_with_time<D: Dataset, S: ForwardSde + ?Sized, R: Rng>(
+    net: &ScoreNet,
+    sde: &S,
+    data: &D,
+    weighting: Weighting,
+    time_sampling: TimeSampling,
+    t_eps: f64,
+    n: usize,
+    rng: &mut R,
+) -> LossReport {
     const CHUNK: usize = 16_384;
     let cfg = net.config();
-    let mut batch = DsmBatch::default();
+    let mut batch = DsmBatch::with_time_sampling(time_sampling);
     let mut sums = [0.0; NUM_TIME_BUCKETS];
     let mut counts = [0; NUM_TIME_BUCKETS];
     let mut total = 0.0;

@@ -5,14 +5,27 @@
 //! [`Weighting`]. With a noise-predicting network (`s_θ = −ε_θ/σ`) and `λ = σ²` this is
 //! `‖ε_θ − ε‖²`.
 //!
+//! Discrete DDPM training: [`TimeSampling::Discrete`] with the chain's kernel [`DdpmKernel`].
+//! Sliced score matching (finite differences) and fixed-σ denoising score matching without a
+//! diffusion: [`SsmTrainer`] (see the `ssm` module docs on [`ScoreObjective`]).
+//!
 //! Training ([`Trainer`], [`train`]) draws the batch of step `k` from its own stream
 //! ([`step_rng`]`(seed, k)`), so a run is reproducible and resuming from a checkpoint
 //! continues it bit-identically.
 
 mod config;
+mod ddpm_kernel;
 mod dsm;
+mod ssm;
 mod train;
 
-pub use config::{DataMode, LrSchedule, OptimizerConfig, TrainConfig, TrainConfigError, Weighting};
-pub use dsm::{dsm_loss, DsmBatch, LossReport, NUM_TIME_BUCKETS};
+pub use config::{
+    DataMode, LrSchedule, OptimizerConfig, TimeSampling, TrainConfig, TrainConfigError, Weighting,
+};
+pub use ddpm_kernel::DdpmKernel;
+pub use dsm::{dsm_loss, dsm_loss_with_time, DsmBatch, LossReport, NUM_TIME_BUCKETS};
+pub use ssm::{
+    eval_rng, fd_ssm_terms, relative_score_error, sliced_score_matching_loss, ssm_loss_and_grad,
+    Projection, ScoreObjective, SsmBatch, SsmConfig, SsmTrainer,
+};
 pub use train::{step_rng, train, StepReport, TrainError, Trainer};

@@ -147,7 +147,7 @@ impl<'a, D: Dataset, S: ForwardSde + ?Sized> Trainer<'a, D, S> {
             params,
             step: 0,
             fixed,
-            batch: DsmBatch::default(),
+            batch: DsmBatch::with_time_sampling(cfg.time_sampling),
             ws: MlpWorkspace::default(),
             cfg,
             sde,

@@ -35,6 +35,7 @@ fn small_train(steps: usize) -> TrainConfig {
         ema_decay: None,
         t_eps: 1e-3,
         weighting: Weighting::Sigma2,
+        time_sampling: Default::default(),
         data: DataMode::Fresh,
         checkpoint_every: None,
         seed: 7,

@@ -5,9 +5,11 @@ use crate::harness::KindEntry;
 pub mod fokker_planck;
 pub mod langevin;
 pub mod ring2d;
+pub mod ring2d_ddpm;
 pub mod ring2d_likelihood;
 pub mod ring2d_oracle;
 pub mod smoluchowski;
+pub mod ssm;
 
 /// Every registered experiment kind, selected by a manifest's `experiment.kind`.
 pub const KINDS: &[KindEntry] = &[
@@ -17,4 +19,6 @@ pub const KINDS: &[KindEntry] = &[
     langevin::ENTRY,
     ring2d_oracle::ENTRY,
     ring2d_likelihood::ENTRY,
+    ring2d_ddpm::ENTRY,
+    ssm::ENTRY,
 ];
