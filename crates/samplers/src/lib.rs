@@ -7,10 +7,10 @@
 //!   ([`reverse_drift`]);
 //! - the probability-flow ODE `dx/dt = f(x,t) − ½ g(t)² s(x,t)` ([`probability_flow_drift`]).
 //!
-//! [`sample`] starts from the prior `N(0, prior_std² I)` and walks a [`TimeGrid`] with the
-//! [`Method`] of a [`SamplerConfig`]: reverse-SDE Euler–Maruyama, probability-flow Euler/Heun,
-//! predictor–corrector, and the few-step samplers DDIM (η ≥ 0), EDM Heun, DPM-Solver++(2M)
-//! and adaptive Dormand–Prince 5(4). Grids ([`GridSpacing`]) are values: uniform, quadratic,
+//! [`sample`] starts from the prior `N(0, prior_std² I)` ([`sample_from`]: from a given state)
+//! and walks a [`TimeGrid`] with the [`Method`] of a [`SamplerConfig`]: reverse-SDE
+//! Euler–Maruyama, probability-flow Euler/Heun, predictor–corrector, and the few-step samplers
+//! DDIM (η ≥ 0), EDM Heun, DPM-Solver++(2M) and adaptive Dormand–Prince 5(4). Grids ([`GridSpacing`]) are values: uniform, quadratic,
 //! log-SNR, Karras. All noise is seeded per (seed, step, row chunk) (see [`noise`]), so
 //! results are bit-identical for any number of threads.
 //!
@@ -131,6 +131,82 @@ pub fn sample_with_progress<S, M, P>(
     n: usize,
     seed: u64,
     record: Option<RecordSpec>,
+    progress: P,
+) -> Result<SampleOutput, SamplerError>
+where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+    P: FnMut(usize, usize),
+{
+    run_sampler(sde, model, config, Start::Prior(n), seed, record, progress)
+}
+
+/// Like [`sample`], but the reverse process starts from the given state `x_T = x_init`
+/// (`n × dim` row-major, `n = x_init.len() / dim`) instead of a prior draw, e.g. from the
+/// exact `p_T = m(T) x₀ + σ(T) ε` when the prior `N(0, prior_std² I)` is not reached at `T`.
+///
+/// Same code path as [`sample`]: the noise of every step comes from `(seed, step)` exactly as
+/// there, so `sample_from(.., x_init = the prior draw of seed, seed, ..)` is bit-identical to
+/// `sample(.., n, seed, ..)`. Errors name the invalid parameter (`x_init.len()` not a positive
+/// multiple of `dim`, a non-finite `x_init`, or the config).
+pub fn sample_from<S, M>(
+    sde: &S,
+    model: &mut M,
+    config: &SamplerConfig,
+    x_init: Vec<f32>,
+    seed: u64,
+    record: Option<RecordSpec>,
+) -> Result<SampleOutput, SamplerError>
+where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    sample_from_with_progress(sde, model, config, x_init, seed, record, |_, _| {})
+}
+
+/// [`sample_from`] with a progress callback `progress(step, n_steps)`, called after each grid
+/// step (`step = 1..=n_steps`).
+pub fn sample_from_with_progress<S, M, P>(
+    sde: &S,
+    model: &mut M,
+    config: &SamplerConfig,
+    x_init: Vec<f32>,
+    seed: u64,
+    record: Option<RecordSpec>,
+    progress: P,
+) -> Result<SampleOutput, SamplerError>
+where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+    P: FnMut(usize, usize),
+{
+    run_sampler(
+        sde,
+        model,
+        config,
+        Start::Given(x_init),
+        seed,
+        record,
+        progress,
+    )
+}
+
+/// Where the reverse process starts.
+enum Start {
+    /// `n` prior draws `N(0, prior_std² I)` from `(seed, NoiseEvent::Prior)`.
+    Prior(usize),
+    /// A given `n × dim` state.
+    Given(Vec<f32>),
+}
+
+/// The one code path of [`sample_with_progress`] and [`sample_from_with_progress`].
+fn run_sampler<S, M, P>(
+    sde: &S,
+    model: &mut M,
+    config: &SamplerConfig,
+    start: Start,
+    seed: u64,
+    record: Option<RecordSpec>,
     mut progress: P,
 ) -> Result<SampleOutput, SamplerError>
 where
@@ -140,8 +216,26 @@ where
 {
     let grid = config.time_grid(sde)?;
     let dim = model.dim();
+    let n = match &start {
+        Start::Prior(n) => *n,
+        Start::Given(x) => {
+            if dim == 0 || x.len() % dim != 0 {
+                return Err(SamplerError::new(
+                    "x_init.len()",
+                    x.len(),
+                    format!("a positive multiple of model.dim() = {dim}"),
+                ));
+            }
+            if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                return Err(SamplerError::new(format!("x_init[{i}]"), x[i], "finite"));
+            }
+            x.len() / dim
+        }
+    };
     let len = check_batch(dim, n)?;
-    check("sde.prior_std()", sde.prior_std(), "> 0", |v| v > 0.0)?;
+    if matches!(start, Start::Prior(_)) {
+        check("sde.prior_std()", sde.prior_std(), "> 0", |v| v > 0.0)?;
+    }
     if config.final_denoise {
         let m = sde.mean_coef(grid.t_final());
         check("mean_coef(t_eps) (for final_denoise)", m, "> 0", |v| {
@@ -152,9 +246,15 @@ where
         .map(|spec| Recorder::new(spec, grid.times(), n, dim))
         .transpose()?;
 
-    let mut x = vec![0.0f32; len];
     let mut k = Stepper::new(sde, model, config.method, n, dim, seed);
-    k.draw_prior(&mut x);
+    let mut x = match start {
+        Start::Prior(_) => {
+            let mut x = vec![0.0f32; len];
+            k.draw_prior(&mut x);
+            x
+        }
+        Start::Given(x) => x,
+    };
     if let Some(r) = recorder.as_mut() {
         r.observe(0, &x);
     }
@@ -246,5 +346,127 @@ impl Recorder {
             self.out.positions.extend_from_slice(&x[..len]);
             self.out.times.push(self.grid_times[grid_index]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use noise::{chunk_rng, NoiseEvent, CHUNK_ROWS};
+    use rand::Rng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::StandardNormal;
+    use smoluchowski_sde::{GaussianOracle, VpSde};
+
+    const PC: Method = Method::PredictorCorrector {
+        corrector_steps: 1,
+        snr: 0.16,
+    };
+
+    /// The prior draw of `sample`, rebuilt independently from the documented noise layout:
+    /// row chunk `c` of `NoiseEvent::Prior` is `chunk_rng(seed, Prior, c)`, row-major.
+    fn prior_draw(n: usize, dim: usize, std: f64, seed: u64) -> Vec<f32> {
+        let mut x = Vec::with_capacity(n * dim);
+        for c in 0..n.div_ceil(CHUNK_ROWS) {
+            let mut rng: ChaCha8Rng = chunk_rng(seed, NoiseEvent::Prior, c);
+            let rows = CHUNK_ROWS.min(n - c * CHUNK_ROWS);
+            for _ in 0..rows * dim {
+                let z: f64 = rng.sample(StandardNormal);
+                x.push((std * z) as f32);
+            }
+        }
+        x
+    }
+
+    fn oracle(sde: VpSde) -> GaussianOracle<VpSde> {
+        GaussianOracle::new(sde, vec![1.0, -0.5], vec![0.5, 0.8]).unwrap()
+    }
+
+    #[test]
+    fn sample_from_the_prior_draw_equals_sample() {
+        // n = 5000 spans two noise chunks; recording and final denoising included.
+        let sde = VpSde::song_default();
+        let n = 5000;
+        for method in [Method::EulerMaruyama, PC, Method::ProbabilityFlowHeun] {
+            let config = SamplerConfig::new(method, 25, 1e-3).with_final_denoise(true);
+            let record = Some(RecordSpec {
+                particles: 7,
+                times: Some(vec![1.0, 0.5, 1e-3]),
+            });
+            let a = sample(&sde, &mut oracle(sde), &config, n, 11, record.clone()).unwrap();
+            let x0 = prior_draw(n, 2, sde.prior_std(), 11);
+            assert_eq!(&a.trajectories.as_ref().unwrap().positions[..14], &x0[..14]);
+            let b = sample_from(&sde, &mut oracle(sde), &config, x0, 11, record).unwrap();
+            assert_eq!(a, b, "{method:?}");
+            // A different start changes the result (the start is really used).
+            let shifted = prior_draw(n, 2, 1.1, 11);
+            let c = sample_from(&sde, &mut oracle(sde), &config, shifted, 11, None).unwrap();
+            assert_ne!(a.samples, c.samples, "{method:?}");
+        }
+    }
+
+    #[test]
+    fn sample_from_the_exact_p_t_recovers_the_data_when_the_prior_is_not_reached() {
+        // VP with β ∈ [0.1, 1], T = 1: I(T) = 0.55, m(T) = 0.760, so p_T = N(m μ, m² s² + σ²)
+        // is far from N(0, 1). Starting from exact draws of p_T, the probability-flow ODE
+        // (Heun, 200 steps) maps p_T to the data law N(μ, s²) per coordinate.
+        let sde = VpSde::new(0.1, 1.0, 1.0).unwrap();
+        let (mu, s) = ([1.0, -0.5], [0.5, 0.8]);
+        let n = 20_000;
+        let (m, sig) = (sde.mean_coef(1.0), sde.marginal_std(1.0));
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        use rand::SeedableRng as _;
+        let mut x = Vec::with_capacity(2 * n);
+        for _ in 0..n {
+            for j in 0..2 {
+                let (a, b): (f64, f64) = (rng.sample(StandardNormal), rng.sample(StandardNormal));
+                x.push((m * (mu[j] + s[j] * a) + sig * b) as f32);
+            }
+        }
+        let config = SamplerConfig::new(Method::ProbabilityFlowHeun, 200, 1e-4);
+        let out = sample_from(&sde, &mut oracle(sde), &config, x, 5, None).unwrap();
+        for j in 0..2 {
+            let col: Vec<f64> = out
+                .samples
+                .iter()
+                .skip(j)
+                .step_by(2)
+                .map(|&v| v as f64)
+                .collect();
+            let mean = col.iter().sum::<f64>() / n as f64;
+            let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            // z-scores: mean error / (s/√n) and variance error / (s² √(2/n)); |z| < 4 has
+            // probability 1 − 6e-5 under the truth.
+            let z_mean = (mean - mu[j]) / (s[j] / (n as f64).sqrt());
+            let z_var = (var - s[j] * s[j]) / (s[j] * s[j] * (2.0 / n as f64).sqrt());
+            assert!(
+                z_mean.abs() < 4.0,
+                "coordinate {j}: mean {mean}, z {z_mean}"
+            );
+            assert!(z_var.abs() < 4.0, "coordinate {j}: var {var}, z {z_var}");
+        }
+        // The same start from N(0, 1) instead (the mistake of the notes' part 1) is visibly off:
+        // the ODE maps N(0, 1) to N(μ', s'²) with a different scale.
+        let wrong = sample(&sde, &mut oracle(sde), &config, n, 5, None).unwrap();
+        let col: Vec<f64> = wrong.samples.iter().step_by(2).map(|&v| v as f64).collect();
+        let mean = col.iter().sum::<f64>() / n as f64;
+        let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let z_var = (var - s[0] * s[0]) / (s[0] * s[0] * (2.0 / n as f64).sqrt());
+        assert!(z_var.abs() > 10.0, "N(0, 1) start: var {var}");
+    }
+
+    #[test]
+    fn sample_from_names_bad_starts() {
+        let sde = VpSde::song_default();
+        let config = SamplerConfig::new(Method::EulerMaruyama, 10, 1e-3);
+        let e = sample_from(&sde, &mut oracle(sde), &config, vec![0.0; 5], 1, None).unwrap_err();
+        assert_eq!(e.name, "x_init.len()");
+        assert!(e.to_string().contains("multiple of model.dim() = 2"), "{e}");
+        let e = sample_from(&sde, &mut oracle(sde), &config, vec![], 1, None).unwrap_err();
+        assert_eq!(e.name, "n");
+        let mut x = vec![0.0f32; 6];
+        x[3] = f32::NAN;
+        let e = sample_from(&sde, &mut oracle(sde), &config, x, 1, None).unwrap_err();
+        assert_eq!(e.name, "x_init[3]");
     }
 }
