@@ -110,7 +110,46 @@ pub struct Trainer<'a, D: Dataset, S: ForwardSde + ?Sized> {
     step: usize,
     fixed: Option<Vec<f64>>,
     batch: DsmBatch,
+    /// The batch of step `prefetched` (drawn while the previous step's gradient ran).
+    next_batch: DsmBatch,
+    prefetched: Option<usize>,
     ws: MlpWorkspace,
+}
+
+/// Rows from which a step draws the next step's batch concurrently with its own gradient.
+const PREFETCH_MIN_ROWS: usize = 1024;
+
+/// Draws the batch of step `k` into `batch`: every random number comes from
+/// [`step_rng`]`(cfg.seed, k)`, so the batch does not depend on when it is drawn.
+fn build_step_batch<D: Dataset, S: ForwardSde + ?Sized>(
+    batch: &mut DsmBatch,
+    ncfg: &ScoreNetConfig,
+    cfg: &TrainConfig,
+    sde: &S,
+    data: &D,
+    fixed: Option<&[f64]>,
+    k: usize,
+) {
+    let mut rng = step_rng(cfg.seed, k);
+    batch.build(
+        ncfg,
+        sde,
+        cfg.weighting,
+        cfg.t_eps,
+        cfg.batch_size,
+        &mut rng,
+        |r, x0| match fixed {
+            None => data.sample_into(r, x0),
+            Some(pool) => {
+                let d = ncfg.dim;
+                let size = pool.len() / d;
+                for row in x0.chunks_exact_mut(d) {
+                    let i = r.gen_range(0..size);
+                    row.copy_from_slice(&pool[i * d..(i + 1) * d]);
+                }
+            }
+        },
+    );
 }
 
 impl<'a, D: Dataset, S: ForwardSde + ?Sized> Trainer<'a, D, S> {
@@ -148,6 +187,8 @@ impl<'a, D: Dataset, S: ForwardSde + ?Sized> Trainer<'a, D, S> {
             step: 0,
             fixed,
             batch: DsmBatch::with_time_sampling(cfg.time_sampling),
+            next_batch: DsmBatch::with_time_sampling(cfg.time_sampling),
+            prefetched: None,
             ws: MlpWorkspace::default(),
             cfg,
             sde,
@@ -321,41 +362,34 @@ impl<'a, D: Dataset, S: ForwardSde + ?Sized> Trainer<'a, D, S> {
     fn one_step(&mut self) -> Result<(f64, f64, f64, [f64; NUM_TIME_BUCKETS]), TrainError> {
         let k = self.step;
         let lr = self.cfg.lr_at(k);
-        let n = self.cfg.batch_size;
-        let mut rng = step_rng(self.cfg.seed, k);
         let ncfg = self.net.config().clone();
-        let (data, fixed) = (self.data, self.fixed.as_deref());
-        self.batch.build(
-            &ncfg,
-            self.sde,
-            self.cfg.weighting,
-            self.cfg.t_eps,
-            n,
-            &mut rng,
-            |r, x0| match fixed {
-                None => data.sample_into(r, x0),
-                Some(pool) => {
-                    let d = ncfg.dim;
-                    let size = pool.len() / d;
-                    for row in x0.chunks_exact_mut(d) {
-                        let i = r.gen_range(0..size);
-                        row.copy_from_slice(&pool[i * d..(i + 1) * d]);
-                    }
-                }
-            },
-        );
+        let (cfg, sde, data, fixed) = (&self.cfg, self.sde, self.data, self.fixed.as_deref());
+        if self.prefetched != Some(k) {
+            build_step_batch(&mut self.batch, &ncfg, cfg, sde, data, fixed, k);
+        }
         let d = ncfg.dim;
         // Fused forward + backward over the flat parameters (matches dfdx autograd; see the
-        // nets test `fused_loss_and_grad_match_dfdx_autograd`).
-        mlp_loss_and_grad(
-            &ncfg,
-            &self.params,
-            &self.batch.input,
-            &self.batch.a,
-            &self.batch.b,
-            &mut self.grad,
-            &mut self.ws,
-        );
+        // nets test `fused_loss_and_grad_match_dfdx_autograd`). For large batches the next
+        // step's batch is drawn on this thread meanwhile (the gradient runs on the rayon pool
+        // from a scoped thread): each batch comes from its own step_rng, so the numbers are
+        // the same as drawing it at the start of the next step.
+        let prefetch = k + 1 < cfg.steps && cfg.batch_size >= PREFETCH_MIN_ROWS;
+        let (params, batch, grad, ws) = (&self.params, &self.batch, &mut self.grad, &mut self.ws);
+        let next_batch = &mut self.next_batch;
+        let mut gradient = || {
+            mlp_loss_and_grad(&ncfg, params, &batch.input, &batch.a, &batch.b, grad, ws);
+        };
+        if prefetch {
+            std::thread::scope(|scope| {
+                let worker = scope.spawn(gradient);
+                build_step_batch(next_batch, &ncfg, cfg, sde, data, fixed, k + 1);
+                if let Err(panic) = worker.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            });
+        } else {
+            gradient();
+        }
         let out = self.ws.prediction();
         let mut sums = [0.0; NUM_TIME_BUCKETS];
         let mut counts = [0; NUM_TIME_BUCKETS];
@@ -386,6 +420,10 @@ impl<'a, D: Dataset, S: ForwardSde + ?Sized> Trainer<'a, D, S> {
             for (e, &p) in ema.iter_mut().zip(&self.params) {
                 *e = decay * *e + (1.0 - decay) * p;
             }
+        }
+        if prefetch {
+            std::mem::swap(&mut self.batch, &mut self.next_batch);
+            self.prefetched = Some(k + 1);
         }
         self.step += 1;
         Ok((loss, lr, grad_norm, buckets))
