@@ -7,7 +7,8 @@ use crate::error::{check, SamplerError};
 
 /// How a [`TimeGrid`] is spaced between `T` and `t_eps` (`i = 0..=n`).
 ///
-/// In TOML: `grid = "uniform"`, `"quadratic"`, `"log_snr"` or `grid = { karras = { rho = 7.0 } }`.
+/// In TOML: `grid = "uniform"`, `"quadratic"`, `"log_snr"`, `grid = { karras = { rho = 7.0 } }`
+/// or `grid = { truncated_log_snr = { sigma_max = 5.0 } }`.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum GridSpacing {
@@ -26,6 +27,16 @@ pub enum GridSpacing {
     Karras {
         /// Exponent `ρ > 0` (larger: finer steps at low noise).
         rho: f64,
+    },
+    /// One step from `T` straight to the VE-equivalent noise level `σ̂ = sigma_max`
+    /// (`σ̂ = σ/m`), then `n − 1` steps uniform in `λ = ln(m²/σ²) = −2 ln σ̂` down to `t_eps`:
+    /// `λ(t_i) = λ_max + ((i − 1)/(n − 1))(λ(t_eps) − λ_max)`, `λ_max = −2 ln sigma_max`,
+    /// `i = 1..=n`. Far above the data's scale the flow is nearly linear (`x̂₀ ≈ E[x₀]`), so
+    /// one first-order step crosses it and the remaining steps go where the data's structure
+    /// forms. Needs `σ̂(t_eps) < sigma_max < σ̂(T)` and `n ≥ 2`.
+    TruncatedLogSnr {
+        /// `σ̂` reached by the first step (`> 0`).
+        sigma_max: f64,
     },
 }
 
@@ -119,6 +130,38 @@ impl TimeGrid {
         }))
     }
 
+    /// One step from `T` to `σ̂ = sigma_max`, then `steps − 1` steps uniform in log-SNR down to
+    /// `t_eps` (see [`GridSpacing::TruncatedLogSnr`]).
+    pub fn truncated_log_snr<S: ForwardSde + ?Sized>(
+        sde: &S,
+        t_eps: f64,
+        steps: usize,
+        sigma_max: f64,
+    ) -> Result<Self, SamplerError> {
+        let t_end = sde.t_end();
+        check_ends(t_end, t_eps, steps)?;
+        if steps < 2 {
+            return Err(SamplerError::new(
+                "steps",
+                steps,
+                "≥ 2 (truncated_log_snr: one step to sigma_max, then at least one more)",
+            ));
+        }
+        let (l_hi, l_lo) = lambda_range(sde, t_eps, "truncated_log_snr")?;
+        let (s_lo, s_hi) = ((-0.5 * l_hi).exp(), (-0.5 * l_lo).exp());
+        check(
+            "grid.truncated_log_snr.sigma_max",
+            sigma_max,
+            &format!("in (σ̂(t_eps) = {s_lo:.4e}, σ̂(T) = {s_hi:.4e}) (σ̂ = σ/m)"),
+            |v| v > s_lo && v < s_hi,
+        )?;
+        let l_max = -2.0 * sigma_max.ln();
+        let n = (steps - 1) as f64;
+        Self::from_times(endpoints(steps, t_end, t_eps, |i| {
+            invert_lambda(sde, t_eps, l_max + (i - 1) as f64 / n * (l_hi - l_max))
+        }))
+    }
+
     /// The grid of `spacing` with `steps` steps from `sde.t_end()` down to `t_eps`.
     pub fn new<S: ForwardSde + ?Sized>(
         sde: &S,
@@ -131,6 +174,9 @@ impl TimeGrid {
             GridSpacing::Quadratic => Self::quadratic(sde.t_end(), t_eps, steps),
             GridSpacing::LogSnr => Self::log_snr(sde, t_eps, steps),
             GridSpacing::Karras { rho } => Self::karras(sde, t_eps, steps, rho),
+            GridSpacing::TruncatedLogSnr { sigma_max } => {
+                Self::truncated_log_snr(sde, t_eps, steps, sigma_max)
+            }
         }
     }
 

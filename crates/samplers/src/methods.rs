@@ -41,6 +41,11 @@ where
         Method::DdpmAncestral { variance } => ddpm_ancestral(k, x, grid, variance, on_step),
         Method::EdmHeun => edm_heun(k, x, grid, on_step),
         Method::DpmSolverPp2M => dpm_solver_pp_2m(k, x, grid, on_step),
+        Method::DpmSolverPp3M => dpm_solver_pp_3m(k, x, grid, 0.0, 1.0, on_step),
+        Method::DpmSolverPp3MSde { eta, curvature } => {
+            dpm_solver_pp_3m(k, x, grid, eta, curvature, on_step)
+        }
+        Method::DpmSolverPp2MSde { eta } => dpm_solver_pp_2m_sde(k, x, grid, eta, on_step),
         Method::DormandPrince { rtol, atol } => {
             return dormand_prince(k, x, grid, rtol, atol, on_step)
         }
@@ -186,6 +191,47 @@ fn dpm_solver_pp_2m<S, M>(
     }
 }
 
+/// DPM-Solver++(2M) SDE with stochasticity `eta` (noise event `(step, 0)` when `eta > 0`).
+fn dpm_solver_pp_2m_sde<S, M>(
+    k: &mut Stepper<'_, S, M>,
+    x: &mut [f32],
+    grid: &TimeGrid,
+    eta: f64,
+    on_step: &mut OnStep<'_>,
+) where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    let mut h_prev = None;
+    for (i, w) in grid.times().windows(2).enumerate() {
+        h_prev =
+            Some(k.dpm_solver_pp_2m_sde_step(x, w[0], w[1], eta, h_prev, NoiseEvent::step(i, 0)));
+        on_step(i + 1, x);
+    }
+}
+
+/// DPM-Solver++(3M) (SDE if `eta > 0`, noise event `(step, 0)`; curvature term weighted by
+/// `curvature`): first- then second-order start, then the three-step update.
+fn dpm_solver_pp_3m<S, M>(
+    k: &mut Stepper<'_, S, M>,
+    x: &mut [f32],
+    grid: &TimeGrid,
+    eta: f64,
+    curvature: f64,
+    on_step: &mut OnStep<'_>,
+) where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    let mut hs: [Option<f64>; 2] = [None, None];
+    for (i, w) in grid.times().windows(2).enumerate() {
+        let h =
+            k.dpm_solver_pp_3m_step(x, w[0], w[1], hs, (eta, curvature), NoiseEvent::step(i, 0));
+        hs = [Some(h), hs[0]];
+        on_step(i + 1, x);
+    }
+}
+
 /// Adaptive Dormand–Prince 5(4) on the probability-flow ODE, f64 state, through every grid
 /// time in turn.
 fn dormand_prince<S, M>(
@@ -245,6 +291,8 @@ pub(crate) struct Stepper<'a, S: ?Sized, M: ?Sized> {
     drift: Vec<f32>,
     drift2: Vec<f32>,
     scratch: Vec<f32>,
+    /// The `x̂₀` of two steps back (DPM-Solver++(3M) only).
+    scratch2: Vec<f32>,
     partials: Vec<[f64; 2]>,
 }
 
@@ -264,10 +312,18 @@ where
     ) -> Self {
         let len = n * dim;
         let heun = matches!(method, Method::ProbabilityFlowHeun | Method::EdmHeun);
-        let pc = matches!(
+        let three = matches!(
             method,
-            Method::PredictorCorrector { .. } | Method::DpmSolverPp2M
+            Method::DpmSolverPp3M | Method::DpmSolverPp3MSde { .. }
         );
+        // The noise buffer of the stochastic DPM-Solver++ steps (zeros for 3M).
+        let sde2m = three || matches!(method, Method::DpmSolverPp2MSde { .. });
+        let pc = three
+            || sde2m
+            || matches!(
+                method,
+                Method::PredictorCorrector { .. } | Method::DpmSolverPp2M
+            );
         Self {
             sde,
             model,
@@ -275,12 +331,17 @@ where
             seed,
             nfe: 0,
             drift: vec![0.0; len],
-            drift2: if heun { vec![0.0; len] } else { Vec::new() },
+            drift2: if heun || sde2m {
+                vec![0.0; len]
+            } else {
+                Vec::new()
+            },
             scratch: if heun || pc {
                 vec![0.0; len]
             } else {
                 Vec::new()
             },
+            scratch2: if three { vec![0.0; len] } else { Vec::new() },
             partials: if pc {
                 vec![[0.0; 2]; n.div_ceil(CHUNK_ROWS)]
             } else {
@@ -467,6 +528,127 @@ where
             let d = w_now * x0 + w_prev * f64::from(*prev);
             *prev = x0 as f32;
             *xi = (a * xv + c * d) as f32;
+        }
+        h
+    }
+
+    /// DPM-Solver++(2M) SDE step from `t` to `t'` (see [`Method::DpmSolverPp2MSde`]) given the
+    /// previous step's `h` (`None` on the first step; the previous `x̂₀` is kept in `scratch`):
+    /// `x' = (σ'/σ) e^{−ηh} x + m' (1 − e^{−(1+η)h}) D + σ' √(1 − e^{−2ηh}) z`,
+    /// `D = x̂₀` (first step) or `(1 + 1/(2r)) x̂₀ − 1/(2r) x̂₀_prev`, `r = h_prev/h`. Returns `h`.
+    pub(crate) fn dpm_solver_pp_2m_sde_step(
+        &mut self,
+        x: &mut [f32],
+        t: f64,
+        t_next: f64,
+        eta: f64,
+        h_prev: Option<f64>,
+        event: NoiseEvent,
+    ) -> f64 {
+        let ((m, sig), (m2, sig2)) = (self.kernel(t), self.kernel(t_next));
+        let h = (m2.ln() - sig2.ln()) - (m.ln() - sig.ln());
+        self.model.score(x, t, &mut self.drift);
+        self.nfe += 1;
+        let (var, inv_m) = (sig * sig, 1.0 / m);
+        let eta_h = eta * h;
+        let a = sig2 / sig * (-eta_h).exp();
+        let c = -m2 * (-h - eta_h).exp_m1();
+        let noise = sig2 * (-(-2.0 * eta_h).exp_m1()).max(0.0).sqrt();
+        let (w_now, w_prev) = match h_prev {
+            None => (1.0, 0.0),
+            Some(hp) => {
+                let half_inv_r = 0.5 * h / hp;
+                (1.0 + half_inv_r, -half_inv_r)
+            }
+        };
+        if noise > 0.0 {
+            fill_scaled_normal(&mut self.drift2, noise, self.dim, self.seed, event);
+        } else {
+            self.drift2.fill(0.0);
+        }
+        for (((xi, &s), prev), &z) in x
+            .iter_mut()
+            .zip(&self.drift)
+            .zip(self.scratch.iter_mut())
+            .zip(&self.drift2)
+        {
+            let xv = f64::from(*xi);
+            let x0 = (xv + var * f64::from(s)) * inv_m;
+            let d = w_now * x0 + w_prev * f64::from(*prev);
+            *prev = x0 as f32;
+            *xi = (a * xv + c * d + f64::from(z)) as f32;
+        }
+        h
+    }
+
+    /// DPM-Solver++(3M) step from `t` to `t'` with stochasticity `eta` and curvature weight
+    /// `curvature` (see [`Method::DpmSolverPp3M`] and, for
+    /// `eta > 0` or `curvature ≠ 1`, [`Method::DpmSolverPp3MSde`]) given the previous two steps' `h`
+    /// (`[h_{i−1}, h_{i−2}]`, `None` before the start; the previous `x̂₀`s are kept in
+    /// `scratch` and `scratch2`). Returns `h`.
+    pub(crate) fn dpm_solver_pp_3m_step(
+        &mut self,
+        x: &mut [f32],
+        t: f64,
+        t_next: f64,
+        h_prev: [Option<f64>; 2],
+        (eta, curvature): (f64, f64),
+        event: NoiseEvent,
+    ) -> f64 {
+        let ((m, sig), (m2, sig2)) = (self.kernel(t), self.kernel(t_next));
+        let h = (m2.ln() - sig2.ln()) - (m.ln() - sig.ln());
+        self.model.score(x, t, &mut self.drift);
+        self.nfe += 1;
+        let (var, inv_m) = (sig * sig, 1.0 / m);
+        // φ's at h_η = (1 + η) h; the divided differences below stay in units of h.
+        let h_eta = (1.0 + eta) * h;
+        let a = sig2 / sig * (-eta * h).exp();
+        let noise = sig2 * (-(-2.0 * eta * h).exp_m1()).max(0.0).sqrt();
+        let phi1 = -(-h_eta).exp_m1();
+        let phi2 = (-h_eta).exp_m1() / h_eta + 1.0;
+        let phi3 = phi2 / h_eta - 0.5;
+        // x' = a x + m' [φ₁ D + φ₂ d₁ − 2κ φ₃ d₂], d₁ and d₂ linear in (D, D₋₁, D₋₂):
+        // x' = a x + m' [c0 D + c1 D₋₁ + c2 D₋₂].
+        let (c0, c1, c2) = match h_prev {
+            [None, _] => (phi1, 0.0, 0.0),
+            [Some(h1), None] => {
+                // d₁ = (D − D₋₁)/r₀.
+                let q = phi2 * h / h1;
+                (phi1 + q, -q, 0.0)
+            }
+            [Some(h1), Some(h2)] => {
+                let (r0, r1) = (h1 / h, h2 / h);
+                // δ₀ = (D − D₋₁)/r₀, δ₁ = (D₋₁ − D₋₂)/r₁; as coefficients of (D, D₋₁, D₋₂):
+                let d0 = [1.0 / r0, -1.0 / r0, 0.0];
+                let d1 = [0.0, 1.0 / r1, -1.0 / r1];
+                let w = r0 / (r0 + r1);
+                let u = 1.0 / (r0 + r1);
+                let c = |j: usize| {
+                    let diff = d0[j] - d1[j];
+                    phi2 * (d0[j] + diff * w) - 2.0 * curvature * phi3 * diff * u
+                };
+                (phi1 + c(0), c(1), c(2))
+            }
+        };
+        let (c0, c1, c2) = (m2 * c0, m2 * c1, m2 * c2);
+        if noise > 0.0 {
+            fill_scaled_normal(&mut self.drift2, noise, self.dim, self.seed, event);
+        } else {
+            self.drift2.fill(0.0);
+        }
+        for ((((xi, &s), p1), p2), &z) in x
+            .iter_mut()
+            .zip(&self.drift)
+            .zip(self.scratch.iter_mut())
+            .zip(self.scratch2.iter_mut())
+            .zip(&self.drift2)
+        {
+            let xv = f64::from(*xi);
+            let x0 = (xv + var * f64::from(s)) * inv_m;
+            let (d1, d2) = (f64::from(*p1), f64::from(*p2));
+            *p2 = *p1;
+            *p1 = x0 as f32;
+            *xi = (a * xv + c0 * x0 + c1 * d1 + c2 * d2 + f64::from(z)) as f32;
         }
         h
     }

@@ -9,6 +9,7 @@ pub mod ring2d_ddpm;
 pub mod ring2d_likelihood;
 pub mod ring2d_oracle;
 pub mod ring2d_part1;
+pub mod ring2d_samplers;
 pub mod smoluchowski;
 pub mod ssm;
 
@@ -19,6 +20,7 @@ pub const KINDS: &[KindEntry] = &[
     fokker_planck::ENTRY,
     langevin::ENTRY,
     ring2d_oracle::ENTRY,
+    ring2d_samplers::ENTRY,
     ring2d_part1::ENTRY,
     ring2d_likelihood::ENTRY,
     ring2d_ddpm::ENTRY,
