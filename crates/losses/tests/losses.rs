@@ -151,7 +151,11 @@ fn prefetched_batches_equal_batches_drawn_in_place() {
         drop(first);
         let mut second = Trainer::resume(&ck, &sde, &data, cfg.clone()).unwrap();
         second.run(None, |_| {}).unwrap();
-        assert_eq!(bits(straight.params()), bits(second.params()), "split {split}");
+        assert_eq!(
+            bits(straight.params()),
+            bits(second.params()),
+            "split {split}"
+        );
     }
 }
 
