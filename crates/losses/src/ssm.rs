@@ -472,19 +472,7 @@ impl<'a, D: Dataset> SsmTrainer<'a, D> {
                 &mut rng,
             );
             let loss = ssm_loss_and_grad(&self.net, &self.cfg, &self.batch, &mut self.grad);
-            let grad_norm = self
-                .grad
-                .iter()
-                .map(|&g| (g as f64) * (g as f64))
-                .sum::<f64>()
-                .sqrt();
-            if !loss.is_finite() || !grad_norm.is_finite() {
-                return Err(TrainError::NonFinite {
-                    step: k,
-                    loss,
-                    grad_norm,
-                });
-            }
+            let grad_norm = crate::train::finite_grad_norm(k, loss, &self.grad)?;
             adam(
                 &mut self.params,
                 &mut self.m,

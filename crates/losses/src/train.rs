@@ -116,6 +116,24 @@ pub struct Trainer<'a, D: Dataset, S: ForwardSde + ?Sized> {
     ws: MlpWorkspace,
 }
 
+/// The global gradient norm `‖g‖₂` (f64-accumulated), or [`TrainError::NonFinite`] naming
+/// step `step` if it or the loss is NaN/inf. Shared by every trainer of the crate.
+pub(crate) fn finite_grad_norm(step: usize, loss: f64, grad: &[f32]) -> Result<f64, TrainError> {
+    let grad_norm = grad
+        .iter()
+        .map(|&g| (g as f64) * (g as f64))
+        .sum::<f64>()
+        .sqrt();
+    if !loss.is_finite() || !grad_norm.is_finite() {
+        return Err(TrainError::NonFinite {
+            step,
+            loss,
+            grad_norm,
+        });
+    }
+    Ok(grad_norm)
+}
+
 /// Rows from which a step draws the next step's batch concurrently with its own gradient.
 const PREFETCH_MIN_ROWS: usize = 1024;
 
@@ -395,19 +413,7 @@ impl<'a, D: Dataset, S: ForwardSde + ?Sized> Trainer<'a, D, S> {
         let mut counts = [0; NUM_TIME_BUCKETS];
         let loss = self.batch.row_losses(out, d, &mut sums, &mut counts);
         let buckets = LossReport::from_sums(loss, &sums, &counts).bucket_means;
-        let grad_norm = self
-            .grad
-            .iter()
-            .map(|&g| (g as f64) * (g as f64))
-            .sum::<f64>()
-            .sqrt();
-        if !loss.is_finite() || !grad_norm.is_finite() {
-            return Err(TrainError::NonFinite {
-                step: k,
-                loss,
-                grad_norm,
-            });
-        }
+        let grad_norm = finite_grad_norm(k, loss, &self.grad)?;
         if let Some(c) = self.cfg.grad_clip {
             if grad_norm > c as f64 {
                 let s = (c as f64 / grad_norm) as f32;

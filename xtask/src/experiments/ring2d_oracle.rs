@@ -223,7 +223,7 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
 
 /// Short name of a serde enum value: `"euler_maruyama"`, or `"ddim(eta=0)"` for a struct
 /// variant.
-fn serde_name<T: Serialize>(v: &T) -> String {
+pub(crate) fn serde_name<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(serde_json::Value::Object(map)) => map

@@ -36,6 +36,7 @@ use smoluchowski::samplers::{sample_with_progress, GridSpacing, Method, SamplerC
 use smoluchowski::sde::{ForwardSde, Ring2dOracle, Score, Sde};
 
 use super::ring2d::{derived_seed, train_score_net, DatasetTable, SdeTable, TrainingTable};
+use super::ring2d_oracle::serde_name;
 use crate::figures::{self, palette, viridis, Line, Panel, Points};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
@@ -556,29 +557,6 @@ fn nfe_rule(s: &SamplerSpec) -> String {
             corrector_steps, ..
         } => format!("{}·steps{d}", corrector_steps + 1),
         _ => format!("steps{d}"),
-    }
-}
-
-/// Short name of a serde enum value: `"euler_maruyama"`, `"ddim(eta=0)"`.
-fn serde_name<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(serde_json::Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| {
-                let inner = match v {
-                    serde_json::Value::Object(fields) => fields
-                        .iter()
-                        .map(|(f, x)| format!("{f}={x}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    other => other.to_string(),
-                };
-                format!("{k}({inner})")
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => "?".into(),
     }
 }
 
