@@ -105,16 +105,7 @@ impl FusedMlp {
             "trace must have one entry per row"
         );
         // First-layer bias with the time features folded in, exactly as forward_common_t.
-        let first = &self.layers[0];
-        let mut tf = vec![0.0f32; self.config.time_features()];
-        crate::config::embed_time_with(&self.freqs, t, &mut tf);
-        let mut b0 = first.b.clone();
-        for (k, &f) in tf.iter().enumerate() {
-            let row = &first.w[(d + k) * first.out..(d + k + 1) * first.out];
-            for (b, &w) in b0.iter_mut().zip(row) {
-                *b += f * w;
-            }
-        }
+        let b0 = self.first_layer_bias_at(t);
         // Output weights by output unit: w_last_t[i][k] = W_L[k, i].
         let last = self.layers.last().expect("an MLP has layers");
         let mut w_last_t = vec![0.0f64; last.out * last.inp];

@@ -60,17 +60,10 @@ impl FusedMlp {
         &self.config
     }
 
-    /// Raw network output for `n` points `x` (`n × d`) at one common time `t`, into `out` (`n × d`).
-    pub fn forward_common_t(&self, x: &[f32], t: f64, out: &mut [f32]) {
+    /// The first layer's effective bias at time `t`, with the time features `φ(t)` folded in:
+    /// `b₀ + Σ_k φ_k(t) W₀[d + k, ·]` (the time features do not depend on `x`).
+    pub(crate) fn first_layer_bias_at(&self, t: f64) -> Vec<f32> {
         let d = self.config.dim;
-        assert_eq!(
-            x.len() % d,
-            0,
-            "x length {} is not a multiple of dim {d}",
-            x.len()
-        );
-        assert_eq!(out.len(), x.len(), "out length must equal x length");
-        // Effective first-layer bias with the time features folded in.
         let first = &self.layers[0];
         let mut tf = vec![0.0f32; self.config.time_features()];
         embed_time_with(&self.freqs, t, &mut tf);
@@ -81,6 +74,20 @@ impl FusedMlp {
                 *b += f * w;
             }
         }
+        b0
+    }
+
+    /// Raw network output for `n` points `x` (`n × d`) at one common time `t`, into `out` (`n × d`).
+    pub fn forward_common_t(&self, x: &[f32], t: f64, out: &mut [f32]) {
+        let d = self.config.dim;
+        assert_eq!(
+            x.len() % d,
+            0,
+            "x length {} is not a multiple of dim {d}",
+            x.len()
+        );
+        assert_eq!(out.len(), x.len(), "out length must equal x length");
+        let b0 = self.first_layer_bias_at(t);
         let max_w = self.layers.iter().map(|l| l.out).max().unwrap_or(1);
         x.par_chunks(FUSED_BLOCK_ROWS * d)
             .zip(out.par_chunks_mut(FUSED_BLOCK_ROWS * d))
