@@ -28,17 +28,7 @@ pub struct ExperimentHeader {
 impl ExperimentHeader {
     /// Check the header's fields.
     pub fn check(&self, c: &mut Checker) {
-        let ok = !self.name.is_empty()
-            && self
-                .name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
-        c.require(
-            ok,
-            "experiment.name",
-            "non-empty and made of [A-Za-z0-9_-]",
-            format!("{:?}", self.name),
-        );
+        c.name("experiment.name", &self.name);
     }
 }
 

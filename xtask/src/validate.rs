@@ -92,6 +92,36 @@ impl Checker {
         }
     }
 
+    /// A name used in file names and statistic keys: non-empty, made of `[A-Za-z0-9_-]`.
+    pub fn name(&mut self, path: &str, name: &str) {
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+        self.require(
+            ok,
+            path,
+            "non-empty and made of [A-Za-z0-9_-]",
+            format!("{name:?}"),
+        );
+    }
+
+    /// [`Checker::name`], and unique among the names already in `seen` (which it joins).
+    pub fn unique_name(
+        &mut self,
+        seen: &mut std::collections::BTreeSet<String>,
+        path: &str,
+        name: &str,
+    ) {
+        self.name(path, name);
+        self.require(
+            seen.insert(name.to_string()),
+            path,
+            "unique",
+            format!("{name:?}"),
+        );
+    }
+
     /// Record a free-form failure (already phrased as a full sentence about `path`).
     pub fn fail(&mut self, msg: impl Into<String>) {
         self.errors.push(msg.into());

@@ -144,12 +144,6 @@ pub struct Ring2dOracleManifest {
     pub sampling: SamplingTable,
 }
 
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 impl Ring2dOracleManifest {
     fn check(&self) -> Result<()> {
         let mut c = Checker::new();
@@ -174,18 +168,7 @@ impl Ring2dOracleManifest {
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in sp.runs.iter().enumerate() {
             let at = format!("sampling.runs[{i}]");
-            c.require(
-                valid_name(&r.name),
-                &format!("{at}.name"),
-                "non-empty and made of [A-Za-z0-9_-]",
-                format!("{:?}", r.name),
-            );
-            c.require(
-                seen.insert(r.name.clone()),
-                &format!("{at}.name"),
-                "unique",
-                format!("{:?}", r.name),
-            );
+            c.unique_name(&mut seen, &format!("{at}.name"), &r.name);
             c.count(
                 &format!("{at}.sampler.steps"),
                 r.sampler.steps,

@@ -136,12 +136,6 @@ pub struct Part1Manifest {
     pub sampling: SamplingTable,
 }
 
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 /// `[sde]` with its kind replaced (the reverse SDE of a variant).
 fn with_kind(s: &SdeTable, kind: SdeKind) -> SdeTable {
     SdeTable { kind, ..s.clone() }
@@ -209,18 +203,7 @@ impl Part1Manifest {
         let mut seen = std::collections::BTreeSet::new();
         for (i, v) in sp.variants.iter().enumerate() {
             let at = format!("sampling.variants[{i}]");
-            c.require(
-                valid_name(&v.name),
-                &format!("{at}.name"),
-                "non-empty and made of [A-Za-z0-9_-]",
-                format!("{:?}", v.name),
-            );
-            c.require(
-                seen.insert(v.name.clone()),
-                &format!("{at}.name"),
-                "unique",
-                format!("{:?}", v.name),
-            );
+            c.unique_name(&mut seen, &format!("{at}.name"), &v.name);
             c.count(
                 &format!("{at}.sampler.steps"),
                 v.sampler.steps,

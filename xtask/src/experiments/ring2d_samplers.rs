@@ -223,12 +223,6 @@ pub struct Ring2dSamplersManifest {
     pub evaluation: EvaluationTable,
 }
 
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 /// One planned run.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -337,18 +331,7 @@ impl Ring2dSamplersManifest {
         let mut seen = std::collections::BTreeSet::new();
         for (i, s) in sp.samplers.iter().enumerate() {
             let at = format!("sampling.samplers[{i}]");
-            c.require(
-                valid_name(&s.name),
-                &format!("{at}.name"),
-                "non-empty and made of [A-Za-z0-9_-]",
-                format!("{:?}", s.name),
-            );
-            c.require(
-                seen.insert(s.name.clone()),
-                &format!("{at}.name"),
-                "unique",
-                format!("{:?}", s.name),
-            );
+            c.unique_name(&mut seen, &format!("{at}.name"), &s.name);
             c.require(
                 s.tolerances.is_empty() || s.adaptive(),
                 &format!("{at}.tolerances"),
