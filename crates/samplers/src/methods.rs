@@ -40,12 +40,12 @@ where
         Method::Ddim { eta } => ddim(k, x, grid, eta, on_step),
         Method::DdpmAncestral { variance } => ddpm_ancestral(k, x, grid, variance, on_step),
         Method::EdmHeun => edm_heun(k, x, grid, on_step),
-        Method::DpmSolverPp2M => dpm_solver_pp_2m(k, x, grid, on_step),
+        Method::DpmSolverPp2M => dpm_solver_pp_2m(k, x, grid, 0.0, on_step),
         Method::DpmSolverPp3M => dpm_solver_pp_3m(k, x, grid, 0.0, 1.0, on_step),
         Method::DpmSolverPp3MSde { eta, curvature } => {
             dpm_solver_pp_3m(k, x, grid, eta, curvature, on_step)
         }
-        Method::DpmSolverPp2MSde { eta } => dpm_solver_pp_2m_sde(k, x, grid, eta, on_step),
+        Method::DpmSolverPp2MSde { eta } => dpm_solver_pp_2m(k, x, grid, eta, on_step),
         Method::DormandPrince { rtol, atol } => {
             return dormand_prince(k, x, grid, rtol, atol, on_step)
         }
@@ -174,25 +174,9 @@ fn edm_heun<S, M>(
     }
 }
 
-/// DPM-Solver++(2M): first-order first step, then the two-step data-prediction update.
+/// DPM-Solver++(2M) (SDE if `eta > 0`, noise event `(step, 0)`): first-order first step,
+/// then the two-step data-prediction update.
 fn dpm_solver_pp_2m<S, M>(
-    k: &mut Stepper<'_, S, M>,
-    x: &mut [f32],
-    grid: &TimeGrid,
-    on_step: &mut OnStep<'_>,
-) where
-    S: ForwardSde + ?Sized,
-    M: Score + ?Sized,
-{
-    let mut h_prev = None;
-    for (i, w) in grid.times().windows(2).enumerate() {
-        h_prev = Some(k.dpm_solver_pp_2m_step(x, w[0], w[1], h_prev));
-        on_step(i + 1, x);
-    }
-}
-
-/// DPM-Solver++(2M) SDE with stochasticity `eta` (noise event `(step, 0)` when `eta > 0`).
-fn dpm_solver_pp_2m_sde<S, M>(
     k: &mut Stepper<'_, S, M>,
     x: &mut [f32],
     grid: &TimeGrid,
@@ -204,8 +188,7 @@ fn dpm_solver_pp_2m_sde<S, M>(
 {
     let mut h_prev = None;
     for (i, w) in grid.times().windows(2).enumerate() {
-        h_prev =
-            Some(k.dpm_solver_pp_2m_sde_step(x, w[0], w[1], eta, h_prev, NoiseEvent::step(i, 0)));
+        h_prev = Some(k.dpm_solver_pp_2m_step(x, w[0], w[1], eta, h_prev, NoiseEvent::step(i, 0)));
         on_step(i + 1, x);
     }
 }
@@ -497,46 +480,14 @@ where
         }
     }
 
-    /// DPM-Solver++(2M) step from `t` to `t'` with `h = λ' − λ`, `λ = ln(m/σ)`, given the
-    /// previous step's `h_prev` (`None` on the first step; the previous `x̂₀` is kept in
-    /// `scratch`): `x' = (σ'/σ) x − m' (e^{−h} − 1) D`, `D = x̂₀` (first step) or
-    /// `(1 + 1/(2r)) x̂₀ − 1/(2r) x̂₀_prev`, `r = h_prev/h`. Returns `h`.
-    pub(crate) fn dpm_solver_pp_2m_step(
-        &mut self,
-        x: &mut [f32],
-        t: f64,
-        t_next: f64,
-        h_prev: Option<f64>,
-    ) -> f64 {
-        let ((m, sig), (m2, sig2)) = (self.kernel(t), self.kernel(t_next));
-        let h = (m2.ln() - sig2.ln()) - (m.ln() - sig.ln());
-        self.model.score(x, t, &mut self.drift);
-        self.nfe += 1;
-        let (var, inv_m) = (sig * sig, 1.0 / m);
-        let (a, c) = (sig2 / sig, -m2 * (-h).exp_m1());
-        // D = w_now x̂₀ + w_prev x̂₀_prev.
-        let (w_now, w_prev) = match h_prev {
-            None => (1.0, 0.0),
-            Some(hp) => {
-                let half_inv_r = 0.5 * h / hp;
-                (1.0 + half_inv_r, -half_inv_r)
-            }
-        };
-        for ((xi, &s), prev) in x.iter_mut().zip(&self.drift).zip(self.scratch.iter_mut()) {
-            let xv = f64::from(*xi);
-            let x0 = (xv + var * f64::from(s)) * inv_m;
-            let d = w_now * x0 + w_prev * f64::from(*prev);
-            *prev = x0 as f32;
-            *xi = (a * xv + c * d) as f32;
-        }
-        h
-    }
-
-    /// DPM-Solver++(2M) SDE step from `t` to `t'` (see [`Method::DpmSolverPp2MSde`]) given the
-    /// previous step's `h` (`None` on the first step; the previous `x̂₀` is kept in `scratch`):
+    /// DPM-Solver++(2M) step from `t` to `t'` with `h = λ' − λ`, `λ = ln(m/σ)`, and
+    /// stochasticity `eta` (see [`Method::DpmSolverPp2M`] and [`Method::DpmSolverPp2MSde`]),
+    /// given the previous step's `h_prev` (`None` on the first step; the previous `x̂₀` is kept
+    /// in `scratch`):
     /// `x' = (σ'/σ) e^{−ηh} x + m' (1 − e^{−(1+η)h}) D + σ' √(1 − e^{−2ηh}) z`,
-    /// `D = x̂₀` (first step) or `(1 + 1/(2r)) x̂₀ − 1/(2r) x̂₀_prev`, `r = h_prev/h`. Returns `h`.
-    pub(crate) fn dpm_solver_pp_2m_sde_step(
+    /// `D = x̂₀` (first step) or `(1 + 1/(2r)) x̂₀ − 1/(2r) x̂₀_prev`, `r = h_prev/h`; with
+    /// `η = 0` the ODE step `x' = (σ'/σ) x − m' (e^{−h} − 1) D` (no noise drawn). Returns `h`.
+    pub(crate) fn dpm_solver_pp_2m_step(
         &mut self,
         x: &mut [f32],
         t: f64,
@@ -554,6 +505,7 @@ where
         let a = sig2 / sig * (-eta_h).exp();
         let c = -m2 * (-h - eta_h).exp_m1();
         let noise = sig2 * (-(-2.0 * eta_h).exp_m1()).max(0.0).sqrt();
+        // D = w_now x̂₀ + w_prev x̂₀_prev.
         let (w_now, w_prev) = match h_prev {
             None => (1.0, 0.0),
             Some(hp) => {
@@ -561,22 +513,25 @@ where
                 (1.0 + half_inv_r, -half_inv_r)
             }
         };
-        if noise > 0.0 {
+        let noisy = noise > 0.0;
+        if noisy {
             fill_scaled_normal(&mut self.drift2, noise, self.dim, self.seed, event);
-        } else {
-            self.drift2.fill(0.0);
         }
-        for (((xi, &s), prev), &z) in x
+        for (r, ((xi, &s), prev)) in x
             .iter_mut()
             .zip(&self.drift)
             .zip(self.scratch.iter_mut())
-            .zip(&self.drift2)
+            .enumerate()
         {
             let xv = f64::from(*xi);
             let x0 = (xv + var * f64::from(s)) * inv_m;
             let d = w_now * x0 + w_prev * f64::from(*prev);
             *prev = x0 as f32;
-            *xi = (a * xv + c * d + f64::from(z)) as f32;
+            let mut v = a * xv + c * d;
+            if noisy {
+                v += f64::from(self.drift2[r]);
+            }
+            *xi = v as f32;
         }
         h
     }
