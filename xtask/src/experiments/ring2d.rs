@@ -217,8 +217,22 @@ pub fn derived_seed(master: u64, name: &str) -> u64 {
 }
 
 /// Rewrites a crate's `Type.field` error prefix into the manifest's `table.field`.
-fn rename(msg: &str, from: &str, to: &str) -> String {
-    msg.replace(from, to)
+/// The `[network]` and `[training]` tables of a ring2d experiment: each config's own
+/// validation (messages renamed to the manifest's table names) and a 2-D network. Shared by
+/// every experiment that trains a ring2d model.
+pub fn check_ring2d_model(c: &mut Checker, network: &ScoreNetConfig, training: &TrainConfig) {
+    if let Err(e) = network.validate() {
+        c.fail(e.0.replace("ScoreNetConfig.", "network."));
+    }
+    c.require(
+        network.dim == 2,
+        "network.dim",
+        "2 (ring2d is 2-D)",
+        network.dim,
+    );
+    if let Err(e) = training.validate() {
+        c.fail(e.0.replace("TrainConfig.", "training."));
+    }
 }
 
 impl Ring2dManifest {
@@ -256,20 +270,7 @@ impl Ring2dManifest {
             );
         }
 
-        if let Err(e) = self.network.validate() {
-            c.fail(rename(&e.0, "ScoreNetConfig.", "network."));
-        }
-        c.require(
-            self.network.dim == 2,
-            "network.dim",
-            "2 (ring2d is 2-D)",
-            self.network.dim,
-        );
-
-        let t = &self.training.0;
-        if let Err(e) = t.validate() {
-            c.fail(rename(&e.0, "TrainConfig.", "training."));
-        }
+        check_ring2d_model(&mut c, &self.network, &self.training.0);
 
         let sm = &self.sampling;
         c.count("sampling.n_samples", sm.n_samples, 1, MAX_SAMPLES);

@@ -134,18 +134,7 @@ impl Ring2dLikelihoodManifest {
         if let Err(e) = &sde {
             c.fail(format!("{e}"));
         }
-        if let Err(e) = self.network.validate() {
-            c.fail(e.0.replace("ScoreNetConfig.", "network."));
-        }
-        c.require(
-            self.network.dim == 2,
-            "network.dim",
-            "2 (ring2d is 2-D)",
-            self.network.dim,
-        );
-        if let Err(e) = self.training.0.validate() {
-            c.fail(e.0.replace("TrainConfig.", "training."));
-        }
+        super::ring2d::check_ring2d_model(&mut c, &self.network, &self.training.0);
         let l = &self.likelihood;
         c.count("likelihood.n_points", l.n_points, 2, MAX_POINTS);
         if let Ok(sde) = &sde {

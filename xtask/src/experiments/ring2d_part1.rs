@@ -170,18 +170,7 @@ impl Part1Manifest {
         if let Err(e) = &sde {
             c.fail(format!("{e:#}"));
         }
-        if let Err(e) = self.network.validate() {
-            c.fail(e.0.replace("ScoreNetConfig.", "network."));
-        }
-        c.require(
-            self.network.dim == 2,
-            "network.dim",
-            "2 (ring2d is 2-D)",
-            self.network.dim,
-        );
-        if let Err(e) = self.training.0.validate() {
-            c.fail(e.0.replace("TrainConfig.", "training."));
-        }
+        super::ring2d::check_ring2d_model(&mut c, &self.network, &self.training.0);
         if let Ok(sde) = &sde {
             let t = self.training.0.t_eps;
             c.require(
