@@ -326,7 +326,7 @@ fn bad_ring2d_manifests_exit_2_naming_the_field() {
     expect_bad(&with("t_eps = 1e-3", "t_eps = 2.0"), &["sampling.t_eps"]);
     expect_bad(
         &with("width = 32", "width = 0"),
-        &["network.width must be ≥ 1, got 0"],
+        &["network.width must be ≥ 1 (got 0)"],
     );
     expect_bad(&with("beta_max = 20.0", "beta_max = 1.0"), &["m(T)"]);
     expect_bad(

@@ -17,15 +17,15 @@ impl Gaussian {
     /// `N(mean, diag(std²))`; `mean`, `std` non-empty, equal length, finite, `std ≥ 0`.
     pub fn new(mean: Vec<f64>, std: Vec<f64>) -> Result<Self, DatasetError> {
         if mean.is_empty() {
-            return Err(DatasetError::Empty { name: "mean" });
+            return Err(DatasetError::empty("mean"));
         }
         if mean.len() != std.len() {
-            return Err(DatasetError::LengthMismatch {
-                first: "mean",
-                first_len: mean.len(),
-                second: "std",
-                second_len: std.len(),
-            });
+            return Err(DatasetError::length_mismatch(
+                "mean",
+                mean.len(),
+                "std",
+                std.len(),
+            ));
         }
         for (j, &m) in mean.iter().enumerate() {
             check(format!("mean[{j}]"), m, "finite", |_| true)?;

@@ -12,7 +12,7 @@ mod mixture_score;
 mod ring2d;
 mod shapes2d;
 
-pub use error::{check_parameter, DatasetError, ParameterError};
+pub use error::{check_parameter, DatasetError, ParamError, ParameterError};
 pub use gaussian::Gaussian;
 pub use mixture::GaussianMixture;
 pub use ring2d::{Ring2d, ANGULAR_ENTROPY};

@@ -38,51 +38,51 @@ impl GaussianMixture {
     /// `stds[k]` (length `d`, every entry finite and `> 0`) and weights `weights[k]` (finite,
     /// `≥ 0`, positive sum; normalised here to `w_k / Σ w`).
     ///
-    /// Errors name the offending field and value, e.g. `stds[2][1] must be > 0, got 0`.
+    /// Errors name the offending field and value, e.g. `stds[2][1] must be > 0 (got 0)`.
     pub fn new(
         means: Vec<Vec<f64>>,
         stds: Vec<Vec<f64>>,
         weights: Vec<f64>,
     ) -> Result<Self, DatasetError> {
         if means.is_empty() {
-            return Err(DatasetError::Empty { name: "means" });
+            return Err(DatasetError::empty("means"));
         }
         if stds.len() != means.len() {
-            return Err(DatasetError::LengthMismatch {
-                first: "means",
-                first_len: means.len(),
-                second: "stds",
-                second_len: stds.len(),
-            });
+            return Err(DatasetError::length_mismatch(
+                "means",
+                means.len(),
+                "stds",
+                stds.len(),
+            ));
         }
         if weights.len() != means.len() {
-            return Err(DatasetError::LengthMismatch {
-                first: "means",
-                first_len: means.len(),
-                second: "weights",
-                second_len: weights.len(),
-            });
+            return Err(DatasetError::length_mismatch(
+                "means",
+                means.len(),
+                "weights",
+                weights.len(),
+            ));
         }
         let dim = means[0].len();
         if dim == 0 {
-            return Err(DatasetError::Empty { name: "means[0]" });
+            return Err(DatasetError::empty("means[0]"));
         }
         for (k, (m, s)) in means.iter().zip(&stds).enumerate() {
             if m.len() != dim {
-                return Err(DatasetError::LengthMismatch {
-                    first: "means[0]",
-                    first_len: dim,
-                    second: "means[k]",
-                    second_len: m.len(),
-                });
+                return Err(DatasetError::length_mismatch(
+                    "means[0]",
+                    dim,
+                    &format!("means[{k}]"),
+                    m.len(),
+                ));
             }
             if s.len() != dim {
-                return Err(DatasetError::LengthMismatch {
-                    first: "means[k]",
-                    first_len: dim,
-                    second: "stds[k]",
-                    second_len: s.len(),
-                });
+                return Err(DatasetError::length_mismatch(
+                    &format!("means[{k}]"),
+                    dim,
+                    &format!("stds[{k}]"),
+                    s.len(),
+                ));
             }
             for (j, &v) in m.iter().enumerate() {
                 check(format!("means[{k}][{j}]"), v, "finite", |_| true)?;
@@ -118,7 +118,7 @@ impl GaussianMixture {
     /// `radius · (cos 2πk/n, sin 2πk/n)`, `k = 0..n`.
     pub fn on_circle(n: usize, radius: f64, std: f64) -> Result<Self, DatasetError> {
         if n == 0 {
-            return Err(DatasetError::Empty { name: "n" });
+            return Err(DatasetError::empty("n"));
         }
         check("radius", radius, "≥ 0", |v| v >= 0.0)?;
         let means = (0..n)

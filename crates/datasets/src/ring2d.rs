@@ -41,19 +41,10 @@ impl Ring2d {
     /// `ring2d` with radius `Gamma(shape = scale, rate = scale)`; `scale` must be finite and `> 0`.
     pub fn new(scale: f64) -> Result<Self, DatasetError> {
         check("scale", scale, "> 0", |v| v > 0.0)?;
-        let sampler = rand_distr::Gamma::new(scale, 1.0 / scale).map_err(|_| {
-            DatasetError::InvalidParameter {
-                name: "scale".into(),
-                requirement: "must give a valid Gamma(scale, 1/scale)".into(),
-                value: scale,
-            }
-        })?;
+        let sampler = rand_distr::Gamma::new(scale, 1.0 / scale)
+            .map_err(|_| DatasetError::new("scale", scale, "give a valid Gamma(scale, 1/scale)"))?;
         let radial = statrs::distribution::Gamma::new(scale, scale).map_err(|_| {
-            DatasetError::InvalidParameter {
-                name: "scale".into(),
-                requirement: "must give a valid Gamma(scale, rate scale)".into(),
-                value: scale,
-            }
+            DatasetError::new("scale", scale, "give a valid Gamma(scale, rate scale)")
         })?;
         Ok(Self {
             scale,

@@ -113,15 +113,15 @@ fn constructor_rejects_bad_parameters() {
             vec![vec![1.0, 1.0], vec![1.0, 0.0]],
             vec![1.0, 1.0]
         )),
-        "stds[1][1] must be > 0, got 0"
+        "stds[1][1] must be > 0 (got 0)"
     );
     assert_eq!(
         msg(GaussianMixture::new(m(), s(), vec![1.0, -0.5])),
-        "weights[1] must be ≥ 0, got -0.5"
+        "weights[1] must be ≥ 0 (got -0.5)"
     );
     assert_eq!(
         msg(GaussianMixture::new(m(), s(), vec![0.0, 0.0])),
-        "sum of weights must be > 0 and finite, got 0"
+        "sum of weights must be > 0 and finite (got 0)"
     );
     assert_eq!(
         msg(GaussianMixture::new(
@@ -129,15 +129,15 @@ fn constructor_rejects_bad_parameters() {
             s(),
             vec![1.0, 1.0]
         )),
-        "means[0][1] must be finite and finite, got NaN"
+        "means[0][1] must be finite (got NaN)"
     );
     assert_eq!(
         msg(GaussianMixture::new(m(), s(), vec![1.0])),
-        "means and weights must have the same length, got 2 and 1"
+        "weights (length) must be the length of means = 2 (got 1)"
     );
     assert_eq!(
         msg(GaussianMixture::new(vec![], vec![], vec![])),
-        "means must not be empty"
+        "means must be non-empty (got empty)"
     );
     assert!(GaussianMixture::new(vec![vec![0.0], vec![0.0, 1.0]], s(), vec![1.0, 1.0]).is_err());
     assert!(GaussianMixture::on_circle(0, 1.0, 0.1).is_err());

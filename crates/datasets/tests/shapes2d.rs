@@ -63,7 +63,7 @@ fn two_moons_match_exact_moments_and_the_noiseless_x_law() {
     assert!(ks_bad.pvalue < 1e-3, "{ks_bad:?}");
     assert_eq!(
         TwoMoons::new(-0.1).unwrap_err().to_string(),
-        "noise must be ≥ 0, got -0.1"
+        "noise must be ≥ 0 (got -0.1)"
     );
 }
 

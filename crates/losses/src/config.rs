@@ -1,7 +1,7 @@
 //! Training configuration (serde, `deny_unknown_fields`) and its validation.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use smoluchowski_core::{check_finite, ParamError};
 
 /// Time weighting `λ(t)` of the denoising score-matching loss
 /// `L = E_t E_x₀ E_ε λ(t) ‖s_θ(m x₀ + σ ε, t) + ε/σ‖²`.
@@ -143,24 +143,49 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
-/// An invalid training parameter (names the field and its value).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainConfigError(pub String);
+/// An invalid training configuration: the workspace's [`ParamError`], its path relative to the
+/// config (e.g. `lr_schedule.warmup_steps`).
+pub type TrainConfigError = ParamError;
 
-impl fmt::Display for TrainConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// `v ≥ 1`, else an error naming `path`.
+pub(crate) fn at_least_one(path: &str, v: usize) -> Result<(), ParamError> {
+    if v == 0 {
+        return Err(ParamError::new(path, v, "≥ 1"));
     }
+    Ok(())
 }
 
-impl std::error::Error for TrainConfigError {}
+/// The learning-rate schedule of a run of `steps` steps.
+pub(crate) fn validate_schedule(schedule: LrSchedule, steps: usize) -> Result<(), ParamError> {
+    if let LrSchedule::Cosine {
+        warmup_steps,
+        final_lr,
+    } = schedule
+    {
+        check_finite("lr_schedule.final_lr", final_lr, "≥ 0", |v| v >= 0.0)?;
+        if warmup_steps >= steps {
+            return Err(ParamError::new(
+                "lr_schedule.warmup_steps",
+                warmup_steps,
+                format!("< steps = {steps}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An EMA decay in `[0, 1)`.
+pub(crate) fn validate_ema(ema_decay: Option<f32>) -> Result<(), ParamError> {
+    if let Some(e) = ema_decay {
+        if !(0.0..1.0).contains(&e) {
+            return Err(ParamError::new("ema_decay", e, "in [0, 1)"));
+        }
+    }
+    Ok(())
+}
 
 fn is_uniform(t: &TimeSampling) -> bool {
     *t == TimeSampling::Uniform
-}
-
-fn err<T>(msg: String) -> Result<T, TrainConfigError> {
-    Err(TrainConfigError(msg))
 }
 
 impl TrainConfig {
@@ -184,75 +209,34 @@ impl TrainConfig {
         }
     }
 
-    /// Checks every field; the error names the field and its value.
+    /// Checks every field; the error names the field path (relative to this config) and its
+    /// value.
     pub fn validate(&self) -> Result<(), TrainConfigError> {
-        if self.steps == 0 {
-            return err(format!("TrainConfig.steps must be ≥ 1, got {}", self.steps));
-        }
-        if self.batch_size == 0 {
-            return err(format!(
-                "TrainConfig.batch_size must be ≥ 1, got {}",
-                self.batch_size
-            ));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return err(format!(
-                "TrainConfig.lr must be finite and > 0, got {}",
-                self.lr
-            ));
-        }
+        at_least_one("steps", self.steps)?;
+        at_least_one("batch_size", self.batch_size)?;
+        check_finite("lr", self.lr, "> 0", |v| v > 0.0)?;
         if let OptimizerConfig::AdamW { weight_decay } = self.optimizer {
-            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
-                return err(format!(
-                    "TrainConfig.optimizer.weight_decay must be finite and ≥ 0, got {weight_decay}"
-                ));
-            }
+            check_finite(
+                "optimizer.weight_decay",
+                f64::from(weight_decay),
+                "≥ 0",
+                |v| v >= 0.0,
+            )?;
         }
-        if let LrSchedule::Cosine {
-            warmup_steps,
-            final_lr,
-        } = self.lr_schedule
-        {
-            if !(final_lr.is_finite() && final_lr >= 0.0) {
-                return err(format!(
-                    "TrainConfig.lr_schedule.final_lr must be finite and ≥ 0, got {final_lr}"
-                ));
-            }
-            if warmup_steps >= self.steps {
-                return err(format!(
-                    "TrainConfig.lr_schedule.warmup_steps must be < steps = {}, got {warmup_steps}",
-                    self.steps
-                ));
-            }
-        }
+        validate_schedule(self.lr_schedule, self.steps)?;
         if let Some(c) = self.grad_clip {
-            if !(c.is_finite() && c > 0.0) {
-                return err(format!(
-                    "TrainConfig.grad_clip must be finite and > 0, got {c}"
-                ));
-            }
+            check_finite("grad_clip", f64::from(c), "> 0", |v| v > 0.0)?;
         }
-        if let Some(e) = self.ema_decay {
-            if !(0.0..1.0).contains(&e) {
-                return err(format!("TrainConfig.ema_decay must be in [0, 1), got {e}"));
-            }
-        }
-        if !(self.t_eps.is_finite() && self.t_eps > 0.0) {
-            return err(format!(
-                "TrainConfig.t_eps must be finite and > 0, got {}",
-                self.t_eps
-            ));
-        }
-        if self.time_sampling == (TimeSampling::Discrete { levels: 0 }) {
-            return err("TrainConfig.time_sampling.levels must be ≥ 1, got 0".to_string());
+        validate_ema(self.ema_decay)?;
+        check_finite("t_eps", self.t_eps, "> 0", |v| v > 0.0)?;
+        if let TimeSampling::Discrete { levels } = self.time_sampling {
+            at_least_one("time_sampling.levels", levels)?;
         }
         if let DataMode::Fixed { size } = self.data {
-            if size == 0 {
-                return err(format!("TrainConfig.data.size must be ≥ 1, got {size}"));
-            }
+            at_least_one("data.size", size)?;
         }
-        if self.checkpoint_every == Some(0) {
-            return err("TrainConfig.checkpoint_every must be ≥ 1, got 0".to_string());
+        if let Some(every) = self.checkpoint_every {
+            at_least_one("checkpoint_every", every)?;
         }
         Ok(())
     }

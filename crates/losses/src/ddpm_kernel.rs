@@ -1,6 +1,7 @@
 //! The forward kernel of a discrete DDPM chain as a [`ForwardSde`], exact at the chain's levels.
 
 use crate::config::TrainConfigError;
+use smoluchowski_core::ParamError;
 use smoluchowski_sde::ForwardSde;
 
 /// The VP-type process whose marginals equal the DDPM chain's **exactly** at `t_i = i/N`.
@@ -24,24 +25,23 @@ impl DdpmKernel {
     /// errors name the offending entry.
     pub fn new(alphas_bar: &[f64]) -> Result<Self, TrainConfigError> {
         if alphas_bar.len() < 2 {
-            return Err(TrainConfigError(format!(
-                "DdpmKernel: alphas_bar must have N + 1 ≥ 2 entries, got {}",
-                alphas_bar.len()
-            )));
+            return Err(ParamError::new(
+                "alphas_bar (length)",
+                alphas_bar.len(),
+                "N + 1 ≥ 2",
+            ));
         }
         if alphas_bar[0] != 1.0 {
-            return Err(TrainConfigError(format!(
-                "DdpmKernel: alphas_bar[0] must be 1, got {}",
-                alphas_bar[0]
-            )));
+            return Err(ParamError::new("alphas_bar[0]", alphas_bar[0], "1"));
         }
         for i in 1..alphas_bar.len() {
             let (a, b) = (alphas_bar[i - 1], alphas_bar[i]);
             if !(b.is_finite() && b > 0.0 && b < a) {
-                return Err(TrainConfigError(format!(
-                    "DdpmKernel: alphas_bar[{i}] must be in (0, alphas_bar[{}] = {a}), got {b}",
-                    i - 1
-                )));
+                return Err(ParamError::new(
+                    format!("alphas_bar[{i}]"),
+                    b,
+                    format!("in (0, alphas_bar[{}] = {a})", i - 1),
+                ));
             }
         }
         Ok(Self {

@@ -21,7 +21,7 @@
 //! The network is fed one constant time `time` (its time input is otherwise unused here) and must
 //! predict the score directly (`NetOutput::Score`).
 
-use crate::config::{LrSchedule, TrainConfigError};
+use crate::config::{at_least_one, validate_ema, validate_schedule, LrSchedule, TrainConfigError};
 use crate::dsm::NUM_TIME_BUCKETS;
 use crate::train::{step_rng, StepReport, TrainError};
 use rand::Rng;
@@ -29,6 +29,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
+use smoluchowski_core::{check_finite, ParamError};
 use smoluchowski_datasets::Dataset;
 use smoluchowski_nets::dfdx::prelude::*;
 use smoluchowski_nets::{NetOutput, ScoreNet};
@@ -117,72 +118,30 @@ pub struct SsmConfig {
 }
 
 impl SsmConfig {
-    /// Checks every field; the error names the field and its value.
+    /// Checks every field; the error names the field path (relative to this config) and its
+    /// value.
     pub fn validate(&self) -> Result<(), TrainConfigError> {
-        let err = |m: String| Err(TrainConfigError(m));
         match self.objective {
             ScoreObjective::SlicedFd { projections, h, .. } => {
-                if projections == 0 {
-                    return err("SsmConfig.objective.projections must be ≥ 1, got 0".into());
-                }
-                if !(h.is_finite() && h > 0.0) {
-                    return err(format!(
-                        "SsmConfig.objective.h must be finite and > 0, got {h}"
-                    ));
-                }
-                if !(self.noise_std.is_finite() && self.noise_std >= 0.0) {
-                    return err(format!(
-                        "SsmConfig.noise_std must be finite and ≥ 0, got {}",
-                        self.noise_std
-                    ));
-                }
+                at_least_one("objective.projections", projections)?;
+                check_finite("objective.h", h, "> 0", |v| v > 0.0)?;
+                check_finite("noise_std", self.noise_std, "≥ 0", |v| v >= 0.0)?;
             }
             ScoreObjective::Denoising => {
-                if !(self.noise_std.is_finite() && self.noise_std > 0.0) {
-                    return err(format!(
-                        "SsmConfig.noise_std must be finite and > 0 for the denoising objective, got {}",
-                        self.noise_std
-                    ));
-                }
+                check_finite(
+                    "noise_std",
+                    self.noise_std,
+                    "> 0 for the denoising objective",
+                    |v| v > 0.0,
+                )?;
             }
         }
-        if !self.time.is_finite() {
-            return err(format!("SsmConfig.time must be finite, got {}", self.time));
-        }
-        if self.steps == 0 {
-            return err("SsmConfig.steps must be ≥ 1, got 0".into());
-        }
-        if self.batch_size == 0 {
-            return err("SsmConfig.batch_size must be ≥ 1, got 0".into());
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return err(format!(
-                "SsmConfig.lr must be finite and > 0, got {}",
-                self.lr
-            ));
-        }
-        if let LrSchedule::Cosine {
-            warmup_steps,
-            final_lr,
-        } = self.lr_schedule
-        {
-            if !(final_lr.is_finite() && final_lr >= 0.0) {
-                return err(format!(
-                    "SsmConfig.lr_schedule.final_lr must be finite and ≥ 0, got {final_lr}"
-                ));
-            }
-            if warmup_steps >= self.steps {
-                return err(format!(
-                    "SsmConfig.lr_schedule.warmup_steps must be < steps = {}, got {warmup_steps}",
-                    self.steps
-                ));
-            }
-        }
-        if let Some(e) = self.ema_decay {
-            if !(0.0..1.0).contains(&e) {
-                return err(format!("SsmConfig.ema_decay must be in [0, 1), got {e}"));
-            }
-        }
+        check_finite("time", self.time, "finite", |_| true)?;
+        at_least_one("steps", self.steps)?;
+        at_least_one("batch_size", self.batch_size)?;
+        check_finite("lr", self.lr, "> 0", |v| v > 0.0)?;
+        validate_schedule(self.lr_schedule, self.steps)?;
+        validate_ema(self.ema_decay)?;
         Ok(())
     }
 
@@ -404,17 +363,18 @@ impl<'a, D: Dataset> SsmTrainer<'a, D> {
         cfg.validate()?;
         let nc = net.config();
         if nc.output != NetOutput::Score {
-            return Err(TrainError::Config(TrainConfigError(format!(
-                "score matching needs ScoreNetConfig.output = score, got {:?}",
-                nc.output
-            ))));
+            return Err(TrainError::Config(ParamError::new(
+                "network.output",
+                format!("{:?}", nc.output),
+                "score (score matching learns the score itself)",
+            )));
         }
         if data.dim() != nc.dim {
-            return Err(TrainError::Config(TrainConfigError(format!(
-                "dataset dimension {} differs from ScoreNetConfig.dim = {}",
-                data.dim(),
-                nc.dim
-            ))));
+            return Err(TrainError::Config(ParamError::new(
+                "network.dim",
+                nc.dim,
+                format!("the dataset's dimension {}", data.dim()),
+            )));
         }
         let params = net.to_flat();
         let p = params.len();

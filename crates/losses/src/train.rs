@@ -5,6 +5,7 @@ use crate::dsm::{DsmBatch, LossReport, NUM_TIME_BUCKETS};
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use smoluchowski_core::ParamError;
 use smoluchowski_datasets::Dataset;
 use smoluchowski_nets::{
     mlp_loss_and_grad, read_f32, tensors_to_bytes, write_atomic, MlpWorkspace, ScoreNet,
@@ -180,11 +181,11 @@ impl<'a, D: Dataset, S: ForwardSde + ?Sized> Trainer<'a, D, S> {
     ) -> Result<Self, TrainError> {
         cfg.validate()?;
         if data.dim() != net.config().dim {
-            return Err(TrainError::Config(TrainConfigError(format!(
-                "dataset dimension {} differs from ScoreNetConfig.dim = {}",
-                data.dim(),
-                net.config().dim
-            ))));
+            return Err(TrainError::Config(ParamError::new(
+                "network.dim",
+                net.config().dim,
+                format!("the dataset's dimension {}", data.dim()),
+            )));
         }
         let params = net.to_flat();
         let p = params.len();
@@ -257,7 +258,7 @@ impl<'a, D: Dataset, S: ForwardSde + ?Sized> Trainer<'a, D, S> {
             ::safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e:?}")))?;
         let p = net_cfg.num_params();
         let params = read_f32(&st, "params", &[p]).map_err(bad)?;
-        let net = ScoreNet::from_flat(net_cfg, &params).map_err(|e| bad(e.0))?;
+        let net = ScoreNet::from_flat(net_cfg, &params).map_err(|e| bad(e.to_string()))?;
         let mut t = Trainer::new(net, sde, data, cfg)?;
         t.m = read_f32(&st, "adam_m", &[p]).map_err(bad)?;
         t.v = read_f32(&st, "adam_v", &[p]).map_err(bad)?;

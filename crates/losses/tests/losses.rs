@@ -298,49 +298,49 @@ fn bad_train_configs_give_errors_naming_field_and_value() {
                 lr: f64::NAN,
                 ..base.clone()
             },
-            "lr must be finite and > 0, got NaN",
+            "lr must be finite and > 0 (got NaN)",
         ),
         (
             TrainConfig {
                 lr: -1e-3,
                 ..base.clone()
             },
-            "lr must be finite and > 0, got -0.001",
+            "lr must be > 0 (got -0.001)",
         ),
         (
             TrainConfig {
                 batch_size: 0,
                 ..base.clone()
             },
-            "batch_size must be ≥ 1, got 0",
+            "batch_size must be ≥ 1 (got 0)",
         ),
         (
             TrainConfig {
                 steps: 0,
                 ..base.clone()
             },
-            "steps must be ≥ 1, got 0",
+            "steps must be ≥ 1 (got 0)",
         ),
         (
             TrainConfig {
                 t_eps: 0.0,
                 ..base.clone()
             },
-            "t_eps must be finite and > 0, got 0",
+            "t_eps must be > 0 (got 0)",
         ),
         (
             TrainConfig {
                 ema_decay: Some(1.0),
                 ..base.clone()
             },
-            "ema_decay must be in [0, 1), got 1",
+            "ema_decay must be in [0, 1) (got 1)",
         ),
         (
             TrainConfig {
                 grad_clip: Some(-1.0),
                 ..base.clone()
             },
-            "grad_clip must be finite and > 0, got -1",
+            "grad_clip must be > 0 (got -1)",
         ),
         (
             TrainConfig {
@@ -349,7 +349,7 @@ fn bad_train_configs_give_errors_naming_field_and_value() {
                 },
                 ..base.clone()
             },
-            "weight_decay must be finite and ≥ 0, got NaN",
+            "weight_decay must be finite and ≥ 0 (got NaN)",
         ),
         (
             TrainConfig {
@@ -359,21 +359,21 @@ fn bad_train_configs_give_errors_naming_field_and_value() {
                 },
                 ..base.clone()
             },
-            "warmup_steps must be < steps = 10, got 10",
+            "warmup_steps must be < steps = 10 (got 10)",
         ),
         (
             TrainConfig {
                 data: DataMode::Fixed { size: 0 },
                 ..base.clone()
             },
-            "data.size must be ≥ 1, got 0",
+            "data.size must be ≥ 1 (got 0)",
         ),
         (
             TrainConfig {
                 checkpoint_every: Some(0),
                 ..base.clone()
             },
-            "checkpoint_every must be ≥ 1, got 0",
+            "checkpoint_every must be ≥ 1 (got 0)",
         ),
     ];
     let sde = VpSde::song_default();

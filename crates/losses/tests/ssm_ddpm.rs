@@ -277,7 +277,7 @@ fn bad_ssm_configs_are_rejected_with_the_field_named() {
         (ssm_cfg(sliced(1, 1e-2), 0.0, 0), "steps"),
     ];
     for (cfg, field) in cases {
-        let e = cfg.validate().unwrap_err().0;
+        let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains(field), "{e}");
     }
     let noise = ScoreNetConfig {
@@ -354,7 +354,7 @@ fn ddpm_kernel_is_exact_at_the_levels_and_consistent_with_its_sde() {
         assert!((k.diffusion(t).powi(2) + 2.0 * k.drift_coef(t)).abs() < 1e-10);
     }
     assert!(DdpmKernel::new(&[1.0]).is_err());
-    let e = DdpmKernel::new(&[1.0, 0.5, 0.6]).unwrap_err().0;
+    let e = DdpmKernel::new(&[1.0, 0.5, 0.6]).unwrap_err().to_string();
     assert!(e.contains("alphas_bar[2]"), "{e}");
 }
 
@@ -488,6 +488,6 @@ fn discrete_training_runs_resumes_and_parses() {
     assert!(bad
         .validate()
         .unwrap_err()
-        .0
+        .to_string()
         .contains("time_sampling.levels"));
 }

@@ -1,7 +1,7 @@
 //! Network configuration (serde, embeddable in TOML manifests).
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use smoluchowski_core::{check_finite, ParamError};
 
 /// How the diffusion time `t` enters the network.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -83,17 +83,9 @@ pub struct ScoreNetConfig {
     pub output: NetOutput,
 }
 
-/// An invalid parameter (names the parameter and its value).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// An invalid network configuration: the workspace's [`ParamError`], its path relative to the
+/// [`ScoreNetConfig`] (e.g. `width`).
+pub type ConfigError = ParamError;
 
 impl ScoreNetConfig {
     /// Part 2's network: `(x, t)` → 5 hidden layers of 64 with ReLU → `d = 2` outputs
@@ -129,25 +121,16 @@ impl ScoreNetConfig {
         }
     }
 
-    /// Checks every field; the error names the field and its value.
+    /// Checks every field; the error names the field path (relative to this config) and its value.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.dim == 0 {
-            return Err(ConfigError(format!(
-                "ScoreNetConfig.dim must be ≥ 1, got {}",
-                self.dim
-            )));
-        }
-        if self.width == 0 {
-            return Err(ConfigError(format!(
-                "ScoreNetConfig.width must be ≥ 1, got {}",
-                self.width
-            )));
-        }
-        if self.depth == 0 {
-            return Err(ConfigError(format!(
-                "ScoreNetConfig.depth must be ≥ 1, got {}",
-                self.depth
-            )));
+        for (path, v) in [
+            ("dim", self.dim),
+            ("width", self.width),
+            ("depth", self.depth),
+        ] {
+            if v == 0 {
+                return Err(ParamError::new(path, v, "≥ 1"));
+            }
         }
         if let TimeEmbedding::Fourier {
             frequencies,
@@ -155,15 +138,18 @@ impl ScoreNetConfig {
         } = self.time_embedding
         {
             if frequencies == 0 {
-                return Err(ConfigError(format!(
-                    "ScoreNetConfig.time_embedding.frequencies must be ≥ 1, got {frequencies}"
-                )));
+                return Err(ParamError::new(
+                    "time_embedding.frequencies",
+                    frequencies,
+                    "≥ 1",
+                ));
             }
-            if !(max_frequency.is_finite() && max_frequency >= 1.0) {
-                return Err(ConfigError(format!(
-                    "ScoreNetConfig.time_embedding.max_frequency must be finite and ≥ 1, got {max_frequency}"
-                )));
-            }
+            check_finite(
+                "time_embedding.max_frequency",
+                max_frequency,
+                "≥ 1",
+                |v| v >= 1.0,
+            )?;
         }
         Ok(())
     }

@@ -162,13 +162,13 @@ impl ScoreNet {
     /// Loads weights from `path` into a network of the given config (shapes are checked).
     pub fn load_weights(path: &Path, config: ScoreNetConfig) -> Result<Self, NetIoError> {
         let fmt_err = |e: String| NetIoError::Format(path.to_path_buf(), e);
-        config.validate().map_err(|e| fmt_err(e.0))?;
+        config.validate().map_err(|e| fmt_err(e.to_string()))?;
         let bytes = std::fs::read(path).map_err(|e| NetIoError::Io(path.to_path_buf(), e))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt_err(format!("{e:?}")))?;
         let mut flat = Vec::with_capacity(config.num_params());
         for (name, shape) in Self::named_shapes(&config) {
             flat.extend(read_f32(&st, &name, &shape).map_err(fmt_err)?);
         }
-        ScoreNet::from_flat(config, &flat).map_err(|e| fmt_err(e.0))
+        ScoreNet::from_flat(config, &flat).map_err(|e| fmt_err(e.to_string()))
     }
 }

@@ -5,6 +5,7 @@ use dfdx::prelude::*;
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use smoluchowski_core::ParamError;
 
 /// The f32 CPU device used throughout.
 pub type Dev = Cpu;
@@ -82,11 +83,11 @@ impl ScoreNet {
     pub fn from_flat(config: ScoreNetConfig, flat: &[f32]) -> Result<Self, ConfigError> {
         config.validate()?;
         if flat.len() != config.num_params() {
-            return Err(ConfigError(format!(
-                "parameter vector has length {}, the config needs {}",
+            return Err(ParamError::new(
+                "parameters (length)",
                 flat.len(),
-                config.num_params()
-            )));
+                format!("the config's parameter count {}", config.num_params()),
+            ));
         }
         let dev = Dev::default();
         let mut layers = Vec::new();

@@ -276,7 +276,7 @@ fn bad_configs_give_errors_naming_field_and_value() {
                 },
                 ..ScoreNetConfig::part2()
             },
-            "max_frequency must be finite and ≥ 1, got NaN",
+            "max_frequency must be finite and ≥ 1 (got NaN)",
         ),
         (
             ScoreNetConfig {
@@ -286,7 +286,7 @@ fn bad_configs_give_errors_naming_field_and_value() {
                 },
                 ..ScoreNetConfig::part2()
             },
-            "frequencies must be ≥ 1, got 0",
+            "frequencies must be ≥ 1 (got 0)",
         ),
     ];
     for (cfg, needle) in cases {
@@ -296,7 +296,10 @@ fn bad_configs_give_errors_naming_field_and_value() {
     let e = ScoreNet::from_flat(ScoreNetConfig::part2(), &[0.0; 3])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("length 3"), "{e}");
+    assert!(
+        e.contains("parameters (length)") && e.ends_with("(got 3)"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -224,7 +224,7 @@ impl SamplerConfig {
             } => {
                 check("method.snr", snr, "> 0", |v| v > 0.0)?;
                 if corrector_steps >= u32::MAX as usize {
-                    return Err(SamplerError::new(
+                    return Err(crate::error::invalid(
                         "method.corrector_steps",
                         corrector_steps,
                         "< 2³²",
@@ -260,7 +260,7 @@ impl SamplerConfig {
             | Method::DpmSolverPp3M => {}
         }
         if self.steps >= u32::MAX as usize {
-            return Err(SamplerError::new("steps", self.steps, "< 2³²"));
+            return Err(crate::error::invalid("steps", self.steps, "< 2³²"));
         }
         Ok(())
     }

@@ -102,7 +102,7 @@ impl DdpmSchedule {
     /// A schedule of `steps ≥ 1` levels; errors name the invalid parameter.
     pub fn new(kind: DdpmScheduleKind, steps: usize) -> Result<Self, SamplerError> {
         if steps == 0 || steps >= u32::MAX as usize {
-            return Err(SamplerError::new("steps", steps, "in 1..2³²"));
+            return Err(crate::error::invalid("steps", steps, "in 1..2³²"));
         }
         match kind {
             DdpmScheduleKind::Linear {
@@ -217,9 +217,9 @@ impl DdpmSchedule {
             } => {
                 let n = self.steps as f64;
                 VpSde::new(n * beta_start, n * beta_end, 1.0)
-                    .map_err(|e| SamplerError::new("kind", self.kind, e.to_string()))
+                    .map_err(|e| crate::error::invalid("kind", self.kind, e.to_string()))
             }
-            DdpmScheduleKind::Cosine { .. } => Err(SamplerError::new(
+            DdpmScheduleKind::Cosine { .. } => Err(crate::error::invalid(
                 "kind",
                 self.kind,
                 "linear (the cosine schedule has no linear-β VP SDE)",
@@ -350,27 +350,27 @@ mod tests {
     #[test]
     fn bad_schedules_are_rejected_with_the_parameter_named() {
         let e = DdpmSchedule::linear(0.0, 0.02, 10).unwrap_err();
-        assert_eq!(e.name, "kind.linear.beta_start");
+        assert_eq!(e.path(), "kind.linear.beta_start");
         let e = DdpmSchedule::linear(0.02, 0.01, 10).unwrap_err();
-        assert_eq!(e.name, "kind.linear.beta_end");
+        assert_eq!(e.path(), "kind.linear.beta_end");
         let e = DdpmSchedule::linear(1e-4, 1.0, 10).unwrap_err();
-        assert_eq!(e.name, "kind.linear.beta_end");
+        assert_eq!(e.path(), "kind.linear.beta_end");
         assert_eq!(
-            DdpmSchedule::linear(1e-4, 0.02, 0).unwrap_err().name,
+            DdpmSchedule::linear(1e-4, 0.02, 0).unwrap_err().path(),
             "steps"
         );
         assert_eq!(
-            DdpmSchedule::cosine(-0.1, 10).unwrap_err().name,
+            DdpmSchedule::cosine(-0.1, 10).unwrap_err().path(),
             "kind.cosine.s"
         );
         let e = DdpmSchedule::cosine(0.008, 10)
             .unwrap()
             .to_vp_sde()
             .unwrap_err();
-        assert_eq!(e.name, "kind");
+        assert_eq!(e.path(), "kind");
         // β_max/N = 20/10 ≥ 1.
         let e = DdpmSchedule::matching_vp_sde(&VpSde::song_default(), 10).unwrap_err();
-        assert_eq!(e.name, "kind.linear.beta_end");
+        assert_eq!(e.path(), "kind.linear.beta_end");
     }
 
     #[test]

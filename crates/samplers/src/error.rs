@@ -1,43 +1,22 @@
-//! Errors for invalid sampler parameters.
+//! Errors for invalid sampler parameters: the workspace's one [`ParamError`].
 
 use std::fmt;
 
-/// A sampler parameter (from a config, a time grid or a recording spec) was invalid.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SamplerError {
-    /// The parameter's name, e.g. `t_eps` or `method.snr`.
-    pub name: String,
-    /// The offending value, formatted.
-    pub value: String,
-    /// What the value must satisfy.
-    pub requirement: String,
-}
+pub use smoluchowski_core::ParamError;
 
-impl SamplerError {
-    pub(crate) fn new(
-        name: impl Into<String>,
-        value: impl fmt::Debug,
-        requirement: impl Into<String>,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            value: format!("{value:?}"),
-            requirement: requirement.into(),
-        }
-    }
-}
+/// A sampler parameter (from a config, a time grid or a recording spec) was invalid; its path
+/// is relative to the [`SamplerConfig`](crate::SamplerConfig) (e.g. `method.snr`, `t_eps`).
+pub type SamplerError = ParamError;
 
-impl fmt::Display for SamplerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid sampler parameter `{}` = {}: must be {}",
-            self.name, self.value, self.requirement
-        )
-    }
+/// A [`ParamError`] for `path` with the value shown by its `Debug` form (so floats print in
+/// full and structured values such as a grid kind print with their fields).
+pub(crate) fn invalid(
+    path: impl Into<String>,
+    value: impl fmt::Debug,
+    requirement: impl Into<String>,
+) -> ParamError {
+    ParamError::new(path, format!("{value:?}"), requirement)
 }
-
-impl std::error::Error for SamplerError {}
 
 /// `Ok(())` if `value` is finite and satisfies `ok`, else an error naming the parameter.
 pub(crate) fn check(
@@ -49,10 +28,6 @@ pub(crate) fn check(
     if value.is_finite() && ok(value) {
         Ok(())
     } else {
-        Err(SamplerError::new(
-            name,
-            value,
-            format!("finite and {requirement}"),
-        ))
+        Err(invalid(name, value, format!("finite and {requirement}")))
     }
 }

@@ -53,7 +53,7 @@ impl TimeGrid {
     /// Any strictly decreasing list of at least two finite times ending above 0.
     pub fn from_times(times: Vec<f64>) -> Result<Self, SamplerError> {
         if times.len() < 2 {
-            return Err(SamplerError::new(
+            return Err(crate::error::invalid(
                 "times.len()",
                 times.len(),
                 "≥ 2 (one step needs two times)",
@@ -62,7 +62,7 @@ impl TimeGrid {
         for (i, &t) in times.iter().enumerate() {
             check(&format!("times[{i}]"), t, "> 0", |v| v > 0.0)?;
             if i > 0 && t >= times[i - 1] {
-                return Err(SamplerError::new(
+                return Err(crate::error::invalid(
                     format!("times[{i}]"),
                     t,
                     format!(
@@ -141,7 +141,7 @@ impl TimeGrid {
         let t_end = sde.t_end();
         check_ends(t_end, t_eps, steps)?;
         if steps < 2 {
-            return Err(SamplerError::new(
+            return Err(crate::error::invalid(
                 "steps",
                 steps,
                 "≥ 2 (truncated_log_snr: one step to sigma_max, then at least one more)",
@@ -207,7 +207,7 @@ fn check_ends(t_end: f64, t_eps: f64, steps: usize) -> Result<(), SamplerError> 
         v > 0.0 && v < t_end
     })?;
     if steps == 0 {
-        return Err(SamplerError::new("steps", steps, "≥ 1"));
+        return Err(crate::error::invalid("steps", steps, "≥ 1"));
     }
     Ok(())
 }
@@ -227,7 +227,7 @@ fn lambda_range<S: ForwardSde + ?Sized>(
     if l_hi.is_finite() && l_lo.is_finite() && l_hi > l_lo {
         Ok((l_hi, l_lo))
     } else {
-        Err(SamplerError::new(
+        Err(crate::error::invalid(
             "grid",
             spacing,
             format!(
@@ -328,28 +328,28 @@ mod tests {
         let h: Vec<f64> = g.times().windows(2).map(|w| w[0] - w[1]).collect();
         assert!(h[11] < 0.3 * h[0], "{h:?}");
         let e = TimeGrid::new(&sde, GridSpacing::Karras { rho: 0.0 }, 1e-3, 5).unwrap_err();
-        assert_eq!(e.name, "grid.karras.rho");
+        assert_eq!(e.path(), "grid.karras.rho");
     }
 
     #[test]
     fn bad_grids_are_rejected_with_the_parameter_named() {
         let e = TimeGrid::uniform(1.0, 0.0, 10).unwrap_err();
-        assert_eq!(e.name, "t_eps");
+        assert_eq!(e.path(), "t_eps");
         let e = TimeGrid::uniform(1.0, 2.0, 10).unwrap_err();
         assert!(e.to_string().contains("t_eps"), "{e}");
-        assert_eq!(TimeGrid::uniform(1.0, 0.1, 0).unwrap_err().name, "steps");
+        assert_eq!(TimeGrid::uniform(1.0, 0.1, 0).unwrap_err().path(), "steps");
         assert_eq!(
-            TimeGrid::uniform(f64::NAN, 0.1, 3).unwrap_err().name,
+            TimeGrid::uniform(f64::NAN, 0.1, 3).unwrap_err().path(),
             "t_end"
         );
         let e = TimeGrid::from_times(vec![1.0, 0.5, 0.5]).unwrap_err();
-        assert_eq!(e.name, "times[2]");
+        assert_eq!(e.path(), "times[2]");
         assert_eq!(
-            TimeGrid::from_times(vec![1.0]).unwrap_err().name,
+            TimeGrid::from_times(vec![1.0]).unwrap_err().path(),
             "times.len()"
         );
         assert_eq!(
-            TimeGrid::from_times(vec![1.0, -0.5]).unwrap_err().name,
+            TimeGrid::from_times(vec![1.0, -0.5]).unwrap_err().path(),
             "times[1]"
         );
     }

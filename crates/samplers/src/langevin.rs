@@ -264,17 +264,17 @@ pub fn langevin_chains<T: LogDensity + Sync + ?Sized>(
 ) -> Result<LangevinOutput, SamplerError> {
     let d = target.dim();
     if d == 0 {
-        return Err(SamplerError::new("target.dim()", d, "≥ 1"));
+        return Err(crate::error::invalid("target.dim()", d, "≥ 1"));
     }
     check("step", config.step, "> 0", |v| v > 0.0)?;
     if config.samples_per_chain == 0 {
-        return Err(SamplerError::new("samples_per_chain", 0, "≥ 1"));
+        return Err(crate::error::invalid("samples_per_chain", 0, "≥ 1"));
     }
     if config.thin == 0 {
-        return Err(SamplerError::new("thin", 0, "≥ 1"));
+        return Err(crate::error::invalid("thin", 0, "≥ 1"));
     }
     if init.is_empty() || !init.len().is_multiple_of(d) {
-        return Err(SamplerError::new(
+        return Err(crate::error::invalid(
             "init.len()",
             init.len(),
             format!("a positive multiple of target.dim() = {d}"),
@@ -285,7 +285,7 @@ pub fn langevin_chains<T: LogDensity + Sync + ?Sized>(
     for (row, x) in init.chunks_exact(d).enumerate() {
         let lp = target.log_density_and_grad(x, &mut grad);
         if lp.is_nan() || lp == f64::NEG_INFINITY || grad.iter().any(|g| !g.is_finite()) {
-            return Err(SamplerError::new(
+            return Err(crate::error::invalid(
                 format!("init[{row}]"),
                 x,
                 "a point where log q is finite and has a finite gradient",
@@ -412,7 +412,7 @@ impl AnnealedLangevinConfig {
         check("t_min", t_min, "> 0", |v| v > 0.0)?;
         check("t_max", t_max, &format!("> t_min = {t_min}"), |v| v > t_min)?;
         if levels < 2 {
-            return Err(SamplerError::new("levels", levels, "≥ 2"));
+            return Err(crate::error::invalid("levels", levels, "≥ 2"));
         }
         let (s_hi, s_lo) = (sde.marginal_std(t_max), sde.marginal_std(t_min));
         check("sde.marginal_std(t_min)", s_lo, "> 0", |v| v > 0.0)?;
@@ -467,10 +467,10 @@ where
 {
     let d = model.dim();
     if d == 0 {
-        return Err(SamplerError::new("model.dim()", d, "≥ 1"));
+        return Err(crate::error::invalid("model.dim()", d, "≥ 1"));
     }
     if x.is_empty() || !x.len().is_multiple_of(d) {
-        return Err(SamplerError::new(
+        return Err(crate::error::invalid(
             "x.len()",
             x.len(),
             format!("a positive multiple of model.dim() = {d}"),
@@ -478,11 +478,11 @@ where
     }
     check("step", config.step, "> 0", |v| v > 0.0)?;
     if config.steps_per_level == 0 {
-        return Err(SamplerError::new("steps_per_level", 0, "≥ 1"));
+        return Err(crate::error::invalid("steps_per_level", 0, "≥ 1"));
     }
     let times = &config.times;
     if times.is_empty() {
-        return Err(SamplerError::new("times", times, "non-empty"));
+        return Err(crate::error::invalid("times", times, "non-empty"));
     }
     let t_end = sde.t_end();
     for (i, &t) in times.iter().enumerate() {
@@ -493,7 +493,7 @@ where
             |v| v > 0.0 && v <= t_end,
         )?;
         if i > 0 && t >= times[i - 1] {
-            return Err(SamplerError::new(
+            return Err(crate::error::invalid(
                 format!("times[{i}]"),
                 t,
                 format!("< times[{}] = {} (decreasing)", i - 1, times[i - 1]),

@@ -220,14 +220,18 @@ where
         Start::Prior(n) => *n,
         Start::Given(x) => {
             if dim == 0 || x.len() % dim != 0 {
-                return Err(SamplerError::new(
+                return Err(crate::error::invalid(
                     "x_init.len()",
                     x.len(),
                     format!("a positive multiple of model.dim() = {dim}"),
                 ));
             }
             if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-                return Err(SamplerError::new(format!("x_init[{i}]"), x[i], "finite"));
+                return Err(crate::error::invalid(
+                    format!("x_init[{i}]"),
+                    x[i],
+                    "finite",
+                ));
             }
             x.len() / dim
         }
@@ -280,13 +284,13 @@ where
 /// Checks `dim ≥ 1`, `n ≥ 1` and that `n × dim` fits; returns `n × dim`.
 pub(crate) fn check_batch(dim: usize, n: usize) -> Result<usize, SamplerError> {
     if dim == 0 {
-        return Err(SamplerError::new("model.dim()", dim, "≥ 1"));
+        return Err(crate::error::invalid("model.dim()", dim, "≥ 1"));
     }
     if n == 0 {
-        return Err(SamplerError::new("n", n, "≥ 1"));
+        return Err(crate::error::invalid("n", n, "≥ 1"));
     }
     n.checked_mul(dim).ok_or_else(|| {
-        SamplerError::new("n", n, format!("such that n × dim ({dim}) fits in usize"))
+        crate::error::invalid("n", n, format!("such that n × dim ({dim}) fits in usize"))
     })
 }
 
@@ -307,7 +311,7 @@ impl Recorder {
         dim: usize,
     ) -> Result<Self, SamplerError> {
         if spec.particles == 0 || spec.particles > n {
-            return Err(SamplerError::new(
+            return Err(crate::error::invalid(
                 "record.particles",
                 spec.particles,
                 format!("in 1..=n (n = {n})"),
@@ -460,13 +464,13 @@ mod tests {
         let sde = VpSde::song_default();
         let config = SamplerConfig::new(Method::EulerMaruyama, 10, 1e-3);
         let e = sample_from(&sde, &mut oracle(sde), &config, vec![0.0; 5], 1, None).unwrap_err();
-        assert_eq!(e.name, "x_init.len()");
+        assert_eq!(e.path(), "x_init.len()");
         assert!(e.to_string().contains("multiple of model.dim() = 2"), "{e}");
         let e = sample_from(&sde, &mut oracle(sde), &config, vec![], 1, None).unwrap_err();
-        assert_eq!(e.name, "n");
+        assert_eq!(e.path(), "n");
         let mut x = vec![0.0f32; 6];
         x[3] = f32::NAN;
         let e = sample_from(&sde, &mut oracle(sde), &config, x, 1, None).unwrap_err();
-        assert_eq!(e.name, "x_init[3]");
+        assert_eq!(e.path(), "x_init[3]");
     }
 }

@@ -276,7 +276,7 @@ where
     M: Score + ?Sized,
 {
     if config.divergence == Divergence::Exact {
-        return Err(SamplerError::new(
+        return Err(crate::error::invalid(
             "divergence",
             config.divergence,
             "finite_difference or hutchinson for a model without a closed-form divergence \
@@ -321,21 +321,25 @@ fn validate(
     config: &LikelihoodConfig,
 ) -> Result<(usize, usize), SamplerError> {
     if d == 0 {
-        return Err(SamplerError::new("model.dim()", d, "≥ 1"));
+        return Err(crate::error::invalid("model.dim()", d, "≥ 1"));
     }
     if x0.is_empty() || !x0.len().is_multiple_of(d) {
-        return Err(SamplerError::new(
+        return Err(crate::error::invalid(
             "x0.len()",
             x0.len(),
             format!("a positive multiple of the model's dimension {d}"),
         ));
     }
     if let Some(i) = x0.iter().position(|v| !v.is_finite()) {
-        return Err(SamplerError::new(format!("x0[{i}]"), x0[i], "finite"));
+        return Err(crate::error::invalid(format!("x0[{i}]"), x0[i], "finite"));
     }
     match config.solver {
         OdeSolver::Rk4 { steps, .. } if steps == 0 || steps >= u32::MAX as usize => {
-            return Err(SamplerError::new("solver.rk4.steps", steps, "in 1..2³²"));
+            return Err(crate::error::invalid(
+                "solver.rk4.steps",
+                steps,
+                "in 1..2³²",
+            ));
         }
         OdeSolver::DormandPrince { rtol, atol } => {
             check("solver.dormand_prince.rtol", rtol, "> 0", |v| v > 0.0)?;
@@ -345,7 +349,7 @@ fn validate(
     }
     if let Divergence::Hutchinson { probes, .. } = config.divergence {
         if probes == 0 {
-            return Err(SamplerError::new(
+            return Err(crate::error::invalid(
                 "divergence.hutchinson.probes",
                 probes,
                 "≥ 1",

@@ -132,7 +132,7 @@ impl DormandPrince {
                 self.rejected += 1;
                 h = hs * (0.9 * err.powf(-0.2)).clamp(0.2, 1.0);
                 if h.is_nan() || h < MIN_REL_STEP * span {
-                    return Err(SamplerError::new(
+                    return Err(crate::error::invalid(
                         "method",
                         format!(
                             "dormand_prince {{ rtol = {}, atol = {} }}",
@@ -310,7 +310,7 @@ mod tests {
         };
         let mut dp = DormandPrince::new(1, 1e-6, 1e-6);
         let e = dp.integrate(&mut rhs, &mut [0.0], 0.0, 1.0).unwrap_err();
-        assert_eq!(e.name, "method");
+        assert_eq!(e.path(), "method");
         assert!(e.to_string().contains("step size"), "{e}");
     }
 

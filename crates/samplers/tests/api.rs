@@ -250,10 +250,10 @@ fn bad_parameters_are_errors_naming_the_parameter() {
         sample(&sde, &mut oracle(), &config, n, 0, record).unwrap_err()
     };
     let em = |steps, t_eps| SamplerConfig::new(Method::EulerMaruyama, steps, t_eps);
-    assert_eq!(err(em(10, 1.5), 5, None).name, "t_eps");
-    assert_eq!(err(em(10, 0.0), 5, None).name, "t_eps");
-    assert_eq!(err(em(0, 0.1), 5, None).name, "steps");
-    assert_eq!(err(em(10, 0.1), 0, None).name, "n");
+    assert_eq!(err(em(10, 1.5), 5, None).path(), "t_eps");
+    assert_eq!(err(em(10, 0.0), 5, None).path(), "t_eps");
+    assert_eq!(err(em(0, 0.1), 5, None).path(), "steps");
+    assert_eq!(err(em(10, 0.1), 0, None).path(), "n");
     let bad_snr = SamplerConfig::new(
         Method::PredictorCorrector {
             corrector_steps: 1,
@@ -263,27 +263,27 @@ fn bad_parameters_are_errors_naming_the_parameter() {
         0.1,
     );
     let e = err(bad_snr, 5, None);
-    assert_eq!(e.name, "method.snr");
+    assert_eq!(e.path(), "method.snr");
     assert!(e.to_string().contains("-1"), "{e}");
     let with = |method| SamplerConfig::new(method, 10, 0.1);
     assert_eq!(
-        err(with(Method::Ddim { eta: 1.5 }), 5, None).name,
+        err(with(Method::Ddim { eta: 1.5 }), 5, None).path(),
         "method.eta"
     );
     assert_eq!(
-        err(with(Method::Ddim { eta: f64::NAN }), 5, None).name,
+        err(with(Method::Ddim { eta: f64::NAN }), 5, None).path(),
         "method.eta"
     );
     let dp = |rtol, atol| Method::DormandPrince { rtol, atol };
-    assert_eq!(err(with(dp(0.0, 1e-3)), 5, None).name, "method.rtol");
-    assert_eq!(err(with(dp(1e-3, -1.0)), 5, None).name, "method.atol");
+    assert_eq!(err(with(dp(0.0, 1e-3)), 5, None).path(), "method.rtol");
+    assert_eq!(err(with(dp(1e-3, -1.0)), 5, None).path(), "method.atol");
     let karras = em(10, 0.1).with_grid(GridSpacing::Karras { rho: -1.0 });
-    assert_eq!(err(karras, 5, None).name, "grid.karras.rho");
+    assert_eq!(err(karras, 5, None).path(), "grid.karras.rho");
     let rec = |particles, times| Some(RecordSpec { particles, times });
-    assert_eq!(err(em(10, 0.1), 5, rec(6, None)).name, "record.particles");
-    assert_eq!(err(em(10, 0.1), 5, rec(0, None)).name, "record.particles");
+    assert_eq!(err(em(10, 0.1), 5, rec(6, None)).path(), "record.particles");
+    assert_eq!(err(em(10, 0.1), 5, rec(0, None)).path(), "record.particles");
     assert_eq!(
-        err(em(10, 0.1), 5, rec(2, Some(vec![0.5, 0.01]))).name,
+        err(em(10, 0.1), 5, rec(2, Some(vec![0.5, 0.01]))).path(),
         "record.times[1]"
     );
 }

@@ -228,7 +228,7 @@ fn sample_ddpm_is_deterministic_records_frames_and_rejects_bad_input() {
     assert_eq!(tr.times, vec![1.0, 0.5, 0.0]);
     assert_eq!(tr.frame(2), &a.samples[..6]);
     let e = sample_ddpm(&schedule, DdpmVariance::Beta, &mut oracle(), 0, 1, None).unwrap_err();
-    assert_eq!(e.name, "n");
+    assert_eq!(e.path(), "n");
 
     // Serde round trip, and validation on deserialisation.
     let text = "kind = { linear = { beta_start = 1e-4, beta_end = 0.02 } }\nsteps = 200\n";

@@ -203,23 +203,23 @@ fn bad_parameters_are_named() {
     let ring = Ring2d::default();
     let cfg = LangevinConfig::final_state(LangevinMethod::Mala, 1e-3, 10);
     let e = langevin_chains(&ring, &[1.0, 0.0, 0.0, 0.0], &cfg, 0).unwrap_err();
-    assert_eq!(e.name, "init[1]", "{e}");
+    assert_eq!(e.path(), "init[1]", "{e}");
     let bad = LangevinConfig { step: -1.0, ..cfg };
     assert_eq!(
         langevin_chains(&ring, &[1.0, 0.0], &bad, 0)
             .unwrap_err()
-            .name,
+            .path(),
         "step"
     );
     assert_eq!(
-        langevin_chains(&ring, &[1.0], &cfg, 0).unwrap_err().name,
+        langevin_chains(&ring, &[1.0], &cfg, 0).unwrap_err().path(),
         "init.len()"
     );
     let zero = LangevinConfig { thin: 0, ..cfg };
     assert_eq!(
         langevin_chains(&ring, &[1.0, 0.0], &zero, 0)
             .unwrap_err()
-            .name,
+            .path(),
         "thin"
     );
 }

@@ -208,7 +208,7 @@ fn exact_and_finite_difference_divergences_give_the_correlated_gaussian_density(
     assert_eq!(a, b);
     let exact = LikelihoodConfig::new(T_EPS, dopri(1e-6), Divergence::Exact);
     let e = log_likelihood(&vp(), &mut Plain(correlated()), &x0, &exact).unwrap_err();
-    assert_eq!(e.name, "divergence");
+    assert_eq!(e.path(), "divergence");
 }
 
 /// A nonlinear score in d = 3: `s(x) = −x + sin(Bx)` (elementwise sine), Jacobian
@@ -333,7 +333,10 @@ fn likelihood_config_round_trips_and_bad_input_is_named() {
     let mut o = GaussianOracle::new(sde, MU.to_vec(), S.to_vec()).unwrap();
     let ok = LikelihoodConfig::new(T_EPS, dopri(1e-5), Divergence::Exact);
     let err = |o: &mut GaussianOracle<VpSde>, x: &[f32], c: &LikelihoodConfig| {
-        log_likelihood_exact(&sde, o, x, c).unwrap_err().name
+        log_likelihood_exact(&sde, o, x, c)
+            .unwrap_err()
+            .path()
+            .to_string()
     };
     assert_eq!(err(&mut o, &[1.0, 2.0, 3.0], &ok), "x0.len()");
     assert_eq!(err(&mut o, &[], &ok), "x0.len()");

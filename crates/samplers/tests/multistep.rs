@@ -287,8 +287,12 @@ fn dpm_solver_pp_sde_with_eta_zero_is_the_ode_solver() {
 #[test]
 fn bad_multistep_parameters_are_named() {
     let sde = VpSde::song_default();
-    let name =
-        |grid: GridSpacing, steps: usize| TimeGrid::new(&sde, grid, T_EPS, steps).unwrap_err().name;
+    let name = |grid: GridSpacing, steps: usize| {
+        TimeGrid::new(&sde, grid, T_EPS, steps)
+            .unwrap_err()
+            .path()
+            .to_string()
+    };
     // σ̂(T) ≈ 157 for Song's VP, σ̂(1e-3) ≈ 0.01.
     for bad in [0.0, -1.0, 1e3, 1e-4, f64::NAN] {
         let e = TimeGrid::new(
@@ -298,7 +302,7 @@ fn bad_multistep_parameters_are_named() {
             5,
         )
         .unwrap_err();
-        assert_eq!(e.name, "grid.truncated_log_snr.sigma_max", "{bad}");
+        assert_eq!(e.path(), "grid.truncated_log_snr.sigma_max", "{bad}");
         assert!(e.to_string().contains("sigma_max"), "{e}");
     }
     assert_eq!(name(TRUNC, 1), "steps");
@@ -313,7 +317,7 @@ fn bad_multistep_parameters_are_named() {
         ] {
             let config = SamplerConfig::new(m, 10, T_EPS);
             let e = sample(&sde, &mut oracle(sde), &config, 10, 0, None).unwrap_err();
-            assert_eq!(e.name, "method.eta", "{m:?}");
+            assert_eq!(e.path(), "method.eta", "{m:?}");
         }
     }
     // TOML spellings.
@@ -342,7 +346,7 @@ fn bad_multistep_parameters_are_named() {
         };
         let config = SamplerConfig::new(m, 10, T_EPS);
         let e = sample(&sde, &mut oracle(sde), &config, 10, 0, None).unwrap_err();
-        assert_eq!(e.name, "method.curvature", "{curvature}");
+        assert_eq!(e.path(), "method.curvature", "{curvature}");
     }
     let g: GridSpacing =
         toml::from_str::<toml::Value>("g = { truncated_log_snr = { sigma_max = 5.0 } }").unwrap()

@@ -57,11 +57,7 @@ impl FokkerPlanck1d {
         check("lo", lo, "finite", |_| true)?;
         check("hi", hi, &format!("> lo ({lo})"), |v| v > lo)?;
         if cells < 3 {
-            return Err(SdeError::InvalidParameter {
-                name: "cells".into(),
-                requirement: "must be ≥ 3".into(),
-                value: cells as f64,
-            });
+            return Err(SdeError::new("cells", cells as f64, "≥ 3"));
         }
         Ok(Self {
             lo,

@@ -24,7 +24,7 @@ mod sde_enum;
 mod vp;
 
 pub use em::{euler_maruyama, Trajectories};
-pub use error::{ParameterError, SdeError};
+pub use error::{ParamError, ParameterError, SdeError};
 pub use fokker_planck::{FokkerPlanck1d, TimeScheme};
 pub use mixture_oracle::MixtureOracle;
 pub use oracle::GaussianOracle;

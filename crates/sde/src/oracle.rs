@@ -30,15 +30,15 @@ impl<S: ForwardSde> GaussianOracle<S> {
     /// length, finite, with `std ≥ 0`.
     pub fn new(sde: S, mean: Vec<f64>, std: Vec<f64>) -> Result<Self, SdeError> {
         if mean.is_empty() {
-            return Err(SdeError::Empty { name: "mean" });
+            return Err(SdeError::empty("mean"));
         }
         if mean.len() != std.len() {
-            return Err(SdeError::LengthMismatch {
-                first: "mean",
-                first_len: mean.len(),
-                second: "std",
-                second_len: std.len(),
-            });
+            return Err(SdeError::length_mismatch(
+                "mean",
+                mean.len(),
+                "std",
+                std.len(),
+            ));
         }
         for (j, &m) in mean.iter().enumerate() {
             check(format!("mean[{j}]"), m, "finite", |_| true)?;

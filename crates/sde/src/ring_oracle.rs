@@ -101,32 +101,20 @@ impl<S: ForwardSde + Sync> Ring2dOracle<S> {
     ) -> Result<Self, SdeError> {
         let k = ring.scale();
         if k.is_nan() || k < 2.0 {
-            return Err(SdeError::InvalidParameter {
-                name: "ring.scale".into(),
-                requirement: "must be ≥ 2 for the ring quadrature".into(),
-                value: k,
-            });
+            return Err(SdeError::new(
+                "ring.scale",
+                k,
+                "≥ 2 for the ring quadrature",
+            ));
         }
         if n_radial < 4 {
-            return Err(SdeError::InvalidParameter {
-                name: "n_radial".into(),
-                requirement: "must be ≥ 4".into(),
-                value: n_radial as f64,
-            });
+            return Err(SdeError::new("n_radial", n_radial as f64, "≥ 4"));
         }
         if n_angular < 6 {
-            return Err(SdeError::InvalidParameter {
-                name: "n_angular".into(),
-                requirement: "must be ≥ 6".into(),
-                value: n_angular as f64,
-            });
+            return Err(SdeError::new("n_angular", n_angular as f64, "≥ 6"));
         }
-        let gamma =
-            statrs::distribution::Gamma::new(k, k).map_err(|_| SdeError::InvalidParameter {
-                name: "ring.scale".into(),
-                requirement: "must give a valid Gamma(k, rate k)".into(),
-                value: k,
-            })?;
+        let gamma = statrs::distribution::Gamma::new(k, k)
+            .map_err(|_| SdeError::new("ring.scale", k, "give a valid Gamma(k, rate k)"))?;
         let rho_lo = gamma.inverse_cdf(RADIAL_TAIL);
         let rho_hi = gamma.inverse_cdf(1.0 - RADIAL_TAIL);
         let gl = gl_ladder(MAX_BUDGET_FACTOR * n_angular)

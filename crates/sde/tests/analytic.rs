@@ -289,46 +289,46 @@ fn constructors_reject_bad_parameters() {
     let msg = |e: SdeError| e.to_string();
     assert_eq!(
         msg(VpSde::new(-1.0, 20.0, 1.0).unwrap_err()),
-        "beta_min must be ≥ 0, got -1"
+        "beta_min must be ≥ 0 (got -1)"
     );
     assert_eq!(
         msg(VpSde::new(0.1, 0.0, 1.0).unwrap_err()),
-        "beta_max must be > 0, got 0"
+        "beta_max must be > 0 (got 0)"
     );
     assert_eq!(
         msg(SubVpSde::new(5.0, 1.0, 1.0).unwrap_err()),
-        "beta_max must be ≥ beta_min (5), got 1"
+        "beta_max must be ≥ beta_min (5) (got 1)"
     );
     assert_eq!(
         msg(VpSde::new(0.1, 20.0, 0.0).unwrap_err()),
-        "t_end must be > 0, got 0"
+        "t_end must be > 0 (got 0)"
     );
     assert_eq!(
         msg(VpSde::new(f64::NAN, 20.0, 1.0).unwrap_err()),
-        "beta_min must be finite and ≥ 0, got NaN"
+        "beta_min must be finite and ≥ 0 (got NaN)"
     );
     assert!(SubVpSde::new(0.1, f64::INFINITY, 1.0).is_err());
     assert_eq!(
         msg(OuSde::new(-0.5, 1.0, 1.0).unwrap_err()),
-        "a must be ≥ 0, got -0.5"
+        "a must be ≥ 0 (got -0.5)"
     );
     assert_eq!(
         msg(OuSde::new(1.0, 0.0, 1.0).unwrap_err()),
-        "diffusion must be > 0, got 0"
+        "diffusion must be > 0 (got 0)"
     );
     assert!(OuSde::new(1.0, 1.0, f64::NEG_INFINITY).is_err());
     let vp = VpSde::new(0.1, 20.0, 1.0).unwrap();
     assert_eq!(
         msg(GaussianOracle::new(vp, vec![0.0, 1.0], vec![1.0]).unwrap_err()),
-        "mean and std must have the same length, got 2 and 1"
+        "std (length) must be the length of mean = 2 (got 1)"
     );
     assert_eq!(
         msg(GaussianOracle::new(vp, vec![0.0], vec![-1.0]).unwrap_err()),
-        "std[0] must be ≥ 0, got -1"
+        "std[0] must be ≥ 0 (got -1)"
     );
     assert_eq!(
         msg(GaussianOracle::new(vp, vec![], vec![]).unwrap_err()),
-        "mean must not be empty"
+        "mean must be non-empty (got empty)"
     );
     assert!(GaussianOracle::new(vp, vec![f64::NAN], vec![1.0]).is_err());
 }

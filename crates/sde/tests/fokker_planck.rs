@@ -157,14 +157,14 @@ fn grid_geometry_and_bad_parameters() {
     let msg = |r: Result<FokkerPlanck1d, SdeError>| r.unwrap_err().to_string();
     assert_eq!(
         msg(FokkerPlanck1d::new(1.0, 1.0, 10)),
-        "hi must be > lo (1), got 1"
+        "hi must be > lo (1) (got 1)"
     );
     assert_eq!(
         msg(FokkerPlanck1d::new(f64::NAN, 1.0, 10)),
-        "lo must be finite and finite, got NaN"
+        "lo must be finite (got NaN)"
     );
     assert_eq!(
         msg(FokkerPlanck1d::new(0.0, 1.0, 2)),
-        "cells must be ≥ 3, got 2"
+        "cells must be ≥ 3 (got 2)"
     );
 }

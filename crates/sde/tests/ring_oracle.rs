@@ -212,15 +212,15 @@ fn ring_oracle_rejects_bad_parameters() {
     let msg = |r: Result<Ring2dOracle<VpSde>, SdeError>| r.unwrap_err().to_string();
     assert_eq!(
         msg(Ring2dOracle::new(sde, Ring2d::new(1.5).unwrap())),
-        "ring.scale must be ≥ 2 for the ring quadrature, got 1.5"
+        "ring.scale must be ≥ 2 for the ring quadrature (got 1.5)"
     );
     assert_eq!(
         msg(Ring2dOracle::with_resolution(sde, Ring2d::default(), 3, 40)),
-        "n_radial must be ≥ 4, got 3"
+        "n_radial must be ≥ 4 (got 3)"
     );
     assert_eq!(
         msg(Ring2dOracle::with_resolution(sde, Ring2d::default(), 20, 5)),
-        "n_angular must be ≥ 6, got 5"
+        "n_angular must be ≥ 6 (got 5)"
     );
     let o = Ring2dOracle::new(sde, Ring2d::default()).unwrap();
     let (lo, hi) = o.radial_range();

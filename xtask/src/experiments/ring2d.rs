@@ -222,7 +222,7 @@ pub fn derived_seed(master: u64, name: &str) -> u64 {
 /// every experiment that trains a ring2d model.
 pub fn check_ring2d_model(c: &mut Checker, network: &ScoreNetConfig, training: &TrainConfig) {
     if let Err(e) = network.validate() {
-        c.fail(e.0.replace("ScoreNetConfig.", "network."));
+        c.fail(e.under("network").to_string());
     }
     c.require(
         network.dim == 2,
@@ -231,7 +231,7 @@ pub fn check_ring2d_model(c: &mut Checker, network: &ScoreNetConfig, training: &
         network.dim,
     );
     if let Err(e) = training.validate() {
-        c.fail(e.0.replace("TrainConfig.", "training."));
+        c.fail(e.under("training").to_string());
     }
 }
 
@@ -284,10 +284,7 @@ impl Ring2dManifest {
         }
         if let Some(sde) = &sde {
             match sm.sampler.time_grid(sde) {
-                Err(e) => c.fail(format!(
-                    "sampling.{} must be {} (got {})",
-                    e.name, e.requirement, e.value
-                )),
+                Err(e) => c.fail(e.under("sampling").to_string()),
                 Ok(_) => {
                     for (i, &st) in self.evaluation.strip_times.iter().enumerate() {
                         c.require(

@@ -112,7 +112,7 @@ impl Ring2dDdpmManifest {
             format!("ᾱ_N = {last:.4}"),
         );
         if let Err(e) = self.network.validate() {
-            c.fail(e.0.replace("ScoreNetConfig.", "network."));
+            c.fail(e.under("network").to_string());
         }
         c.require(self.network.dim == 2, "network.dim", "2", self.network.dim);
         c.require(
@@ -123,7 +123,7 @@ impl Ring2dDdpmManifest {
         );
         let t = &self.training.0;
         if let Err(e) = t.validate() {
-            c.fail(e.0.replace("TrainConfig.", "training."));
+            c.fail(e.under("training").to_string());
         }
         c.require(
             t.time_sampling == (TimeSampling::Discrete { levels: big_n }),

@@ -209,10 +209,7 @@ impl Part1Manifest {
             }
             if let Ok(rev) = with_kind(&self.sde, v.reverse_sde).build() {
                 if let Err(e) = v.sampler.time_grid(&rev) {
-                    c.fail(format!(
-                        "{at}.sampler.{} must be {} (got {})",
-                        e.name, e.requirement, e.value
-                    ));
+                    c.fail(e.under(&format!("{at}.sampler")).to_string());
                 }
                 if v.sampler.final_denoise {
                     c.fail(format!(

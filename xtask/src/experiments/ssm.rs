@@ -105,7 +105,7 @@ impl SsmManifest {
         c.non_negative("mixture.radius", m.radius);
         c.positive("mixture.std", m.std);
         if let Err(e) = self.network.validate() {
-            c.fail(e.0.replace("ScoreNetConfig.", "network."));
+            c.fail(e.under("network").to_string());
         }
         c.require(self.network.dim == 2, "network.dim", "2", self.network.dim);
         c.require(
@@ -116,7 +116,7 @@ impl SsmManifest {
         );
         for (name, t, want_sliced) in [("ssm", &self.ssm.0, true), ("dsm", &self.dsm.0, false)] {
             if let Err(e) = t.validate() {
-                c.fail(e.0.replace("SsmConfig.", &format!("{name}.")));
+                c.fail(e.under(name).to_string());
             }
             let is_sliced = matches!(t.objective, ScoreObjective::SlicedFd { .. });
             c.require(
