@@ -26,14 +26,15 @@
 
 mod config;
 pub mod ddpm;
+mod driver;
 mod dynamics;
 mod error;
 mod grid;
 pub mod langevin;
 mod likelihood;
-mod methods;
 pub mod noise;
 mod ode;
+pub mod solvers;
 
 use serde::{Deserialize, Serialize};
 use smoluchowski_sde::{ForwardSde, Score};
@@ -49,7 +50,8 @@ pub use likelihood::{
 };
 
 use error::check;
-use methods::Stepper;
+use noise::{fill_scaled_normal, NoiseEvent};
+use solvers::{SdeRef, StepContext};
 
 /// What to record along the way: the first `particles` rows of the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,11 +248,11 @@ where
         .map(|spec| Recorder::new(spec, grid.times(), n, dim))
         .transpose()?;
 
-    let mut k = Stepper::new(sde, model, config.method, n, dim, seed);
+    let mut solver = config.method.build()?;
     let mut x = match start {
         Start::Prior(_) => {
             let mut x = vec![0.0f32; len];
-            k.draw_prior(&mut x);
+            fill_scaled_normal(&mut x, sde.prior_std(), dim, seed, NoiseEvent::Prior);
             x
         }
         Start::Given(x) => x,
@@ -265,14 +267,22 @@ where
         }
         progress(i, n_steps);
     };
-    methods::run(&mut k, config.method, &mut x, &grid, &mut on_step)?;
-    if config.final_denoise {
-        k.tweedie_denoise(&mut x, grid.t_final());
-    }
+    let coefficients = SdeRef(sde);
+    let mut model = model;
+    let mut ctx = StepContext::new(&coefficients, &mut model, dim, seed);
+    driver::run(
+        &mut ctx,
+        solver.as_mut(),
+        &mut x,
+        &grid,
+        config.final_denoise,
+        &mut on_step,
+    )?;
+    let nfe = ctx.nfe();
     Ok(SampleOutput {
         samples: x,
         dim,
-        nfe: k.nfe,
+        nfe,
         trajectories: recorder.map(|r| r.out),
     })
 }
