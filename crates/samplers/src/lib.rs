@@ -10,9 +10,16 @@
 //! [`sample`] starts from the prior `N(0, prior_std² I)` ([`sample_from`]: from a given state)
 //! and walks a [`TimeGrid`] with the [`Method`] of a [`SamplerConfig`]: reverse-SDE
 //! Euler–Maruyama, probability-flow Euler/Heun, predictor–corrector, and the few-step samplers
-//! DDIM (η ≥ 0), EDM Heun, DPM-Solver++(2M) and adaptive Dormand–Prince 5(4). Grids ([`GridSpacing`]) are values: uniform, quadratic,
+//! DDIM (η ≥ 0), DDPM ancestral, EDM Heun, DPM-Solver++(2M/3M, ODE and SDE), UniPC-2 and
+//! adaptive Dormand–Prince 5(4). Grids ([`GridSpacing`]) are values: uniform, quadratic,
 //! log-SNR, Karras. All noise is seeded per (seed, step, row chunk) (see [`noise`]), so
 //! results are bit-identical for any number of threads.
+//!
+//! Each sampler is one file in [`solvers`] implementing [`Solver`]: it owns its state, checks
+//! its parameters and reports its NFE rule ([`Solver::nfe`], [`Solver::steps_for_nfe`],
+//! [`Solver::nfe_rule`]; also on [`Method`] and [`SamplerConfig`]). The loop over the grid
+//! (callbacks, recording, NFE counting, final denoising) is written once. Adding a sampler =
+//! one file in `solvers/` + one [`Method`] variant + one arm in [`Method::build`].
 //!
 //! [`sample_ddpm`] runs the discrete DDPM chain of a [`DdpmSchedule`] (linear or cosine β) by
 //! ancestral sampling from any score; [`ddpm`] documents its exact correspondence with the VP
@@ -48,6 +55,7 @@ pub use likelihood::{
     hutchinson_divergence, log_likelihood, log_likelihood_exact, Divergence, LikelihoodConfig,
     LikelihoodOutput, OdeSolver, ScoreDivergence, FD_REL_STEP,
 };
+pub use solvers::Solver;
 
 use error::check;
 use noise::{fill_scaled_normal, NoiseEvent};
