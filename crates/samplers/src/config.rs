@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 use smoluchowski_sde::ForwardSde;
 
 use crate::ddpm::DdpmVariance;
-use crate::error::{check, SamplerError};
+use crate::error::SamplerError;
 use crate::grid::{GridSpacing, TimeGrid};
+use crate::solvers::{self, Solver};
 
 /// Which integrator walks the time grid.
 ///
@@ -14,8 +15,14 @@ use crate::grid::{GridSpacing, TimeGrid};
 /// `method = { dpm_solver_pp_2m_sde = { eta = 1.0 } }`,
 /// `method = { dpm_solver_pp_3m_sde = { eta = 1.0, curvature = 0.5 } }`,
 /// `method = { ddpm_ancestral = { variance = "posterior" } }`,
-/// `method = { dormand_prince = { rtol = 1e-5, atol = 1e-5 } }` or
-/// `method = { predictor_corrector = { corrector_steps = 1, snr = 0.16 } }`.
+/// `method = { dormand_prince = { rtol = 1e-5, atol = 1e-5 } }`,
+/// `method = { predictor_corrector = { corrector_steps = 1, snr = 0.16 } }` or
+/// `method = "unipc"`.
+///
+/// Each variant is the serde form of one solver in [`solvers`](crate::solvers) (one file
+/// each, owning its state, validation and NFE rule), built by [`Method::build`]. Adding a
+/// sampler = one file in `solvers/` implementing [`Solver`] + one variant here + one arm in
+/// [`Method::build`].
 ///
 /// The few-step samplers (DDIM, EDM Heun, DPM-Solver++) are written in the kernel's own
 /// variables: with `x_t = m(t) x₀ + σ(t) ε`, the data and noise predictions of a score are
@@ -148,27 +155,79 @@ pub enum Method {
         /// Absolute tolerance (`> 0`).
         atol: f64,
     },
+    /// UniPC-2, variant bh2 (Zhao et al. 2023; diffusers' `UniPCMultistepScheduler` with
+    /// `predict_x0`, `solver_type = "bh2"`, `solver_order = 2`): multistep data prediction in
+    /// `λ = ln(m/σ)`, predictor UniP-2 (DPM-Solver++(2M)'s step) and corrector UniC-2 that
+    /// reuses the next step's evaluation, so 1 evaluation per step; first step first order, no
+    /// corrector after the last step. Formulas in [`UniPc`](crate::solvers::UniPc).
+    /// In TOML: `method = "unipc"`.
+    #[serde(rename = "unipc")]
+    UniPc,
 }
 
 impl Method {
-    /// Score evaluations used by one step, if fixed (`None` for [`Method::DormandPrince`]).
-    /// [`Method::EdmHeun`] uses 2 per step except the last (see [`SamplerConfig::nfe`]).
-    pub fn nfe_per_step(&self) -> Option<usize> {
+    /// The solver for this method with its parameters checked (errors name the field, e.g.
+    /// `method.eta`), its buffers not yet allocated (see [`Solver::start`]).
+    ///
+    /// This and serde are the only places that list every variant: adding a sampler = one
+    /// file in `solvers/` implementing [`Solver`] + one variant here + one arm below.
+    pub fn build(&self) -> Result<Box<dyn Solver>, SamplerError> {
+        let solver = self.solver();
+        solver.validate()?;
+        Ok(solver)
+    }
+
+    /// The solver, unchecked (for the NFE rules, which do not depend on validity).
+    fn solver(&self) -> Box<dyn Solver> {
         match *self {
-            Method::EulerMaruyama
-            | Method::ProbabilityFlowEuler
-            | Method::Ddim { .. }
-            | Method::DdpmAncestral { .. }
-            | Method::DpmSolverPp2M
-            | Method::DpmSolverPp2MSde { .. }
-            | Method::DpmSolverPp3MSde { .. }
-            | Method::DpmSolverPp3M => Some(1),
-            Method::ProbabilityFlowHeun | Method::EdmHeun => Some(2),
+            Method::EulerMaruyama => Box::new(solvers::EulerMaruyama::new()),
+            Method::ProbabilityFlowEuler => Box::new(solvers::ProbabilityFlowEuler::new()),
+            Method::ProbabilityFlowHeun => Box::new(solvers::ProbabilityFlowHeun::new()),
             Method::PredictorCorrector {
-                corrector_steps, ..
-            } => Some(corrector_steps + 1),
-            Method::DormandPrince { .. } => None,
+                corrector_steps,
+                snr,
+            } => Box::new(solvers::PredictorCorrector::new(corrector_steps, snr)),
+            Method::Ddim { eta } => Box::new(solvers::Ddim::new(eta)),
+            Method::DdpmAncestral { variance } => Box::new(solvers::DdpmAncestral::new(variance)),
+            Method::EdmHeun => Box::new(solvers::EdmHeun::new()),
+            Method::DpmSolverPp2M => Box::new(solvers::DpmSolverPp2M::new(0.0)),
+            Method::DpmSolverPp3M => Box::new(solvers::DpmSolverPp3M::new(0.0, 1.0)),
+            Method::DpmSolverPp2MSde { eta } => Box::new(solvers::DpmSolverPp2M::new(eta)),
+            Method::DpmSolverPp3MSde { eta, curvature } => {
+                Box::new(solvers::DpmSolverPp3M::new(eta, curvature))
+            }
+            Method::DormandPrince { rtol, atol } => {
+                Box::new(solvers::DormandPrince::new(rtol, atol))
+            }
+            Method::UniPc => Box::new(solvers::UniPc::new()),
         }
+    }
+
+    /// Score evaluations used by one step, if fixed (`None` for [`Method::DormandPrince`]);
+    /// the most any step uses ([`Method::EdmHeun`] uses 2 per step except the last, see
+    /// [`Method::nfe`]). Delegates to [`Solver::nfe_per_step`].
+    pub fn nfe_per_step(&self) -> Option<usize> {
+        self.solver().nfe_per_step()
+    }
+
+    /// Score evaluations of `steps` grid steps, final denoising not included (`None` if
+    /// adaptive). Delegates to [`Solver::nfe`].
+    pub fn nfe(&self, steps: usize) -> Option<usize> {
+        self.solver().nfe(steps)
+    }
+
+    /// The largest step count `n ≥ 1` whose NFE (final denoising not included) is `≤ budget`;
+    /// `None` if there is none or the method is adaptive. Delegates to
+    /// [`Solver::steps_for_nfe`]; see [`SamplerConfig::steps_for_nfe`] for the budget of a
+    /// whole config.
+    pub fn steps_for_nfe(&self, budget: usize) -> Option<usize> {
+        self.solver().steps_for_nfe(budget)
+    }
+
+    /// The NFE rule in words, e.g. `"1 per step"` (final denoising not included). Delegates
+    /// to [`Solver::nfe_rule`].
+    pub fn nfe_rule(&self) -> String {
+        self.solver().nfe_rule()
     }
 }
 
@@ -217,48 +276,7 @@ impl SamplerConfig {
 
     /// Checks the method's parameters (the grid is checked by [`SamplerConfig::time_grid`]).
     pub fn validate_method(&self) -> Result<(), SamplerError> {
-        match self.method {
-            Method::PredictorCorrector {
-                corrector_steps,
-                snr,
-            } => {
-                check("method.snr", snr, "> 0", |v| v > 0.0)?;
-                if corrector_steps >= u32::MAX as usize {
-                    return Err(crate::error::invalid(
-                        "method.corrector_steps",
-                        corrector_steps,
-                        "< 2³²",
-                    ));
-                }
-            }
-            Method::Ddim { eta } => {
-                check("method.eta", eta, "in [0, 1]", |v| (0.0..=1.0).contains(&v))?;
-            }
-            Method::DpmSolverPp2MSde { eta } => {
-                check("method.eta", eta, "finite and ≥ 0", |v| {
-                    v.is_finite() && v >= 0.0
-                })?;
-            }
-            Method::DpmSolverPp3MSde { eta, curvature } => {
-                check("method.eta", eta, "finite and ≥ 0", |v| {
-                    v.is_finite() && v >= 0.0
-                })?;
-                check("method.curvature", curvature, "in [0, 1]", |v| {
-                    (0.0..=1.0).contains(&v)
-                })?;
-            }
-            Method::DormandPrince { rtol, atol } => {
-                check("method.rtol", rtol, "> 0", |v| v > 0.0)?;
-                check("method.atol", atol, "> 0", |v| v > 0.0)?;
-            }
-            Method::EulerMaruyama
-            | Method::ProbabilityFlowEuler
-            | Method::ProbabilityFlowHeun
-            | Method::EdmHeun
-            | Method::DdpmAncestral { .. }
-            | Method::DpmSolverPp2M
-            | Method::DpmSolverPp3M => {}
-        }
+        self.method.build()?;
         if self.steps >= u32::MAX as usize {
             return Err(crate::error::invalid("steps", self.steps, "< 2³²"));
         }
@@ -271,16 +289,20 @@ impl SamplerConfig {
         TimeGrid::new(sde, self.grid, self.t_eps, self.steps)
     }
 
-    /// Score evaluations of one run, if known in advance: `steps × nfe_per_step`
-    /// (`2·steps − 1` for [`Method::EdmHeun`]), `+1` if `final_denoise`; `None` for the
-    /// adaptive [`Method::DormandPrince`] (its count is in
+    /// Score evaluations of one run, if known in advance: [`Method::nfe`] of `steps`
+    /// (`steps × nfe_per_step`, `2·steps − 1` for [`Method::EdmHeun`]), `+1` if
+    /// `final_denoise`; `None` for the adaptive [`Method::DormandPrince`] (its count is in
     /// [`SampleOutput::nfe`](crate::SampleOutput::nfe)).
     pub fn nfe(&self) -> Option<usize> {
-        let steps = match self.method {
-            Method::EdmHeun => (2 * self.steps).saturating_sub(1),
-            m => self.steps * m.nfe_per_step()?,
-        };
-        Some(steps + usize::from(self.final_denoise))
+        Some(self.method.nfe(self.steps)? + usize::from(self.final_denoise))
+    }
+
+    /// The largest step count whose whole-run NFE ([`SamplerConfig::nfe`], final denoising
+    /// included) is `≤ budget`, for this config's method and `final_denoise`; `None` if there
+    /// is none or the method is adaptive.
+    pub fn steps_for_nfe(&self, budget: usize) -> Option<usize> {
+        let budget = budget.checked_sub(usize::from(self.final_denoise))?;
+        self.method.steps_for_nfe(budget)
     }
 }
 

@@ -27,7 +27,7 @@ where
 }
 
 /// `out ← a · x + c · out` (with `out` holding the score), in f64 per element.
-fn linear_plus_score(a: f64, c: f64, x: &[f32], out: &mut [f32]) {
+pub(crate) fn linear_plus_score(a: f64, c: f64, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "x and out must have equal length");
     for (o, &xi) in out.iter_mut().zip(x) {
         *o = (a * f64::from(xi) + c * f64::from(*o)) as f32;

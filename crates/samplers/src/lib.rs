@@ -10,9 +10,16 @@
 //! [`sample`] starts from the prior `N(0, prior_std² I)` ([`sample_from`]: from a given state)
 //! and walks a [`TimeGrid`] with the [`Method`] of a [`SamplerConfig`]: reverse-SDE
 //! Euler–Maruyama, probability-flow Euler/Heun, predictor–corrector, and the few-step samplers
-//! DDIM (η ≥ 0), EDM Heun, DPM-Solver++(2M) and adaptive Dormand–Prince 5(4). Grids ([`GridSpacing`]) are values: uniform, quadratic,
+//! DDIM (η ≥ 0), DDPM ancestral, EDM Heun, DPM-Solver++(2M/3M, ODE and SDE), UniPC-2 and
+//! adaptive Dormand–Prince 5(4). Grids ([`GridSpacing`]) are values: uniform, quadratic,
 //! log-SNR, Karras. All noise is seeded per (seed, step, row chunk) (see [`noise`]), so
 //! results are bit-identical for any number of threads.
+//!
+//! Each sampler is one file in [`solvers`] implementing [`Solver`]: it owns its state, checks
+//! its parameters and reports its NFE rule ([`Solver::nfe`], [`Solver::steps_for_nfe`],
+//! [`Solver::nfe_rule`]; also on [`Method`] and [`SamplerConfig`]). The loop over the grid
+//! (callbacks, recording, NFE counting, final denoising) is written once. Adding a sampler =
+//! one file in `solvers/` + one [`Method`] variant + one arm in [`Method::build`].
 //!
 //! [`sample_ddpm`] runs the discrete DDPM chain of a [`DdpmSchedule`] (linear or cosine β) by
 //! ancestral sampling from any score; [`ddpm`] documents its exact correspondence with the VP
@@ -26,14 +33,15 @@
 
 mod config;
 pub mod ddpm;
+mod driver;
 mod dynamics;
 mod error;
 mod grid;
 pub mod langevin;
 mod likelihood;
-mod methods;
 pub mod noise;
 mod ode;
+pub mod solvers;
 
 use serde::{Deserialize, Serialize};
 use smoluchowski_sde::{ForwardSde, Score};
@@ -47,9 +55,11 @@ pub use likelihood::{
     hutchinson_divergence, log_likelihood, log_likelihood_exact, Divergence, LikelihoodConfig,
     LikelihoodOutput, OdeSolver, ScoreDivergence, FD_REL_STEP,
 };
+pub use solvers::Solver;
 
 use error::check;
-use methods::Stepper;
+use noise::{fill_scaled_normal, NoiseEvent};
+use solvers::{SdeRef, StepContext};
 
 /// What to record along the way: the first `particles` rows of the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,11 +260,11 @@ where
         .map(|spec| Recorder::new(spec, grid.times(), n, dim))
         .transpose()?;
 
-    let mut k = Stepper::new(sde, model, config.method, n, dim, seed);
+    let mut solver = config.method.build()?;
     let mut x = match start {
         Start::Prior(_) => {
             let mut x = vec![0.0f32; len];
-            k.draw_prior(&mut x);
+            fill_scaled_normal(&mut x, sde.prior_std(), dim, seed, NoiseEvent::Prior);
             x
         }
         Start::Given(x) => x,
@@ -269,14 +279,22 @@ where
         }
         progress(i, n_steps);
     };
-    methods::run(&mut k, config.method, &mut x, &grid, &mut on_step)?;
-    if config.final_denoise {
-        k.tweedie_denoise(&mut x, grid.t_final());
-    }
+    let coefficients = SdeRef(sde);
+    let mut model = model;
+    let mut ctx = StepContext::new(&coefficients, &mut model, dim, seed);
+    driver::run(
+        &mut ctx,
+        solver.as_mut(),
+        &mut x,
+        &grid,
+        config.final_denoise,
+        &mut on_step,
+    )?;
+    let nfe = ctx.nfe();
     Ok(SampleOutput {
         samples: x,
         dim,
-        nfe: k.nfe,
+        nfe,
         trajectories: recorder.map(|r| r.out),
     })
 }
