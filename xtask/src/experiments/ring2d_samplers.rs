@@ -5,7 +5,7 @@
 //!    checkpoints, `--resume`, progress).
 //! 2. For each `[[sampling.samplers]]` family (method, grid, `t_eps`, final denoising) and each
 //!    NFE budget of `sampling.nfe`, the largest step count whose NFE fits the budget
-//!    ([`steps_for_nfe`]); the adaptive Dormand–Prince runs once per tolerance instead and reports
+//!    ([`SamplerConfig::steps_for_nfe`], the solver's own rule); the adaptive Dormand–Prince runs once per tolerance instead and reports
 //!    the NFE it used. Each run draws `n_samples` points; their radius and angle are KS-tested
 //!    against ring2d's exact marginals and their sliced Wasserstein-2 distance to a fresh data
 //!    draw is measured.
@@ -125,26 +125,13 @@ impl SamplerSpec {
         nfe.iter()
             .filter(|&&b| self.max_nfe.is_none_or(|m| b <= m))
             .map(|&b| {
-                steps_for_nfe(self.method, self.final_denoise, b)
+                self.config(self.method, 1)
+                    .steps_for_nfe(b)
                     .map(|s| (format!("nfe{b}"), self.config(self.method, s)))
                     .ok_or(b)
             })
             .collect()
     }
-}
-
-/// Largest step count whose NFE fits `budget`: `steps = budget − d` for the one-evaluation
-/// methods (EM, PF-Euler, DDIM, DDPM, DPM-Solver++), `⌊(budget − d)/2⌋` for PF-Heun,
-/// `⌊(budget − d + 1)/2⌋` for EDM Heun (`2n − 1` evaluations: the last step is Euler),
-/// `⌊(budget − d)/(c + 1)⌋` for predictor–corrector, where `d = 1` with final denoising, else
-/// 0. `None` if that is 0 or the method is adaptive.
-pub fn steps_for_nfe(method: Method, final_denoise: bool, budget: usize) -> Option<usize> {
-    let b = budget.checked_sub(usize::from(final_denoise))?;
-    let steps = match method {
-        Method::EdmHeun => b.div_ceil(2),
-        m => b / m.nfe_per_step()?,
-    };
-    (steps >= 1).then_some(steps)
 }
 
 /// `[sampling]`.
@@ -515,21 +502,14 @@ fn sw_noise_floor(ring: &Ring2d, n: usize, reference: &[f64], seed: u64, k: usiz
 }
 
 /// How NFE maps to steps for `method`.
+/// The sampler's NFE rule (from the solver itself) plus the final denoising evaluation.
 fn nfe_rule(s: &SamplerSpec) -> String {
     let d = if s.final_denoise {
         " + 1 (denoise)"
     } else {
         ""
     };
-    match s.method {
-        Method::DormandPrince { .. } => "adaptive: 6 per attempted step (FSAL), as reported".into(),
-        Method::EdmHeun => format!("2·steps − 1{d} (Heun steps, the last one Euler)"),
-        Method::ProbabilityFlowHeun => format!("2·steps{d}"),
-        Method::PredictorCorrector {
-            corrector_steps, ..
-        } => format!("{}·steps{d}", corrector_steps + 1),
-        _ => format!("steps{d}"),
-    }
+    format!("{}{d}", s.method.nfe_rule())
 }
 
 fn describe(s: &SamplerSpec) -> String {
@@ -1291,45 +1271,5 @@ sliced_wasserstein_projections = 4
         // The sampler's own parameters are checked with their names.
         let e = load_err(&text.replace("curvature = 0.5", "curvature = 2.0"));
         assert!(e.contains("method.curvature") && e.contains('2'), "{e}");
-    }
-
-    #[test]
-    fn steps_follow_the_nfe_rule_of_each_method() {
-        assert_eq!(steps_for_nfe(Method::EulerMaruyama, false, 20), Some(20));
-        assert_eq!(steps_for_nfe(Method::DpmSolverPp2M, true, 20), Some(19));
-        assert_eq!(
-            steps_for_nfe(Method::ProbabilityFlowHeun, false, 5),
-            Some(2)
-        );
-        assert_eq!(steps_for_nfe(Method::EdmHeun, false, 5), Some(3));
-        assert_eq!(steps_for_nfe(Method::EdmHeun, true, 5), Some(2));
-        assert_eq!(steps_for_nfe(Method::ProbabilityFlowHeun, false, 1), None);
-        assert_eq!(
-            steps_for_nfe(
-                Method::DormandPrince {
-                    rtol: 1e-3,
-                    atol: 1e-3
-                },
-                false,
-                100
-            ),
-            None
-        );
-        // and the rule agrees with SamplerConfig::nfe.
-        for (m, fd) in [
-            (Method::EdmHeun, true),
-            (Method::EdmHeun, false),
-            (Method::ProbabilityFlowHeun, true),
-            (Method::Ddim { eta: 1.0 }, true),
-            (Method::DpmSolverPp3M, false),
-        ] {
-            for b in 3..40 {
-                let s = steps_for_nfe(m, fd, b).unwrap();
-                let c = SamplerConfig::new(m, s, 1e-3).with_final_denoise(fd);
-                let used = c.nfe().unwrap();
-                let more = SamplerConfig::new(m, s + 1, 1e-3).with_final_denoise(fd);
-                assert!(used <= b && more.nfe().unwrap() > b, "{m:?} {fd} {b}");
-            }
-        }
     }
 }
