@@ -3,6 +3,7 @@
 //! Score-based diffusion models in Rust, seeded and checked against exact, analytic truth.
 //! This facade re-exports the workspace's crates:
 //!
+//! - [`core`]: the one parameter error (with field paths), seed streams, memory estimates;
 //! - [`datasets`]: datasets with exact marginals (ring2d, ...);
 //! - [`sde`]: forward SDEs with analytic kernels (Ornstein–Uhlenbeck, VP, sub-VP);
 //! - [`metrics`]: histograms, marginals, Kolmogorov–Smirnov tests, sample distances;
@@ -10,6 +11,7 @@
 //! - [`losses`]: denoising score matching;
 //! - [`samplers`]: reverse SDE, probability-flow ODE, predictor–corrector.
 
+pub use smoluchowski_core as core;
 pub use smoluchowski_datasets as datasets;
 pub use smoluchowski_losses as losses;
 pub use smoluchowski_metrics as metrics;

@@ -1,6 +1,7 @@
 //! Input validation: the `BadInput` error marker (exit code 2) and a collector of field checks
 //! whose messages name the field path and the offending value.
 
+use smoluchowski::core::{MemoryBudget, MemoryEstimate};
 use std::fmt;
 
 /// Marks an error as caused by bad user input (manifest, golden file, arguments): exit code 2.
@@ -125,6 +126,18 @@ impl Checker {
     /// Record a free-form failure (already phrased as a full sentence about `path`).
     pub fn fail(&mut self, msg: impl Into<String>) {
         self.errors.push(msg.into());
+    }
+
+    /// Each estimate (paths relative to the table `table`) must fit in this machine's memory
+    /// ([`MemoryBudget::of_this_machine`]): a request that cannot fit is bad input, named with
+    /// its value and its estimate, before any work.
+    pub fn memory(&mut self, table: &str, estimates: impl IntoIterator<Item = MemoryEstimate>) {
+        let budget = MemoryBudget::of_this_machine();
+        for e in estimates {
+            if let Err(err) = budget.check(&e.under(table)) {
+                self.fail(err.to_string());
+            }
+        }
     }
 
     /// `Ok` if every check passed, else a [`BadInput`] error listing every failure.

@@ -329,6 +329,15 @@ fn bad_ring2d_manifests_exit_2_naming_the_field() {
         &["network.width must be ≥ 1 (got 0)"],
     );
     expect_bad(&with("beta_max = 20.0", "beta_max = 1.0"), &["m(T)"]);
+    // A batch that cannot fit in memory is named with its estimate before any work.
+    expect_bad(
+        &with("batch_size = 512", "batch_size = 1_000_000_000_000"),
+        &[
+            "training.batch_size must be small enough to fit in memory",
+            "TiB",
+            "(got 1000000000000)",
+        ],
+    );
     expect_bad(
         &with(
             "strip_times = [1.0, 0.3, 0.001]",

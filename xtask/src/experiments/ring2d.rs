@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
 use smoluchowski::losses::{
-    dsm_loss, LossReport, TrainConfig, TrainError, Trainer, NUM_TIME_BUCKETS,
+    dsm_loss, train_memory_estimates, LossReport, TrainConfig, TrainError, Trainer,
+    NUM_TIME_BUCKETS,
 };
 use smoluchowski::metrics::{
     angles, energy_distance, ks_one_sample, ks_two_sample, radii, sliced_wasserstein, Histogram2d,
@@ -230,8 +231,9 @@ pub fn check_ring2d_model(c: &mut Checker, network: &ScoreNetConfig, training: &
         "2 (ring2d is 2-D)",
         network.dim,
     );
-    if let Err(e) = training.validate() {
-        c.fail(e.under("training").to_string());
+    match training.validate() {
+        Err(e) => c.fail(e.under("training").to_string()),
+        Ok(()) => c.memory("training", train_memory_estimates(training, network)),
     }
 }
 

@@ -22,7 +22,7 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::Ring2d;
-use smoluchowski::losses::{DdpmKernel, TimeSampling};
+use smoluchowski::losses::{train_memory_estimates, DdpmKernel, TimeSampling};
 use smoluchowski::metrics::{angles, ks_one_sample, radii};
 use smoluchowski::nets::{NetOutput, NetScore, ScoreNetConfig};
 use smoluchowski::samplers::{
@@ -122,8 +122,9 @@ impl Ring2dDdpmManifest {
             format!("{:?}", self.network.output),
         );
         let t = &self.training.0;
-        if let Err(e) = t.validate() {
-            c.fail(e.under("training").to_string());
+        match t.validate() {
+            Err(e) => c.fail(e.under("training").to_string()),
+            Ok(()) => c.memory("training", train_memory_estimates(t, &self.network)),
         }
         c.require(
             t.time_sampling == (TimeSampling::Discrete { levels: big_n }),

@@ -17,7 +17,9 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, GaussianMixture};
-use smoluchowski::losses::{relative_score_error, ScoreObjective, SsmConfig, SsmTrainer};
+use smoluchowski::losses::{
+    relative_score_error, ssm_memory_estimates, ScoreObjective, SsmConfig, SsmTrainer,
+};
 use smoluchowski::nets::{NetOutput, ScoreNet, ScoreNetConfig};
 
 use super::ring2d::derived_seed;
@@ -115,8 +117,9 @@ impl SsmManifest {
             format!("{:?}", self.network.output),
         );
         for (name, t, want_sliced) in [("ssm", &self.ssm.0, true), ("dsm", &self.dsm.0, false)] {
-            if let Err(e) = t.validate() {
-                c.fail(e.under(name).to_string());
+            match t.validate() {
+                Err(e) => c.fail(e.under(name).to_string()),
+                Ok(()) => c.memory(name, ssm_memory_estimates(t, &self.network)),
             }
             let is_sliced = matches!(t.objective, ScoreObjective::SlicedFd { .. });
             c.require(
