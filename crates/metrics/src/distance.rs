@@ -1,7 +1,5 @@
 //! Distances between sample sets: 1-D Wasserstein, sliced Wasserstein and energy distance.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 fn check_shape(fname: &str, name: &str, x: &[f64], dim: usize) -> usize {
@@ -115,7 +113,7 @@ pub fn sliced_wasserstein(
     if n == 0 || m == 0 {
         return f64::NAN;
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = smoluchowski_core::streams::seeded(seed, 0);
     let mut theta = vec![0.0f64; dim];
     let mut pa = vec![0.0f64; n];
     let mut pb = vec![0.0f64; m];

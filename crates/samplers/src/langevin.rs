@@ -14,7 +14,7 @@
 //! [`CHAINS_PER_CHUNK`] chains; chunk `c` draws from its own ChaCha8 stream keyed by
 //! `(seed, c)`, so the output is bit-identical for any number of threads.
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
@@ -239,12 +239,7 @@ impl LangevinOutput {
 /// The random stream of chain chunk `chunk`: ChaCha8 keyed by `(seed, "langevin")` on stream
 /// `chunk`.
 fn chunk_rng(seed: u64, chunk: usize) -> ChaCha8Rng {
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..16].copy_from_slice(b"langevin");
-    let mut rng = ChaCha8Rng::from_seed(key);
-    rng.set_stream(chunk as u64);
-    rng
+    smoluchowski_core::streams::keyed(seed, *b"langevin", 0, chunk as u64)
 }
 
 /// Runs one independent chain per row of `init` (`n × d`, row-major, `d = target.dim()`) with

@@ -7,7 +7,7 @@
 //! as one more state component per sample, `p_T` is the prior `N(0, prior_std² I)`, and the
 //! whole state is f64 (the score is called on its f32 cast).
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use smoluchowski_sde::{ForwardSde, Score};
@@ -249,13 +249,7 @@ impl FdDivergence {
 /// Probe generator of probe `k`, row chunk `chunk`: ChaCha8 keyed by
 /// `(seed, "hutchins", k, 0)` (little-endian 64-bit words) on stream `chunk`.
 fn probe_rng(seed: u64, k: usize, chunk: usize) -> ChaCha8Rng {
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..16].copy_from_slice(b"hutchins");
-    key[16..24].copy_from_slice(&(k as u64).to_le_bytes());
-    let mut rng = ChaCha8Rng::from_seed(key);
-    rng.set_stream(chunk as u64);
-    rng
+    smoluchowski_core::streams::keyed(seed, *b"hutchins", k as u64, chunk as u64)
 }
 
 /// Log-likelihood `log p_{t_eps}(x)` of each row of `x0` (row-major `n × d`) under the

@@ -5,7 +5,8 @@
 //! `(seed, e)` on stream `c`, filled in row-major order. Chunks are therefore independent of
 //! how many threads fill them, and row `r`'s noise does not depend on the batch size `n`.
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
+use smoluchowski_core::streams;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
@@ -48,12 +49,7 @@ impl NoiseEvent {
 /// The generator of row chunk `chunk` of `event`: ChaCha8 with the 256-bit key
 /// `(seed, event.id(), 0, 0)` (little-endian words) on stream `chunk`.
 pub fn chunk_rng(seed: u64, event: NoiseEvent, chunk: usize) -> ChaCha8Rng {
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..16].copy_from_slice(&event.id().to_le_bytes());
-    let mut rng = ChaCha8Rng::from_seed(key);
-    rng.set_stream(chunk as u64);
-    rng
+    streams::keyed(seed, event.id().to_le_bytes(), 0, chunk as u64)
 }
 
 /// `x ← c · z`, `z ~ N(0, I)` from `(seed, event)`; `x` is row-major with `dim` columns.

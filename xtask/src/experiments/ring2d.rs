@@ -19,7 +19,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
@@ -212,10 +211,7 @@ pub struct Ring2dManifest {
     pub evaluation: EvaluationTable,
 }
 
-/// A named 64-bit seed derived from the master seed.
-pub fn derived_seed(master: u64, name: &str) -> u64 {
-    seeding::stream(master, name, 0).next_u64()
-}
+pub use crate::seeding::derived_seed;
 
 /// Rewrites a crate's `Type.field` error prefix into the manifest's `table.field`.
 /// The `[network]` and `[training]` tables of a ring2d experiment: each config's own
