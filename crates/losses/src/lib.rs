@@ -14,7 +14,6 @@
 //! continues it bit-identically.
 
 mod config;
-mod ddpm_kernel;
 mod dsm;
 mod memory;
 mod ssm;
@@ -23,9 +22,9 @@ mod train;
 pub use config::{
     DataMode, LrSchedule, OptimizerConfig, TimeSampling, TrainConfig, TrainConfigError, Weighting,
 };
-pub use ddpm_kernel::DdpmKernel;
 pub use dsm::{dsm_loss, dsm_loss_with_time, DsmBatch, LossReport, NUM_TIME_BUCKETS};
 pub use memory::{ssm_memory_estimates, train_memory_estimates};
+pub use smoluchowski_sde::DdpmKernel;
 pub use ssm::{
     eval_rng, fd_ssm_terms, relative_score_error, sliced_score_matching_loss, ssm_loss_and_grad,
     Projection, ScoreObjective, SsmBatch, SsmConfig, SsmTrainer,

@@ -6,10 +6,10 @@
 //! how many threads fill them, and row `r`'s noise does not depend on the batch size `n`.
 
 use rand::Rng;
-use smoluchowski_core::streams;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
+use smoluchowski_core::streams;
 
 /// Rows per noise chunk (fixed: changing it changes every sample).
 pub const CHUNK_ROWS: usize = 4096;

@@ -12,6 +12,7 @@
 use rand::Rng;
 use rand_distr::StandardNormal;
 
+pub mod ddpm;
 mod em;
 mod error;
 pub mod fokker_planck;
@@ -23,6 +24,7 @@ mod ring_oracle;
 mod sde_enum;
 mod vp;
 
+pub use ddpm::{DdpmKernel, DdpmSchedule, DdpmScheduleKind, COSINE_MAX_BETA};
 pub use em::{euler_maruyama, Trajectories};
 pub use error::{ParamError, ParameterError, SdeError};
 pub use fokker_planck::{FokkerPlanck1d, TimeScheme};
