@@ -73,31 +73,10 @@ pub struct RecordSpec {
     pub times: Option<Vec<f64>>,
 }
 
-/// Recorded positions: frame `k` holds the first `particles` rows at grid time `times[k]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Trajectories {
-    /// Grid times of the frames, decreasing (the state before any final denoising).
-    pub times: Vec<f64>,
-    /// Rows per frame.
-    pub particles: usize,
-    /// Dimension of a row.
-    pub dim: usize,
-    /// `frames × particles × dim`, row-major.
-    pub positions: Vec<f32>,
-}
-
-impl Trajectories {
-    /// Number of frames.
-    pub fn frames(&self) -> usize {
-        self.times.len()
-    }
-
-    /// Frame `k`: `particles × dim` positions at `times[k]`.
-    pub fn frame(&self, k: usize) -> &[f32] {
-        let len = self.particles * self.dim;
-        &self.positions[k * len..(k + 1) * len]
-    }
-}
+/// Recorded positions: frame `k` holds the first `particles` rows at grid time `times[k]`
+/// (decreasing; the state before any final denoising). The workspace's one trajectory type,
+/// with the samplers' f32 state.
+pub type Trajectories = smoluchowski_sde::Trajectories<f32>;
 
 /// Result of [`sample`].
 #[derive(Debug, Clone, PartialEq)]

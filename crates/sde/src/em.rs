@@ -5,53 +5,56 @@ use rand_distr::StandardNormal;
 
 use crate::ForwardSde;
 
-/// Recorded paths of the first `n_particles` particles (each of dimension `dim`).
+/// Recorded paths of the first `particles` particles (rows of dimension `dim`), one frame per
+/// recorded time: the workspace's one trajectory type (`f64` positions from [`euler_maruyama`],
+/// `f32` from the samplers crate).
 ///
-/// Time-major: `values[(k * n_particles + p) * dim + j]` is coordinate `j` of particle `p` at
+/// Time-major: `positions[(k · particles + p) · dim + j]` is coordinate `j` of particle `p` at
 /// `times[k]`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Trajectories {
-    /// Dimension of one particle.
-    pub dim: usize,
-    /// Number of recorded particles.
-    pub n_particles: usize,
-    /// Recorded times (including the start time).
+pub struct Trajectories<T = f64> {
+    /// Recorded times (frame `k` at `times[k]`).
     pub times: Vec<f64>,
-    /// Recorded values, time-major (see the type's docs).
-    pub values: Vec<f64>,
+    /// Rows per frame.
+    pub particles: usize,
+    /// Dimension of a row.
+    pub dim: usize,
+    /// `frames × particles × dim`, time-major (see the type's docs).
+    pub positions: Vec<T>,
 }
 
-impl Trajectories {
-    /// Empty recorder for the first `n_particles` particles of dimension `dim`.
-    pub fn new(n_particles: usize, dim: usize) -> Self {
+impl<T: Copy> Trajectories<T> {
+    /// Empty recorder for the first `particles` rows of dimension `dim`.
+    pub fn new(particles: usize, dim: usize) -> Self {
         Self {
-            dim,
-            n_particles,
             times: Vec::new(),
-            values: Vec::new(),
+            particles,
+            dim,
+            positions: Vec::new(),
         }
     }
 
-    /// Number of recorded times.
-    pub fn n_times(&self) -> usize {
+    /// Number of frames (recorded times).
+    pub fn frames(&self) -> usize {
         self.times.len()
     }
 
-    /// Coordinate `coord` of particle `particle` at the `step`-th recorded time.
-    pub fn get(&self, step: usize, particle: usize, coord: usize) -> f64 {
-        self.values[(step * self.n_particles + particle) * self.dim + coord]
+    /// Frame `k`: the `particles × dim` positions at `times[k]`.
+    pub fn frame(&self, k: usize) -> &[T] {
+        let len = self.particles * self.dim;
+        &self.positions[k * len..(k + 1) * len]
     }
 
-    /// The `n_particles × dim` snapshot at the `step`-th recorded time.
-    pub fn snapshot(&self, step: usize) -> &[f64] {
-        let w = self.n_particles * self.dim;
-        &self.values[step * w..(step + 1) * w]
+    /// Coordinate `coord` of particle `particle` in frame `k`.
+    pub fn get(&self, k: usize, particle: usize, coord: usize) -> T {
+        self.positions[(k * self.particles + particle) * self.dim + coord]
     }
 
-    fn push(&mut self, t: f64, x: &[f64]) {
+    /// Appends a frame at `t`: the first `particles` rows of `x`.
+    pub fn push(&mut self, t: f64, x: &[T]) {
         self.times.push(t);
-        self.values
-            .extend_from_slice(&x[..self.n_particles * self.dim]);
+        self.positions
+            .extend_from_slice(&x[..self.particles * self.dim]);
     }
 }
 
@@ -61,12 +64,12 @@ impl Trajectories {
 /// `x ← x + a(t_k) x Δt + g(t_k) √Δt z = (1 + a(t_k) Δt) x + g(t_k) √Δt z`,
 /// `t_k = t0 + k Δt`, `z ~ N(0, 1)` i.i.d. (one draw per coordinate per step, in buffer order).
 ///
-/// If `record` is given, the first `record.n_particles` particles (rows of `record.dim`
+/// If `record` is given, the first `record.particles` particles (rows of `record.dim`
 /// values) are appended at `t0` and after every step; `t0` is not repeated if the recorder
 /// already ends at `t0` (so consecutive calls produce one continuous path).
 ///
 /// Panics if `t1 < t0`, if `t0`/`t1` are not finite, or if `x` holds fewer than
-/// `record.n_particles · record.dim` values.
+/// `record.particles · record.dim` values.
 pub fn euler_maruyama<S: ForwardSde, R: Rng + ?Sized>(
     sde: &S,
     x: &mut [f64],
@@ -82,10 +85,10 @@ pub fn euler_maruyama<S: ForwardSde, R: Rng + ?Sized>(
     );
     if let Some(rec) = record.as_deref_mut() {
         assert!(
-            x.len() >= rec.n_particles * rec.dim,
+            x.len() >= rec.particles * rec.dim,
             "euler_maruyama: x has {} values, fewer than the {} × {} to record",
             x.len(),
-            rec.n_particles,
+            rec.particles,
             rec.dim
         );
         if rec.times.last() != Some(&t0) {

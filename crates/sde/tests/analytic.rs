@@ -238,16 +238,16 @@ fn euler_maruyama_records_and_is_deterministic() {
     };
     let (x, rec) = run(5);
     assert_eq!(
-        rec.n_times(),
+        rec.frames(),
         11,
         "t0 of the second call must not be repeated"
     );
-    assert_eq!(rec.values.len(), 11 * 3 * 2);
+    assert_eq!(rec.positions.len(), 11 * 3 * 2);
     for (k, &t) in rec.times.iter().enumerate() {
         assert!((t - 0.1 * k as f64).abs() < 1e-12, "times[{k}] = {t}");
     }
-    assert_eq!(rec.snapshot(0), &[1.0; 6]);
-    assert_eq!(rec.snapshot(10), &x[..6]);
+    assert_eq!(rec.frame(0), &[1.0; 6]);
+    assert_eq!(rec.frame(10), &x[..6]);
     assert_eq!(rec.get(10, 2, 1), x[5]);
     assert_eq!(run(5).0, x);
     assert_ne!(run(6).0, x);

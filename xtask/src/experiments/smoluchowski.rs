@@ -270,9 +270,9 @@ fn normal_pdf(x: f64, mu: f64, sd: f64) -> f64 {
 }
 
 fn trajectory_lines(traj: &Trajectories) -> Vec<Line> {
-    (0..traj.n_particles)
+    (0..traj.particles)
         .map(|p| Line {
-            points: (0..traj.n_times())
+            points: (0..traj.frames())
                 .map(|k| (traj.times[k], traj.get(k, p, 0)))
                 .collect(),
             color: palette::DATA,
@@ -408,7 +408,7 @@ impl Experiment for SmoluchowskiManifest {
             let hi = f.x0 + 4.5 * sd_check;
             let (edges, dens) = density_histogram(x_check, lo, hi, f.bins)?;
             let left = Panel {
-                title: format!("{} trajectories, free diffusion D = {}", traj_free.n_particles, f.diffusion),
+                title: format!("{} trajectories, free diffusion D = {}", traj_free.particles, f.diffusion),
                 x_label: "t".into(),
                 y_label: "x(t)".into(),
                 lines: trajectory_lines(&traj_free),
@@ -447,7 +447,7 @@ impl Experiment for SmoluchowskiManifest {
                 caption: format!(
                     "Left: {} free-diffusion paths (D = {}, x₀ = {}) by Euler–Maruyama, dt = {}; red line: t = {}. \
                      Right: histogram of all {} positions at t = {} against the exact density N(x₀, 2Dt).",
-                    traj_free.n_particles, f.diffusion, f.x0, f.dt, f.t_check, f.n_particles, f.t_check
+                    traj_free.particles, f.diffusion, f.x0, f.dt, f.t_check, f.n_particles, f.t_check
                 ),
             });
 
@@ -456,7 +456,7 @@ impl Experiment for SmoluchowskiManifest {
             let (e_mid, d_mid) = density_histogram(y_mid, lo2, hi2, o.bins)?;
             let (e_end, d_end) = density_histogram(y_end, lo2, hi2, o.bins)?;
             let left = Panel {
-                title: format!("{} OU paths, a = {}, D = {}", traj_ou.n_particles, o.a, o.diffusion),
+                title: format!("{} OU paths, a = {}, D = {}", traj_ou.particles, o.a, o.diffusion),
                 x_label: "t".into(),
                 y_label: "x(t)".into(),
                 lines: {
@@ -525,7 +525,7 @@ impl Experiment for SmoluchowskiManifest {
                     "Left: {} Ornstein–Uhlenbeck paths from x₀ = {} relaxing towards 0 (black: exact mean). \
                      Right: histograms at t = {} (blue) and t = {} (orange) against the exact kernel \
                      N(x₀e^(−at), (D/a)(1 − e^(−2at))) and the stationary law N(0, D/a).",
-                    traj_ou.n_particles, o.x0, o.t_mid, o.t_end
+                    traj_ou.particles, o.x0, o.t_mid, o.t_end
                 ),
             });
             Ok(())
