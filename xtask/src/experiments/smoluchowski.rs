@@ -632,11 +632,11 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(ta, tb);
         assert_eq!(a[0].len(), n);
-        assert_eq!(ta.n_particles, 4);
-        assert_eq!(ta.n_times(), 11);
+        assert_eq!(ta.particles, 4);
+        assert_eq!(ta.frames(), 11);
         assert_eq!(ta.get(0, 0, 0), 3.0);
         // The recorded path ends where the ensemble is.
-        assert_eq!(ta.snapshot(10), &a[1][..4]);
+        assert_eq!(ta.frame(10), &a[1][..4]);
         let (c, _) = simulate(&sde, 3.0, n, &stops, 4, 12, "t", 2);
         assert_ne!(a, c);
     }
