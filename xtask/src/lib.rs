@@ -14,4 +14,5 @@ pub mod output;
 pub mod progress;
 pub mod report;
 pub mod seeding;
+pub mod stats;
 pub mod validate;

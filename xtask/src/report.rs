@@ -151,3 +151,16 @@ pub fn render(r: &ReportInput<'_>) -> String {
     );
     s
 }
+
+/// Fills a report template: every `{name}` of `vars` is replaced by its value (other braces are
+/// left alone). Panics if a named placeholder is missing from the template — a template and its
+/// call site disagree, which the experiment's tests catch.
+pub fn fill(template: &str, vars: &[(&str, String)]) -> String {
+    let mut s = template.trim_end().to_string();
+    for (name, value) in vars {
+        let key = format!("{{{name}}}");
+        assert!(s.contains(&key), "template has no placeholder {key}");
+        s = s.replace(&key, value);
+    }
+    s
+}

@@ -8,8 +8,6 @@
 //! Particles are simulated in fixed chunks of [`CHUNK`]; chunk `c` of sub-stream `name` uses
 //! `seeding::stream(seed, name, c)`, so the numbers do not depend on the thread count.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,10 +15,12 @@ use smoluchowski::metrics::ks_one_sample;
 use smoluchowski::sde::{euler_maruyama, ForwardSde, OuSde, Trajectories};
 
 use crate::figures::{self, curve, density_histogram, palette, Bars, Legend, Line, Panel, VLine};
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
-use crate::output::write_npy;
+use crate::output::{write_npy, OutputDir};
+use crate::report;
 use crate::seeding;
+use crate::stats::{Ks, Rendered, TypedExperiment, Value};
 use crate::validate::Checker;
 
 /// Registration of this kind.
@@ -288,250 +288,396 @@ fn critical_value(n: usize) -> f64 {
     (-(0.5e-3f64).ln() / 2.0).sqrt() / (n as f64).sqrt()
 }
 
-impl Experiment for SmoluchowskiManifest {
+/// `free_diffusion.*`: the positions at `t_check` and `t_end` against `N(x₀, 2Dt)`.
+#[derive(Debug, Default, Serialize)]
+pub struct FreeDiffusionStats {
+    /// KS of the positions at `t_check`.
+    pub ks_t_check: Ks,
+    /// KS of the positions at `t_end`.
+    pub ks_t_end: Ks,
+    /// Sample mean at `t_check`.
+    pub mean_t_check: Value,
+    /// Sample variance (n − 1) at `t_check`.
+    pub var_t_check: Value,
+}
+
+/// `ou.*`: the kernel at `t_mid`, the stationary law at `t_end`.
+#[derive(Debug, Default, Serialize)]
+pub struct OuStats {
+    /// KS at `t_mid` against `N(x₀e^{−at}, (D/a)(1 − e^{−2at}))`.
+    pub ks_t_mid: Ks,
+    /// KS at `t_end` against the stationary `N(0, D/a)`.
+    pub ks_t_end_stationary: Ks,
+    /// Sample mean at `t_mid`.
+    pub mean_t_mid: Value,
+    /// Sample variance at `t_end`.
+    pub var_t_end: Value,
+}
+
+/// The statistics of a `smoluchowski` run.
+#[derive(Debug, Default, Serialize)]
+pub struct SmoluchowskiStats {
+    /// Free diffusion.
+    pub free_diffusion: FreeDiffusionStats,
+    /// Ornstein–Uhlenbeck.
+    pub ou: OuStats,
+}
+
+/// The simulated positions and paths.
+pub struct Simulated {
+    free: OuSde,
+    ou: OuSde,
+    /// Free diffusion at `t_check`; its drawn paths.
+    x_check: Vec<f64>,
+    traj_free: Trajectories,
+    /// OU at `t_mid`, `t_end`; its drawn paths.
+    y_mid: Vec<f64>,
+    y_end: Vec<f64>,
+    traj_ou: Trajectories,
+    /// Euler–Maruyama steps to `t_check`, then to `t_end` (free); to `t_mid`, then `t_end` (OU).
+    steps: [usize; 4],
+}
+
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const HOW_TO_READ: &str = include_str!("smoluchowski/how_to_read.md");
+const CHECK_YOURSELF: &str = include_str!("smoluchowski/check_yourself.md");
+
+impl TypedExperiment for SmoluchowskiManifest {
+    type Stats = SmoluchowskiStats;
+    type Computed = Simulated;
+
     fn header(&self) -> &ExperimentHeader {
         &self.experiment
     }
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    fn declared(&self) -> SmoluchowskiStats {
+        SmoluchowskiStats::default()
     }
 
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        [
-            ("free_diffusion.ks_t_check", StatKind::Ks),
-            ("free_diffusion.ks_t_end", StatKind::Ks),
-            ("free_diffusion.mean_t_check", StatKind::Value),
-            ("free_diffusion.var_t_check", StatKind::Value),
-            ("ou.ks_t_mid", StatKind::Ks),
-            ("ou.ks_t_end_stationary", StatKind::Ks),
-            ("ou.mean_t_mid", StatKind::Value),
-            ("ou.var_t_end", StatKind::Value),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
-        let f = &self.free_diffusion;
-        let o = &self.ou;
-        let seed = ctx.seed;
-        let mut stats = BTreeMap::new();
-
-        // ---- free diffusion -------------------------------------------------------------
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(SmoluchowskiStats, Simulated)> {
+        let (f, o, seed) = (&self.free_diffusion, &self.ou, ctx.seed);
         let free = OuSde::free(f.diffusion, f.t_end)
             .map_err(|e| anyhow::anyhow!("free_diffusion: {e}"))?;
         let steps_check = whole_steps(f.t_check, f.dt).unwrap_or(1);
         let steps_end = whole_steps(f.t_end, f.dt).unwrap_or(1) - steps_check;
-        let (snaps, traj_free) = ctx.time("free_diffusion", || {
+        let stops = [(f.t_check, steps_check), (f.t_end, steps_end)];
+        let (mut snaps, traj_free) = ctx.time("free_diffusion", || {
             simulate(
                 &free,
                 f.x0,
                 f.n_particles,
-                &[(f.t_check, steps_check), (f.t_end, steps_end)],
+                &stops,
                 f.n_drawn,
                 seed,
                 "free_diffusion",
                 threads(),
             )
         });
-        let (x_check, x_end) = (&snaps[0], &snaps[1]);
-        let sd_check = free.marginal_std(f.t_check);
-        let sd_end = free.marginal_std(f.t_end);
-        ctx.time("free_diffusion_stats", || {
-            stats.insert(
-                "free_diffusion.ks_t_check".to_string(),
-                Statistic::from(ks_one_sample(x_check, |x| {
-                    free.marginal_cdf(f.x0, f.t_check, x)
-                })),
-            );
-            stats.insert(
-                "free_diffusion.ks_t_end".to_string(),
-                Statistic::from(ks_one_sample(x_end, |x| {
-                    free.marginal_cdf(f.x0, f.t_end, x)
-                })),
-            );
-            let (m, v) = mean_var(x_check);
-            stats.insert("free_diffusion.mean_t_check".into(), Statistic::value(m));
-            stats.insert("free_diffusion.var_t_check".into(), Statistic::value(v));
+        let (x_end, x_check) = (
+            snaps.pop().unwrap_or_default(),
+            snaps.pop().unwrap_or_default(),
+        );
+        let free_stats = ctx.time("free_diffusion_stats", || {
+            let (m, v) = mean_var(&x_check);
+            FreeDiffusionStats {
+                ks_t_check: ks_one_sample(&x_check, |x| free.marginal_cdf(f.x0, f.t_check, x))
+                    .into(),
+                ks_t_end: ks_one_sample(&x_end, |x| free.marginal_cdf(f.x0, f.t_end, x)).into(),
+                mean_t_check: m.into(),
+                var_t_check: v.into(),
+            }
         });
 
-        // ---- Ornstein–Uhlenbeck -----------------------------------------------------------
         let ou = OuSde::new(o.a, o.diffusion, o.t_end).map_err(|e| anyhow::anyhow!("ou: {e}"))?;
         let steps_mid = whole_steps(o.t_mid, o.dt).unwrap_or(1);
         let steps_rest = whole_steps(o.t_end, o.dt).unwrap_or(1) - steps_mid;
-        let (ou_snaps, traj_ou) = ctx.time("ou", || {
+        let stops = [(o.t_mid, steps_mid), (o.t_end, steps_rest)];
+        let (mut snaps, traj_ou) = ctx.time("ou", || {
             simulate(
                 &ou,
                 o.x0,
                 o.n_particles,
-                &[(o.t_mid, steps_mid), (o.t_end, steps_rest)],
+                &stops,
                 o.n_drawn,
                 seed,
                 "ou",
                 threads(),
             )
         });
-        let (y_mid, y_end) = (&ou_snaps[0], &ou_snaps[1]);
-        let mu_mid = ou.mean_coef(o.t_mid) * o.x0;
-        let sd_mid = ou.marginal_std(o.t_mid);
+        let (y_end, y_mid) = (
+            snaps.pop().unwrap_or_default(),
+            snaps.pop().unwrap_or_default(),
+        );
         let sd_stat = (o.diffusion / o.a).sqrt();
-        ctx.time("ou_stats", || {
-            stats.insert(
-                "ou.ks_t_mid".into(),
-                Statistic::from(ks_one_sample(y_mid, |x| ou.marginal_cdf(o.x0, o.t_mid, x))),
-            );
-            stats.insert(
-                "ou.ks_t_end_stationary".into(),
-                Statistic::from(ks_one_sample(y_end, |x| {
-                    smoluchowski::sde::normal_cdf(x / sd_stat)
-                })),
-            );
-            stats.insert("ou.mean_t_mid".into(), Statistic::value(mean_var(y_mid).0));
-            stats.insert("ou.var_t_end".into(), Statistic::value(mean_var(y_end).1));
+        let ou_stats = ctx.time("ou_stats", || OuStats {
+            ks_t_mid: ks_one_sample(&y_mid, |x| ou.marginal_cdf(o.x0, o.t_mid, x)).into(),
+            ks_t_end_stationary: ks_one_sample(&y_end, |x| {
+                smoluchowski::sde::normal_cdf(x / sd_stat)
+            })
+            .into(),
+            mean_t_mid: mean_var(&y_mid).0.into(),
+            var_t_end: mean_var(&y_end).1.into(),
+        });
+        let stats = SmoluchowskiStats {
+            free_diffusion: free_stats,
+            ou: ou_stats,
+        };
+        let sim = Simulated {
+            free,
+            ou,
+            x_check,
+            traj_free,
+            y_mid,
+            y_end,
+            traj_ou,
+            steps: [steps_check, steps_end, steps_mid, steps_rest],
+        };
+        Ok((stats, sim))
+    }
+
+    fn render(
+        &self,
+        _stats: &SmoluchowskiStats,
+        sim: &Simulated,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered> {
+        let (f, o, out) = (&self.free_diffusion, &self.ou, ctx.out);
+        let figures = ctx.time("write", || -> Result<Vec<Figure>> {
+            write_npy(&out.file("samples.npy"), &[sim.x_check.len()], &sim.x_check)?;
+            let both: Vec<f64> = sim
+                .y_mid
+                .iter()
+                .zip(&sim.y_end)
+                .flat_map(|(a, b)| [*a, *b])
+                .collect();
+            write_npy(&out.file("ou_samples.npy"), &[sim.y_mid.len(), 2], &both)?;
+            Ok(vec![
+                self.free_diffusion_figure(sim, out)?,
+                self.ou_figure(sim, out)?,
+            ])
+        })?;
+        Ok(Rendered {
+            parameters: self.parameters(sim),
+            figures,
+            files: vec![
+                (
+                    "samples.npy".into(),
+                    format!(
+                        "free-diffusion positions at t = {} (float64, shape ({},))",
+                        f.t_check, f.n_particles
+                    ),
+                ),
+                (
+                    "ou_samples.npy".into(),
+                    format!(
+                        "OU positions at t = {} and t = {} (float64, shape ({}, 2))",
+                        o.t_mid, o.t_end, o.n_particles
+                    ),
+                ),
+            ],
+            sections: vec![
+                (
+                    "How to read this".into(),
+                    report::fill(
+                        HOW_TO_READ,
+                        &[
+                            ("n", f.n_particles.to_string()),
+                            (
+                                "typ",
+                                format!("{:.4}", 0.8687 / (f.n_particles as f64).sqrt()),
+                            ),
+                            ("crit", format!("{:.4}", critical_value(f.n_particles))),
+                            ("no", o.n_particles.to_string()),
+                            ("dt", o.dt.to_string()),
+                        ],
+                    ),
+                ),
+                (
+                    "Check it yourself (NumPy/SciPy)".into(),
+                    report::fill(
+                        CHECK_YOURSELF,
+                        &[
+                            ("n", f.n_particles.to_string()),
+                            ("t", f.t_check.to_string()),
+                            ("tm", o.t_mid.to_string()),
+                            ("te", o.t_end.to_string()),
+                            ("no", o.n_particles.to_string()),
+                            ("x0", f.x0.to_string()),
+                            ("d", f.diffusion.to_string()),
+                        ],
+                    ),
+                ),
+            ],
+        })
+    }
+}
+
+impl SmoluchowskiManifest {
+    /// Left: drawn free-diffusion paths; right: the histogram at `t_check` against `N(x₀, 2Dt)`.
+    fn free_diffusion_figure(&self, sim: &Simulated, out: &OutputDir) -> Result<Figure> {
+        let f = &self.free_diffusion;
+        let (x_check, traj_free) = (&sim.x_check, &sim.traj_free);
+        let sd_check = sim.free.marginal_std(f.t_check);
+        let mut figures = Vec::new();
+        let lo = f.x0 - 4.5 * sd_check;
+        let hi = f.x0 + 4.5 * sd_check;
+        let (edges, dens) = density_histogram(x_check, lo, hi, f.bins)?;
+        let left = Panel {
+            title: format!(
+                "{} trajectories, free diffusion D = {}",
+                traj_free.particles, f.diffusion
+            ),
+            x_label: "t".into(),
+            y_label: "x(t)".into(),
+            lines: trajectory_lines(traj_free),
+            vlines: vec![VLine {
+                x: f.t_check,
+                color: palette::MARK,
+                label: Some(format!("t = {}", f.t_check)),
+            }],
+            x_range: Some((0.0, f.t_end)),
+            ..Default::default()
+        };
+        let right = Panel {
+            title: format!("positions at t = {} (N = {})", f.t_check, f.n_particles),
+            x_label: "x".into(),
+            y_label: "density".into(),
+            bars: vec![Bars {
+                edges,
+                heights: dens,
+                color: palette::DATA,
+                alpha: 0.45,
+                label: Some("Euler–Maruyama".into()),
+            }],
+            lines: vec![Line {
+                points: curve(lo, hi, 400, |x| normal_pdf(x, f.x0, sd_check)),
+                color: palette::EXACT,
+                alpha: 1.0,
+                width: 2,
+                label: Some(format!(
+                    "exact N({}, 2Dt = {:.3})",
+                    f.x0,
+                    sd_check * sd_check
+                )),
+            }],
+            x_range: Some((lo, hi)),
+            ..Default::default()
+        };
+        figures::draw_row(&out.file("free_diffusion.png"), &[left, right], (640, 480))?;
+        figures.push(Figure {
+            file: "free_diffusion.png".into(),
+            caption: format!(
+                "Left: {} free-diffusion paths (D = {}, x₀ = {}) by Euler–Maruyama, dt = {}; red line: t = {}. \
+                 Right: histogram of all {} positions at t = {} against the exact density N(x₀, 2Dt).",
+                traj_free.particles, f.diffusion, f.x0, f.dt, f.t_check, f.n_particles, f.t_check
+            ),
         });
 
-        // ---- files ----------------------------------------------------------------------
-        let out = ctx.out;
-        let mut figures = Vec::new();
-        ctx.time("write", || -> Result<()> {
-            write_npy(&out.file("samples.npy"), &[x_check.len()], x_check)?;
-            let mut both = Vec::with_capacity(2 * y_mid.len());
-            for (a, b) in y_mid.iter().zip(y_end) {
-                both.push(*a);
-                both.push(*b);
-            }
-            write_npy(&out.file("ou_samples.npy"), &[y_mid.len(), 2], &both)?;
+        Ok(figures.pop().expect("pushed"))
+    }
 
-            let lo = f.x0 - 4.5 * sd_check;
-            let hi = f.x0 + 4.5 * sd_check;
-            let (edges, dens) = density_histogram(x_check, lo, hi, f.bins)?;
-            let left = Panel {
-                title: format!("{} trajectories, free diffusion D = {}", traj_free.particles, f.diffusion),
-                x_label: "t".into(),
-                y_label: "x(t)".into(),
-                lines: trajectory_lines(&traj_free),
-                vlines: vec![VLine {
-                    x: f.t_check,
-                    color: palette::MARK,
-                    label: Some(format!("t = {}", f.t_check)),
-                }],
-                x_range: Some((0.0, f.t_end)),
-                ..Default::default()
-            };
-            let right = Panel {
-                title: format!("positions at t = {} (N = {})", f.t_check, f.n_particles),
-                x_label: "x".into(),
-                y_label: "density".into(),
-                bars: vec![Bars {
-                    edges,
-                    heights: dens,
-                    color: palette::DATA,
-                    alpha: 0.45,
-                    label: Some("Euler–Maruyama".into()),
-                }],
-                lines: vec![Line {
-                    points: curve(lo, hi, 400, |x| normal_pdf(x, f.x0, sd_check)),
+    /// Left: OU paths and the exact mean; right: histograms at `t_mid`, `t_end` against the
+    /// exact kernel and the stationary law.
+    fn ou_figure(&self, sim: &Simulated, out: &OutputDir) -> Result<Figure> {
+        let o = &self.ou;
+        let (y_mid, y_end, traj_ou) = (&sim.y_mid, &sim.y_end, &sim.traj_ou);
+        let mu_mid = sim.ou.mean_coef(o.t_mid) * o.x0;
+        let sd_mid = sim.ou.marginal_std(o.t_mid);
+        let sd_stat = (o.diffusion / o.a).sqrt();
+        let mut figures = Vec::new();
+        let lo2 = (mu_mid - 4.5 * sd_mid).min(-4.5 * sd_stat);
+        let hi2 = (mu_mid + 4.5 * sd_mid).max(4.5 * sd_stat);
+        let (e_mid, d_mid) = density_histogram(y_mid, lo2, hi2, o.bins)?;
+        let (e_end, d_end) = density_histogram(y_end, lo2, hi2, o.bins)?;
+        let left = Panel {
+            title: format!(
+                "{} OU paths, a = {}, D = {}",
+                traj_ou.particles, o.a, o.diffusion
+            ),
+            x_label: "t".into(),
+            y_label: "x(t)".into(),
+            lines: {
+                let mut l = trajectory_lines(traj_ou);
+                l.push(Line {
+                    points: curve(0.0, o.t_end, 400, |t| o.x0 * (-o.a * t).exp()),
                     color: palette::EXACT,
                     alpha: 1.0,
                     width: 2,
-                    label: Some(format!("exact N({}, 2Dt = {:.3})", f.x0, sd_check * sd_check)),
-                }],
-                x_range: Some((lo, hi)),
-                ..Default::default()
-            };
-            figures::draw_row(&out.file("free_diffusion.png"), &[left, right], (640, 480))?;
-            figures.push(Figure {
-                file: "free_diffusion.png".into(),
-                caption: format!(
-                    "Left: {} free-diffusion paths (D = {}, x₀ = {}) by Euler–Maruyama, dt = {}; red line: t = {}. \
-                     Right: histogram of all {} positions at t = {} against the exact density N(x₀, 2Dt).",
-                    traj_free.particles, f.diffusion, f.x0, f.dt, f.t_check, f.n_particles, f.t_check
-                ),
-            });
-
-            let lo2 = (mu_mid - 4.5 * sd_mid).min(-4.5 * sd_stat);
-            let hi2 = (mu_mid + 4.5 * sd_mid).max(4.5 * sd_stat);
-            let (e_mid, d_mid) = density_histogram(y_mid, lo2, hi2, o.bins)?;
-            let (e_end, d_end) = density_histogram(y_end, lo2, hi2, o.bins)?;
-            let left = Panel {
-                title: format!("{} OU paths, a = {}, D = {}", traj_ou.particles, o.a, o.diffusion),
-                x_label: "t".into(),
-                y_label: "x(t)".into(),
-                lines: {
-                    let mut l = trajectory_lines(&traj_ou);
-                    l.push(Line {
-                        points: curve(0.0, o.t_end, 400, |t| o.x0 * (-o.a * t).exp()),
-                        color: palette::EXACT,
-                        alpha: 1.0,
-                        width: 2,
-                        label: Some("exact mean x₀e^(−at)".into()),
-                    });
-                    l
-                },
-                vlines: vec![VLine {
-                    x: o.t_mid,
-                    color: palette::MARK,
+                    label: Some("exact mean x₀e^(−at)".into()),
+                });
+                l
+            },
+            vlines: vec![VLine {
+                x: o.t_mid,
+                color: palette::MARK,
+                label: Some(format!("t = {}", o.t_mid)),
+            }],
+            x_range: Some((0.0, o.t_end)),
+            ..Default::default()
+        };
+        let right = Panel {
+            title: format!("positions at t = {} and t = {}", o.t_mid, o.t_end),
+            x_label: "x".into(),
+            y_label: "density".into(),
+            bars: vec![
+                Bars {
+                    edges: e_mid,
+                    heights: d_mid,
+                    color: palette::DATA,
+                    alpha: 0.45,
                     label: Some(format!("t = {}", o.t_mid)),
-                }],
-                x_range: Some((0.0, o.t_end)),
-                ..Default::default()
-            };
-            let right = Panel {
-                title: format!("positions at t = {} and t = {}", o.t_mid, o.t_end),
-                x_label: "x".into(),
-                y_label: "density".into(),
-                bars: vec![
-                    Bars {
-                        edges: e_mid,
-                        heights: d_mid,
-                        color: palette::DATA,
-                        alpha: 0.45,
-                        label: Some(format!("t = {}", o.t_mid)),
-                    },
-                    Bars {
-                        edges: e_end,
-                        heights: d_end,
-                        color: palette::DATA2,
-                        alpha: 0.45,
-                        label: Some(format!("t = {}", o.t_end)),
-                    },
-                ],
-                lines: vec![
-                    Line {
-                        points: curve(lo2, hi2, 400, |x| normal_pdf(x, mu_mid, sd_mid)),
-                        color: palette::EXACT,
-                        alpha: 1.0,
-                        width: 2,
-                        label: Some("exact kernel".into()),
-                    },
-                    Line {
-                        points: curve(lo2, hi2, 400, |x| normal_pdf(x, 0.0, sd_stat)),
-                        color: palette::EXACT2,
-                        alpha: 1.0,
-                        width: 2,
-                        label: Some("stationary N(0, D/a)".into()),
-                    },
-                ],
-                x_range: Some((lo2, hi2)),
-                legend: Legend::UpperLeft,
-                ..Default::default()
-            };
-            figures::draw_row(&out.file("ou.png"), &[left, right], (640, 480))?;
-            figures.push(Figure {
-                file: "ou.png".into(),
-                caption: format!(
-                    "Left: {} Ornstein–Uhlenbeck paths from x₀ = {} relaxing towards 0 (black: exact mean). \
-                     Right: histograms at t = {} (blue) and t = {} (orange) against the exact kernel \
-                     N(x₀e^(−at), (D/a)(1 − e^(−2at))) and the stationary law N(0, D/a).",
-                    traj_ou.particles, o.x0, o.t_mid, o.t_end
-                ),
-            });
-            Ok(())
-        })?;
+                },
+                Bars {
+                    edges: e_end,
+                    heights: d_end,
+                    color: palette::DATA2,
+                    alpha: 0.45,
+                    label: Some(format!("t = {}", o.t_end)),
+                },
+            ],
+            lines: vec![
+                Line {
+                    points: curve(lo2, hi2, 400, |x| normal_pdf(x, mu_mid, sd_mid)),
+                    color: palette::EXACT,
+                    alpha: 1.0,
+                    width: 2,
+                    label: Some("exact kernel".into()),
+                },
+                Line {
+                    points: curve(lo2, hi2, 400, |x| normal_pdf(x, 0.0, sd_stat)),
+                    color: palette::EXACT2,
+                    alpha: 1.0,
+                    width: 2,
+                    label: Some("stationary N(0, D/a)".into()),
+                },
+            ],
+            x_range: Some((lo2, hi2)),
+            legend: Legend::UpperLeft,
+            ..Default::default()
+        };
+        figures::draw_row(&out.file("ou.png"), &[left, right], (640, 480))?;
+        figures.push(Figure {
+            file: "ou.png".into(),
+            caption: format!(
+                "Left: {} Ornstein–Uhlenbeck paths from x₀ = {} relaxing towards 0 (black: exact mean). \
+                 Right: histograms at t = {} (blue) and t = {} (orange) against the exact kernel \
+                 N(x₀e^(−at), (D/a)(1 − e^(−2at))) and the stationary law N(0, D/a).",
+                traj_ou.particles, o.x0, o.t_mid, o.t_end
+            ),
+        });
+        Ok(figures.pop().expect("pushed"))
+    }
 
-        let parameters = json!({
+    /// Derived parameters echoed in metrics.json (step counts, exact moments, critical values).
+    fn parameters(&self, sim: &Simulated) -> serde_json::Value {
+        let (f, o, ou) = (&self.free_diffusion, &self.ou, &sim.ou);
+        let [steps_check, steps_end, steps_mid, steps_rest] = sim.steps;
+        let (sd_check, sd_end) = (
+            sim.free.marginal_std(f.t_check),
+            sim.free.marginal_std(f.t_end),
+        );
+        let (mu_mid, sd_mid) = (ou.mean_coef(o.t_mid) * o.x0, ou.marginal_std(o.t_mid));
+        json!({
             "free_diffusion": {
                 "n_steps_to_t_check": steps_check,
                 "n_steps_to_t_end": steps_check + steps_end,
@@ -553,67 +699,6 @@ impl Experiment for SmoluchowskiManifest {
             },
             "chunk_size": CHUNK,
             "rng": "ChaCha8Rng::seed_from_u64(seed), stream = fnv1a64(\"<name>/<chunk>\")",
-        });
-
-        let how_to_read = format!(
-            "Each KS row compares N simulated positions with an exact law: D is the largest gap \
-             between their empirical CDF and the exact CDF, the p-value the chance of a gap at least \
-             that large if the positions were exact draws. With N = {n} the gap expected from \
-             sampling alone is about 0.87/√N = {typ:.4}; D above {crit:.4} (the critical value at \
-             α = 10⁻³) would reject. Free diffusion is simulated without discretisation error \
-             (its Euler–Maruyama increments are exact Gaussians), so its p-values are uniform. \
-             The OU run carries an O(dt) bias (its Euler–Maruyama stationary variance is \
-             (D/a)/(1 − a·dt/2)), far below what N = {no} particles can resolve at dt = {dt}. \
-             The within checks on means and variances use ± 5 standard errors of the exact law.",
-            n = f.n_particles,
-            typ = 0.8687 / (f.n_particles as f64).sqrt(),
-            crit = critical_value(f.n_particles),
-            no = o.n_particles,
-            dt = o.dt,
-        );
-        let check_yourself = format!(
-            "`samples.npy` holds the {n} free-diffusion positions at t = {t} (float64, shape ({n},)); \
-             `ou_samples.npy` the OU positions at t = {tm} and t = {te} (shape ({no}, 2)).\n\n\
-             ```python\n\
-             import numpy as np\n\
-             from scipy import stats\n\
-             x = np.load(\"samples.npy\")  # positions at t = {t}\n\
-             print(stats.kstest(x, stats.norm(loc={x0}, scale=np.sqrt(2 * {d} * {t})).cdf))  # = free_diffusion.ks_t_check\n\
-             print(x.mean(), x.var(ddof=1))  # = free_diffusion.mean_t_check, var_t_check\n\
-             ```\n",
-            n = f.n_particles,
-            t = f.t_check,
-            tm = o.t_mid,
-            te = o.t_end,
-            no = o.n_particles,
-            x0 = f.x0,
-            d = f.diffusion,
-        );
-
-        Ok(RunResults {
-            parameters,
-            statistics: stats,
-            figures,
-            files: vec![
-                (
-                    "samples.npy".into(),
-                    format!(
-                        "free-diffusion positions at t = {} (float64, shape ({},))",
-                        f.t_check, f.n_particles
-                    ),
-                ),
-                (
-                    "ou_samples.npy".into(),
-                    format!(
-                        "OU positions at t = {} and t = {} (float64, shape ({}, 2))",
-                        o.t_mid, o.t_end, o.n_particles
-                    ),
-                ),
-            ],
-            sections: vec![
-                ("How to read this".into(), how_to_read),
-                ("Check it yourself (NumPy/SciPy)".into(), check_yourself),
-            ],
         })
     }
 }
