@@ -16,16 +16,22 @@
 mod config;
 mod ddpm_kernel;
 mod dsm;
+pub mod optim;
 mod ssm;
 mod train;
+mod trainloop;
 
 pub use config::{
     DataMode, LrSchedule, OptimizerConfig, TimeSampling, TrainConfig, TrainConfigError, Weighting,
 };
 pub use ddpm_kernel::DdpmKernel;
 pub use dsm::{dsm_loss, dsm_loss_with_time, DsmBatch, LossReport, NUM_TIME_BUCKETS};
+pub use optim::{OptimSettings, Optimizer};
 pub use ssm::{
     eval_rng, fd_ssm_terms, relative_score_error, sliced_score_matching_loss, ssm_loss_and_grad,
-    Projection, ScoreObjective, SsmBatch, SsmConfig, SsmTrainer,
+    Projection, ScoreObjective, SsmBatch, SsmConfig, SsmObjective, SsmTrainer,
 };
-pub use train::{step_rng, train, StepReport, TrainError, Trainer};
+pub use train::{step_rng, train, DsmObjective, Trainer};
+pub use trainloop::{
+    CurveRow, LoopSettings, Objective, StepReport, TrainError, TrainLoop, CHECKPOINT_FORMAT,
+};

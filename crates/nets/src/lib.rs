@@ -19,6 +19,7 @@ mod fused_train;
 mod io;
 mod kernels;
 mod net;
+mod network;
 
 pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
@@ -27,6 +28,7 @@ pub use fused::{output_to_score, DfdxNetScore, FusedMlp, NetScore, FUSED_BLOCK_R
 pub use fused_train::{mlp_loss_and_grad, MlpWorkspace, TRAIN_CHUNK_ROWS};
 pub use io::{read_f32, sidecar_path, tensors_to_bytes, write_atomic, NetIoError};
 pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
+pub use network::ScoreNetwork;
 
 /// Re-export of dfdx so downstream crates use the same version.
 pub use dfdx;
