@@ -207,3 +207,34 @@ impl ScoreNetwork for ScoreNet {
         loss
     }
 }
+
+/// Any [`ScoreNetwork`] with fixed parameters plus its forward SDE, as a
+/// [`smoluchowski_sde::Score`]: `f_θ(x, t)` converted by [`crate::output_to_score`]
+/// (`s = −ε_θ/σ(t)` for noise output). Goes through [`ScoreNetwork::forward`]; for the MLP,
+/// [`crate::NetScore`] keeps one fused copy and is faster (and adds the divergence).
+pub struct NetworkScore<'a, N: ScoreNetwork, S: smoluchowski_sde::ForwardSde + ?Sized> {
+    net: N,
+    params: Vec<f32>,
+    sde: &'a S,
+}
+
+impl<'a, N: ScoreNetwork, S: smoluchowski_sde::ForwardSde + ?Sized> NetworkScore<'a, N, S> {
+    /// The network `net` at the parameters `params` with `sde`.
+    pub fn new(net: N, params: Vec<f32>, sde: &'a S) -> Self {
+        assert_eq!(params.len(), net.num_params(), "parameter length");
+        NetworkScore { net, params, sde }
+    }
+}
+
+impl<N: ScoreNetwork, S: smoluchowski_sde::ForwardSde + ?Sized> smoluchowski_sde::Score
+    for NetworkScore<'_, N, S>
+{
+    fn dim(&self) -> usize {
+        self.net.dim()
+    }
+
+    fn score(&mut self, x: &[f32], t: f64, out: &mut [f32]) {
+        self.net.forward(&self.params, x, t, out);
+        crate::output_to_score(self.net.output(), self.sde.marginal_std(t), out);
+    }
+}
