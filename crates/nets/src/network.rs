@@ -62,6 +62,21 @@ pub trait ScoreNetwork: Clone + Send + Sync {
     /// time `t` (inference; no gradient).
     fn forward(&self, params: &[f32], x: &[f32], t: f64, out: &mut [f32]);
 
+    /// Raw outputs at one common time `t` into `out` and, per row, the trace of the
+    /// input–output Jacobian `tr ∂f/∂x` into `trace` (length `n`) — for the exact divergence of
+    /// the score (probability-flow likelihoods). Returns `false`, leaving the buffers alone, if
+    /// the network has no such pass (the default).
+    fn forward_with_jacobian_trace(
+        &self,
+        _params: &[f32],
+        _x: &[f32],
+        _t: f64,
+        _out: &mut [f32],
+        _trace: &mut [f64],
+    ) -> bool {
+        false
+    }
+
     /// Builds the network input of the rows `x` (`n × dim`) at the per-row times `t` (`n`).
     fn prepare_input(&self, x: &[f32], t: &[f64], input: &mut Self::Input);
 
@@ -152,9 +167,22 @@ impl ScoreNetwork for ScoreNet {
         self.set_flat(params);
     }
 
+    /// The fused forward pass ([`FusedMlp::forward_common_t`]).
     fn forward(&self, params: &[f32], x: &[f32], t: f64, out: &mut [f32]) {
-        let net = ScoreNet::from_flat(self.config().clone(), params).expect("parameter length");
-        FusedMlp::from_net(&net).forward_common_t(x, t, out);
+        FusedMlp::from_flat(self.config(), params).forward_common_t(x, t, out);
+    }
+
+    /// Forward-mode differentiation ([`FusedMlp::forward_with_jacobian_trace`]).
+    fn forward_with_jacobian_trace(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        t: f64,
+        out: &mut [f32],
+        trace: &mut [f64],
+    ) -> bool {
+        FusedMlp::from_flat(self.config(), params).forward_with_jacobian_trace(x, t, out, trace);
+        true
     }
 
     fn prepare_input(&self, x: &[f32], t: &[f64], input: &mut Vec<f32>) {
@@ -210,8 +238,10 @@ impl ScoreNetwork for ScoreNet {
 
 /// Any [`ScoreNetwork`] with fixed parameters plus its forward SDE, as a
 /// [`smoluchowski_sde::Score`]: `f_θ(x, t)` converted by [`crate::output_to_score`]
-/// (`s = −ε_θ/σ(t)` for noise output). Goes through [`ScoreNetwork::forward`]; for the MLP,
-/// [`crate::NetScore`] keeps one fused copy and is faster (and adds the divergence).
+/// (`s = −ε_θ/σ(t)` for noise output), and a [`smoluchowski_sde::ScoreDivergence`] if the
+/// network has [`ScoreNetwork::forward_with_jacobian_trace`] (panics otherwise). Goes through
+/// [`ScoreNetwork::forward`] (for the MLP this rebuilds the fused copy at every call;
+/// [`crate::NetScore`] keeps one and gives the same numbers).
 pub struct NetworkScore<'a, N: ScoreNetwork, S: smoluchowski_sde::ForwardSde + ?Sized> {
     net: N,
     params: Vec<f32>,
@@ -236,5 +266,30 @@ impl<N: ScoreNetwork, S: smoluchowski_sde::ForwardSde + ?Sized> smoluchowski_sde
     fn score(&mut self, x: &[f32], t: f64, out: &mut [f32]) {
         self.net.forward(&self.params, x, t, out);
         crate::output_to_score(self.net.output(), self.sde.marginal_std(t), out);
+    }
+}
+
+impl<N: ScoreNetwork, S: smoluchowski_sde::ForwardSde + ?Sized> smoluchowski_sde::ScoreDivergence
+    for NetworkScore<'_, N, S>
+{
+    /// `∇ₓ·s = tr ∂f/∂x` (score output) or `−tr ∂ε_θ/∂x / σ(t)` (noise output).
+    fn score_and_divergence(
+        &mut self,
+        x: &[f32],
+        t: f64,
+        score_out: &mut [f32],
+        div_out: &mut [f64],
+    ) {
+        assert!(
+            self.net
+                .forward_with_jacobian_trace(&self.params, x, t, score_out, div_out),
+            "this network has no Jacobian-trace pass (ScoreNetwork::forward_with_jacobian_trace)"
+        );
+        let sigma = self.sde.marginal_std(t);
+        crate::output_to_score(self.net.output(), sigma, score_out);
+        if self.net.output() == NetOutput::Noise {
+            let c = -1.0 / sigma;
+            div_out.iter_mut().for_each(|v| *v *= c);
+        }
     }
 }

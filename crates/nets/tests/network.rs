@@ -8,7 +8,7 @@ use smoluchowski_nets::{
     mlp_loss_and_grad, Activation, MlpWorkspace, NetOutput, NetScore, NetworkScore, ScoreNet,
     ScoreNetConfig, ScoreNetwork, TimeEmbedding,
 };
-use smoluchowski_sde::{Score, VpSde};
+use smoluchowski_sde::{Score, ScoreDivergence, VpSde};
 
 fn cfg() -> ScoreNetConfig {
     ScoreNetConfig {
@@ -49,7 +49,8 @@ fn metadata_init_and_config_round_trip() {
 
 /// `forward` at explicit parameters equals the dfdx `predict` of a network holding them (to
 /// f32 rounding: the fused and dfdx products sum in different orders), and the generic
-/// `NetworkScore` equals `NetScore` bit for bit (both run the fused forward).
+/// `NetworkScore` equals `NetScore` bit for bit, score and divergence (both run the fused
+/// passes).
 #[test]
 fn forward_and_generic_score_match_the_mlp_paths() {
     let net = ScoreNet::new(cfg(), 1).unwrap();
@@ -65,8 +66,15 @@ fn forward_and_generic_score_match_the_mlp_paths() {
     let sde = VpSde::song_default();
     let (mut s1, mut s2) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
     NetScore::new(&other, &sde).score(&x, 0.37, &mut s1);
-    NetworkScore::new(net.clone(), params, &sde).score(&x, 0.37, &mut s2);
+    NetworkScore::new(net.clone(), params.clone(), &sde).score(&x, 0.37, &mut s2);
     assert_eq!(s1, s2);
+    // The divergence too, bit for bit.
+    let n = x.len() / 3;
+    let (mut d1, mut d2) = (vec![0.0f64; n], vec![0.0f64; n]);
+    NetScore::new(&other, &sde).score_and_divergence(&x, 0.37, &mut s1, &mut d1);
+    NetworkScore::new(net.clone(), params, &sde).score_and_divergence(&x, 0.37, &mut s2, &mut d2);
+    assert_eq!(s1, s2);
+    assert_eq!(d1, d2);
 }
 
 /// `prepare_input` builds the MLP feature rows; the fused weighted squared loss equals
