@@ -525,6 +525,40 @@ impl<'a, D: Dataset> SsmTrainer<'a, D> {
         let steps = self.config().steps;
         self.inner.run_until(steps, None, progress)
     }
+
+    /// Runs until `stop` steps are complete, writing a checkpoint to `checkpoint` (if given) at
+    /// the end (the loop's [`TrainLoop::run_until`]).
+    pub fn run_until(
+        &mut self,
+        stop: usize,
+        checkpoint: Option<&std::path::Path>,
+        progress: impl FnMut(&StepReport),
+    ) -> Result<(), TrainError> {
+        self.inner.run_until(stop, checkpoint, progress)
+    }
+
+    /// Writes weights, EMA, Adam moments, step and both configurations to `path`.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), TrainError> {
+        self.inner.save_checkpoint(path)
+    }
+
+    /// Restores a trainer from [`SsmTrainer::save_checkpoint`]'s file; `cfg` must equal the
+    /// checkpoint's except for `steps`. Continues bit-identically.
+    pub fn resume(path: &std::path::Path, data: &'a D, cfg: SsmConfig) -> Result<Self, TrainError> {
+        let inner: TrainLoop<ScoreNet, _> =
+            TrainLoop::resume_with(path, SsmObjective::new(data, cfg)?)?;
+        let nc = inner.net().config();
+        if nc.output != NetOutput::Score || nc.dim != data.dim() {
+            return Err(TrainError::Checkpoint(
+                path.to_path_buf(),
+                format!(
+                    "network {nc:?} is not a score network of dimension {}",
+                    data.dim()
+                ),
+            ));
+        }
+        Ok(Self { inner })
+    }
 }
 
 /// Relative L2 error `√(Σ_i ‖s_θ(x_i) − s*(x_i)‖² / Σ_i ‖s*(x_i)‖²)` of the network's score (at

@@ -245,14 +245,10 @@ impl<N: ScoreNetwork, O: Objective<N>> TrainLoop<N, O> {
             .map_err(|e| bad(format!("step: {e}")))?;
         let st =
             ::safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e:?}")))?;
-        // The parameter count comes from the architecture; read the params tensor first.
-        let names = st.names();
-        if !names.iter().any(|n| *n == "params") {
-            return Err(bad("missing tensor \"params\"".into()));
-        }
+        // The length is checked against the architecture by `from_config_json`.
         let len = st
             .tensor("params")
-            .map_err(|e| bad(format!("{e:?}")))?
+            .map_err(|e| bad(format!("tensor \"params\": {e:?}")))?
             .shape()
             .iter()
             .product::<usize>();
