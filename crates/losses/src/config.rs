@@ -243,25 +243,6 @@ impl TrainConfig {
 
     /// Learning rate at step `k` (0-based).
     pub fn lr_at(&self, k: usize) -> f64 {
-        lr_at(self.lr, self.lr_schedule, self.steps, k)
-    }
-}
-
-/// Learning rate at step `k` (0-based) of a run of `steps` steps with peak `lr`.
-pub(crate) fn lr_at(lr: f64, schedule: LrSchedule, steps: usize, k: usize) -> f64 {
-    match schedule {
-        LrSchedule::Constant => lr,
-        LrSchedule::Cosine {
-            warmup_steps,
-            final_lr,
-        } => {
-            if k < warmup_steps {
-                lr * (k + 1) as f64 / warmup_steps as f64
-            } else {
-                let span = (steps - warmup_steps).max(1) as f64;
-                let p = ((k - warmup_steps) as f64 / span).min(1.0);
-                final_lr + 0.5 * (lr - final_lr) * (1.0 + (std::f64::consts::PI * p).cos())
-            }
-        }
+        crate::optim::lr_at(self.lr, self.lr_schedule, self.steps, k)
     }
 }

@@ -43,6 +43,7 @@ impl DsmBatch {
 
     /// Fills the batch from the clean points already in `x0` (or resampled by `fill_x0`):
     /// `t ~ U(t_eps, T)` (or the discrete levels of [`DsmBatch::time_sampling`]), `ε ~ N(0, I)`, `x_t = m(t) x₀ + σ(t) ε`. Draws all `t` first, then all `ε`.
+    /// Also fills [`DsmBatch::input`], the MLP feature rows of `(x_t, t)`.
     #[allow(clippy::too_many_arguments)]
     pub fn build<S: ForwardSde + ?Sized, R: Rng + ?Sized>(
         &mut self,
@@ -54,12 +55,40 @@ impl DsmBatch {
         rng: &mut R,
         fill_x0: impl FnOnce(&mut R, &mut [f64]),
     ) {
-        let d = config.dim;
-        let k = config.input_dim();
+        self.draw(
+            config.dim,
+            config.output,
+            sde,
+            weighting,
+            t_eps,
+            n,
+            rng,
+            fill_x0,
+        );
+        self.input.resize(n * config.input_dim(), 0.0);
+        let ts = &self.t;
+        config.fill_input_rows(&self.xt, |i| ts[i], &mut self.input);
+    }
+
+    /// [`DsmBatch::build`] for any network of row dimension `dim` and output kind `output`,
+    /// without the network input ([`DsmBatch::input`] is left alone; the rows are
+    /// [`DsmBatch::rows`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw<S: ForwardSde + ?Sized, R: Rng + ?Sized>(
+        &mut self,
+        dim: usize,
+        output: NetOutput,
+        sde: &S,
+        weighting: Weighting,
+        t_eps: f64,
+        n: usize,
+        rng: &mut R,
+        fill_x0: impl FnOnce(&mut R, &mut [f64]),
+    ) {
+        let d = dim;
         self.x0.resize(n * d, 0.0);
         self.xt.resize(n * d, 0.0);
         self.t.resize(n, 0.0);
-        self.input.resize(n * k, 0.0);
         self.a.resize(n * d, 0.0);
         self.b.resize(n * d, 0.0);
         self.bucket.resize(n, 0);
@@ -82,7 +111,7 @@ impl DsmBatch {
             let m = sde.mean_coef(t);
             let s = sde.marginal_std(t);
             let w = weighting.lambda(m, s) / (s * s);
-            let (c, ysign) = match config.output {
+            let (c, ysign) = match output {
                 NetOutput::Score => (s, -1.0),
                 NetOutput::Noise => (1.0, 1.0),
             };
@@ -97,8 +126,11 @@ impl DsmBatch {
             let u = ((t - t_eps) / (t_end - t_eps) * NUM_TIME_BUCKETS as f64) as usize;
             self.bucket[i] = u.min(NUM_TIME_BUCKETS - 1) as u8;
         }
-        let ts = &self.t;
-        config.fill_input_rows(&self.xt, |i| ts[i], &mut self.input);
+    }
+
+    /// The network rows `x_t` (`n × d`) and their times `t` (`n`).
+    pub fn rows(&self) -> (&[f32], &[f64]) {
+        (&self.xt, &self.t)
     }
 
     /// Per-row losses `‖a·out − b‖²` of the network output `out` (`n × d`), accumulated into

@@ -23,22 +23,17 @@
 
 use crate::config::{at_least_one, validate_ema, validate_schedule, LrSchedule, TrainConfigError};
 use crate::dsm::NUM_TIME_BUCKETS;
-use crate::train::{step_rng, StepReport, TrainError};
+use crate::optim::OptimSettings;
+use crate::train::step_rng;
+use crate::trainloop::{LoopSettings, Objective, StepReport, TrainError, TrainLoop};
+use crate::OptimizerConfig;
 use rand::Rng;
-use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use smoluchowski_core::{check_finite, ParamError};
+use smoluchowski_core::{check_finite, streams, ParamError};
 use smoluchowski_datasets::Dataset;
-use smoluchowski_nets::dfdx::prelude::*;
-use smoluchowski_nets::{NetOutput, ScoreNet};
-use std::time::Instant;
-
-const BETA1: f32 = 0.9;
-const BETA2: f32 = 0.999;
-const ADAM_EPS: f32 = 1e-8;
-const NUM_TIME_BUCKETS_NAN: [f64; NUM_TIME_BUCKETS] = [f64::NAN; NUM_TIME_BUCKETS];
+use smoluchowski_nets::{MlpWorkspace, NetOutput, ScoreNet, ScoreNetwork};
 
 /// Distribution of the projection vectors `v` (both have `E[v vᵀ] = I`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +142,7 @@ impl SsmConfig {
 
     /// Learning rate at step `k` (0-based), as [`crate::TrainConfig::lr_at`].
     pub fn lr_at(&self, k: usize) -> f64 {
-        crate::config::lr_at(self.lr, self.lr_schedule, self.steps, k)
+        crate::optim::lr_at(self.lr, self.lr_schedule, self.steps, k)
     }
 }
 
@@ -228,16 +223,19 @@ pub fn sliced_score_matching_loss(
 #[derive(Debug, Clone, Default)]
 pub struct SsmBatch {
     /// Network input rows (`rows × input_dim`): `x̃ + h v` then `x̃ − h v` (sliced), or `x̃`.
+    /// Filled by [`SsmBatch::build`] (not by [`SsmBatch::draw`]).
     pub input: Vec<f32>,
     /// Projections (sliced, `m × d`) or the noise `ε` (denoising, `n × d`).
     pub v: Vec<f64>,
     x: Vec<f64>,
     pts: Vec<f32>,
+    t: Vec<f64>,
+    objective: Option<(ScoreObjective, f64)>,
 }
 
 impl SsmBatch {
     /// Draws a batch: `n` data points, `x̃ = x + σ ε`, then the projections (sliced) — all from
-    /// `rng` in this order.
+    /// `rng` in this order — and fills the MLP input rows [`SsmBatch::input`].
     pub fn build<D: Dataset + ?Sized, R: Rng + ?Sized>(
         &mut self,
         net: &ScoreNet,
@@ -247,7 +245,23 @@ impl SsmBatch {
         rng: &mut R,
     ) {
         let nc = net.config();
-        let d = nc.dim;
+        self.draw(nc.dim, cfg, data, n, rng);
+        let rows = self.pts.len() / nc.dim;
+        self.input.resize(rows * nc.input_dim(), 0.0);
+        nc.fill_input_rows(&self.pts, |_| cfg.time, &mut self.input);
+    }
+
+    /// [`SsmBatch::build`] for any network of row dimension `d`, without the network input: the
+    /// rows are [`SsmBatch::rows`].
+    pub fn draw<D: Dataset + ?Sized, R: Rng + ?Sized>(
+        &mut self,
+        d: usize,
+        cfg: &SsmConfig,
+        data: &D,
+        n: usize,
+        rng: &mut R,
+    ) {
+        self.objective = Some((cfg.objective, cfg.noise_std));
         self.x.resize(n * d, 0.0);
         data.sample_into(rng, &mut self.x);
         let s = cfg.noise_std;
@@ -283,21 +297,36 @@ impl SsmBatch {
                 self.pts.extend(self.x.iter().map(|&a| a as f32));
             }
         }
-        let rows = self.pts.len() / d;
-        self.input.resize(rows * nc.input_dim(), 0.0);
-        nc.fill_input_rows(&self.pts, |_| cfg.time, &mut self.input);
+        self.t.clear();
+        self.t.resize(self.pts.len() / d, cfg.time);
+    }
+
+    /// The network rows (`x̃ ± h v`, or `x̃`) and their (constant) times.
+    pub fn rows(&self) -> (&[f32], &[f64]) {
+        (&self.pts, &self.t)
     }
 
     /// The batch loss of the network outputs `out` (all input rows) and, with `grad`, its
     /// gradient with respect to `out`.
     pub fn loss(&self, cfg: &SsmConfig, out: &[f32], d: usize, grad: Option<&mut [f32]>) -> f64 {
-        match cfg.objective {
+        self.loss_of(cfg.objective, cfg.noise_std, out, d, grad)
+    }
+
+    fn loss_of(
+        &self,
+        objective: ScoreObjective,
+        noise_std: f64,
+        out: &[f32],
+        d: usize,
+        grad: Option<&mut [f32]>,
+    ) -> f64 {
+        match objective {
             ScoreObjective::SlicedFd { h, .. } => {
                 let half = out.len() / 2;
                 fd_ssm_terms(&self.v, &out[..half], &out[half..], d, h, grad)
             }
             ScoreObjective::Denoising => {
-                let s = cfg.noise_std;
+                let s = noise_std;
                 let n = (out.len() / d).max(1) as f64;
                 let mut total = 0.0;
                 let mut g = grad;
@@ -316,44 +345,127 @@ impl SsmBatch {
 
 /// The objective's loss and its parameter gradient (dfdx autograd through every network
 /// evaluation of the batch: the host gradient `G = ∂L/∂out` is pulled back through the network
-/// as the gradient of `Σ out ⊙ G`). Writes the gradient into `grad` (layout of
-/// [`ScoreNet::to_flat`]) and returns the loss.
+/// as the gradient of `Σ out ⊙ G`; this is [`ScoreNetwork::loss_and_grad`] of the MLP on
+/// [`SsmBatch::input`]). Writes the gradient into `grad` (layout of [`ScoreNet::to_flat`]) and
+/// returns the loss.
 pub fn ssm_loss_and_grad(
     net: &ScoreNet,
     cfg: &SsmConfig,
     batch: &SsmBatch,
     grad: &mut [f32],
 ) -> f64 {
-    let nc = net.config();
-    let (d, k) = (nc.dim, nc.input_dim());
-    let rows = batch.input.len() / k;
-    let dev = net.device();
-    let x = dev.tensor_from_vec(batch.input.clone(), (rows, k));
-    let out = net.forward(x.leaky_trace());
-    let out_host = out.as_vec();
-    let mut g = vec![0.0f32; rows * d];
-    let loss = batch.loss(cfg, &out_host, d, Some(&mut g));
-    let gt = dev.tensor_from_vec(g, (rows, d));
-    let surrogate = (out * gt).sum::<Rank0, _>();
-    let grads = surrogate.backward();
-    net.grads_to_flat(&grads, grad);
-    loss
+    let d = net.config().dim;
+    net.loss_and_grad(
+        &net.to_flat(),
+        &batch.input,
+        &mut |out, g| batch.loss(cfg, out, d, Some(g)),
+        grad,
+        &mut MlpWorkspace::default(),
+    )
 }
 
-/// Seeded Adam training of a [`ScoreNet`] (score output) by [`ScoreObjective`] on a dataset.
-/// Step `k` draws its batch from `step_rng(seed, k)`, so runs are bit-identical. (No
-/// checkpoints: these runs are short.)
-pub struct SsmTrainer<'a, D: Dataset> {
+/// Score matching without a diffusion ([`ScoreObjective`] at the fixed level `noise_std`, one
+/// constant network time) as an [`Objective`] of the one training loop: step `k` draws its
+/// batch from [`step_rng`]`(seed, k)`; the loss goes through the network's general
+/// [`ScoreNetwork::loss_and_grad`] with the output gradient of [`SsmBatch::loss`]. Plain Adam,
+/// no clipping, no time buckets (all NaN).
+pub struct SsmObjective<'a, D: Dataset> {
     cfg: SsmConfig,
     data: &'a D,
-    net: ScoreNet,
-    params: Vec<f32>,
-    ema: Option<Vec<f32>>,
-    m: Vec<f32>,
-    v: Vec<f32>,
-    grad: Vec<f32>,
-    step: usize,
-    batch: SsmBatch,
+}
+
+impl<'a, D: Dataset> SsmObjective<'a, D> {
+    /// The objective of `cfg` (validated) on `data`.
+    pub fn new(data: &'a D, cfg: SsmConfig) -> Result<Self, TrainError> {
+        cfg.validate()?;
+        Ok(SsmObjective { cfg, data })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SsmConfig {
+        &self.cfg
+    }
+}
+
+impl<D: Dataset, N: ScoreNetwork> Objective<N> for SsmObjective<'_, D> {
+    type Batch = SsmBatch;
+
+    fn settings(&self) -> LoopSettings {
+        let c = &self.cfg;
+        LoopSettings {
+            optim: OptimSettings {
+                optimizer: OptimizerConfig::Adam,
+                lr: c.lr,
+                lr_schedule: c.lr_schedule,
+                steps: c.steps,
+                grad_clip: None,
+                ema_decay: c.ema_decay,
+            },
+            checkpoint_every: None,
+        }
+    }
+
+    fn config_json(&self) -> String {
+        serde_json::to_string(&self.cfg).expect("serialises")
+    }
+
+    fn check_resume(&self, saved: &str) -> Result<(), String> {
+        let saved: SsmConfig =
+            serde_json::from_str(saved).map_err(|e| format!("train_config: {e}"))?;
+        let normalise = |c: &SsmConfig| SsmConfig {
+            steps: 0,
+            ..c.clone()
+        };
+        if normalise(&saved) != normalise(&self.cfg) {
+            return Err(format!(
+                "training config differs from the checkpoint's: checkpoint {saved:?}, given {:?}",
+                self.cfg
+            ));
+        }
+        Ok(())
+    }
+
+    fn draw(&self, net: &N, k: usize, batch: &mut SsmBatch) {
+        let mut rng = step_rng(self.cfg.seed, k);
+        batch.draw(
+            net.dim(),
+            &self.cfg,
+            self.data,
+            self.cfg.batch_size,
+            &mut rng,
+        );
+    }
+
+    fn rows<'b>(&self, batch: &'b SsmBatch) -> (&'b [f32], &'b [f64]) {
+        batch.rows()
+    }
+
+    fn loss_and_grad(
+        net: &N,
+        params: &[f32],
+        batch: &SsmBatch,
+        input: &N::Input,
+        grad: &mut [f32],
+        ws: &mut N::Workspace,
+    ) -> (f64, [f64; NUM_TIME_BUCKETS]) {
+        let (objective, noise_std) = batch.objective.expect("a drawn batch");
+        let d = net.dim();
+        let loss = net.loss_and_grad(
+            params,
+            input,
+            &mut |out, g| batch.loss_of(objective, noise_std, out, d, Some(g)),
+            grad,
+            ws,
+        );
+        (loss, [f64::NAN; NUM_TIME_BUCKETS])
+    }
+}
+
+/// Seeded Adam training of a [`ScoreNet`] (score output) by [`ScoreObjective`] on a dataset, in
+/// the one training loop ([`TrainLoop`] with [`SsmObjective`]). Step `k` draws its batch from
+/// `step_rng(seed, k)`, so runs are bit-identical.
+pub struct SsmTrainer<'a, D: Dataset> {
+    inner: TrainLoop<ScoreNet, SsmObjective<'a, D>>,
 }
 
 impl<'a, D: Dataset> SsmTrainer<'a, D> {
@@ -376,101 +488,76 @@ impl<'a, D: Dataset> SsmTrainer<'a, D> {
                 format!("the dataset's dimension {}", data.dim()),
             )));
         }
-        let params = net.to_flat();
-        let p = params.len();
+        let objective = SsmObjective::new(data, cfg)?;
         Ok(Self {
-            ema: cfg.ema_decay.map(|_| params.clone()),
-            m: vec![0.0; p],
-            v: vec![0.0; p],
-            grad: vec![0.0; p],
-            params,
-            step: 0,
-            batch: SsmBatch::default(),
-            cfg,
-            data,
-            net,
+            inner: TrainLoop::with_objective(net, objective),
         })
     }
 
     /// Completed steps.
     pub fn step(&self) -> usize {
-        self.step
+        self.inner.step()
     }
 
     /// The configuration.
     pub fn config(&self) -> &SsmConfig {
-        &self.cfg
+        self.inner.objective().config()
     }
 
     /// The network with the current weights.
     pub fn net(&self) -> &ScoreNet {
-        &self.net
+        self.inner.net()
     }
 
     /// EMA weights if kept, else the current weights.
     pub fn into_best_net(self) -> ScoreNet {
-        match self.ema {
-            Some(e) => ScoreNet::from_flat(self.net.config().clone(), &e).expect("same config"),
-            None => self.net,
-        }
+        self.inner.into_best_net()
+    }
+
+    /// The generic loop underneath (optimiser state, loss curve, checkpoints).
+    pub fn inner(&self) -> &TrainLoop<ScoreNet, SsmObjective<'a, D>> {
+        &self.inner
     }
 
     /// Runs all remaining steps; `progress` sees every step (`bucket_loss` is all NaN: no time
     /// buckets here). Stops with [`TrainError::NonFinite`] before updating on a NaN/inf loss.
-    pub fn run(&mut self, mut progress: impl FnMut(&StepReport)) -> Result<(), TrainError> {
-        let start = Instant::now();
-        let first = self.step;
-        while self.step < self.cfg.steps {
-            let k = self.step;
-            let lr = self.cfg.lr_at(k);
-            let mut rng = step_rng(self.cfg.seed, k);
-            self.batch.build(
-                &self.net,
-                &self.cfg,
-                self.data,
-                self.cfg.batch_size,
-                &mut rng,
-            );
-            let loss = ssm_loss_and_grad(&self.net, &self.cfg, &self.batch, &mut self.grad);
-            let grad_norm = crate::train::finite_grad_norm(k, loss, &self.grad)?;
-            adam(
-                &mut self.params,
-                &mut self.m,
-                &mut self.v,
-                &self.grad,
-                lr as f32,
-                k + 1,
-            );
-            self.net.set_flat(&self.params);
-            if let (Some(ema), Some(decay)) = (self.ema.as_mut(), self.cfg.ema_decay) {
-                for (e, &p) in ema.iter_mut().zip(&self.params) {
-                    *e = decay * *e + (1.0 - decay) * p;
-                }
-            }
-            self.step += 1;
-            progress(&StepReport {
-                step: self.step,
-                total_steps: self.cfg.steps,
-                loss,
-                lr,
-                grad_norm,
-                steps_per_sec: (self.step - first) as f64 / start.elapsed().as_secs_f64().max(1e-9),
-                bucket_loss: &NUM_TIME_BUCKETS_NAN,
-            });
-        }
-        Ok(())
+    pub fn run(&mut self, progress: impl FnMut(&StepReport)) -> Result<(), TrainError> {
+        let steps = self.config().steps;
+        self.inner.run_until(steps, None, progress)
     }
-}
 
-/// Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) with bias corrections for step count `t ≥ 1`.
-fn adam(params: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], lr: f32, t: usize) {
-    let bc1 = 1.0 - BETA1.powi(t as i32);
-    let inv_sqrt_bc2 = 1.0 / (1.0 - BETA2.powi(t as i32)).sqrt();
-    let step = lr / bc1;
-    for (((p, m), v), &g) in params.iter_mut().zip(m).zip(v).zip(g) {
-        *m = BETA1 * *m + (1.0 - BETA1) * g;
-        *v = BETA2 * *v + (1.0 - BETA2) * g * g;
-        *p -= step * *m / ((*v).sqrt() * inv_sqrt_bc2 + ADAM_EPS);
+    /// Runs until `stop` steps are complete, writing a checkpoint to `checkpoint` (if given) at
+    /// the end (the loop's [`TrainLoop::run_until`]).
+    pub fn run_until(
+        &mut self,
+        stop: usize,
+        checkpoint: Option<&std::path::Path>,
+        progress: impl FnMut(&StepReport),
+    ) -> Result<(), TrainError> {
+        self.inner.run_until(stop, checkpoint, progress)
+    }
+
+    /// Writes weights, EMA, Adam moments, step and both configurations to `path`.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), TrainError> {
+        self.inner.save_checkpoint(path)
+    }
+
+    /// Restores a trainer from [`SsmTrainer::save_checkpoint`]'s file; `cfg` must equal the
+    /// checkpoint's except for `steps`. Continues bit-identically.
+    pub fn resume(path: &std::path::Path, data: &'a D, cfg: SsmConfig) -> Result<Self, TrainError> {
+        let inner: TrainLoop<ScoreNet, _> =
+            TrainLoop::resume_with(path, SsmObjective::new(data, cfg)?)?;
+        let nc = inner.net().config();
+        if nc.output != NetOutput::Score || nc.dim != data.dim() {
+            return Err(TrainError::Checkpoint(
+                path.to_path_buf(),
+                format!(
+                    "network {nc:?} is not a score network of dimension {}",
+                    data.dim()
+                ),
+            ));
+        }
+        Ok(Self { inner })
     }
 }
 
@@ -501,9 +588,8 @@ pub fn relative_score_error(
     (num / den.max(1e-300)).sqrt()
 }
 
-/// A fresh `ChaCha8Rng` for evaluation draws (`seed`, stream `u64::MAX`, disjoint from training).
+/// A fresh `ChaCha8Rng` for evaluation draws: [`streams::seeded`]`(seed, u64::MAX)` (stream
+/// `u64::MAX`, disjoint from training).
 pub fn eval_rng(seed: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(u64::MAX);
-    r
+    streams::seeded(seed, u64::MAX)
 }

@@ -55,6 +55,31 @@ impl FusedMlp {
         }
     }
 
+    /// A fused network of `config` with the flat parameters `flat` (layout of
+    /// [`ScoreNet::to_flat`]); the same weights as `ScoreNet::from_flat(config, flat)`.
+    ///
+    /// Panics if the length is wrong.
+    pub fn from_flat(config: &ScoreNetConfig, flat: &[f32]) -> Self {
+        assert_eq!(flat.len(), config.num_params(), "flat parameter length");
+        let mut off = 0;
+        let layers = config
+            .layer_shapes()
+            .into_iter()
+            .map(|(inp, out)| {
+                let w = flat[off..off + inp * out].to_vec();
+                off += inp * out;
+                let b = flat[off..off + out].to_vec();
+                off += out;
+                HostLayer { inp, out, w, b }
+            })
+            .collect();
+        FusedMlp {
+            freqs: config.angular_frequencies(),
+            config: config.clone(),
+            layers,
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ScoreNetConfig {
         &self.config
