@@ -15,4 +15,6 @@ pub mod progress;
 pub mod report;
 pub mod seeding;
 pub mod stats;
+pub mod tables;
+pub mod training;
 pub mod validate;

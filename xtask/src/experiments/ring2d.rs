@@ -14,24 +14,19 @@
 //! the sliced-Wasserstein directions `sliced_wasserstein`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
-use smoluchowski::losses::{
-    dsm_loss, train_memory_estimates, LossReport, TrainConfig, TrainError, Trainer,
-    NUM_TIME_BUCKETS,
-};
+use smoluchowski::losses::{dsm_loss, LossReport, NUM_TIME_BUCKETS};
 use smoluchowski::metrics::{
     angles, energy_distance, ks_one_sample, ks_two_sample, radii, sliced_wasserstein, Histogram2d,
 };
-use smoluchowski::nets::{NetScore, ScoreNet, ScoreNetConfig};
+use smoluchowski::nets::{NetScore, ScoreNetConfig};
 use smoluchowski::samplers::{sample_with_progress, RecordSpec, SamplerConfig, Trajectories};
-use smoluchowski::sde::{ForwardSde, Sde, SubVpSde, VpSde};
+use smoluchowski::sde::{ForwardSde, Sde};
 
 use crate::figures::{
     self, curve, density_histogram, palette, viridis, Bars, Cells, Legend, Line, Panel, Points,
@@ -50,10 +45,6 @@ pub const ENTRY: KindEntry = KindEntry {
     load,
 };
 
-/// Testing hook: stop training right after the checkpoint of this step (exit code 1), as if
-/// the process had been killed there; `--resume` then continues from that checkpoint.
-pub const ABORT_ENV: &str = "SMOLUCHOWSKI_ABORT_AFTER_STEP";
-
 /// Largest sample / reference / evaluation size accepted.
 const MAX_SAMPLES: usize = 10_000_000;
 /// Largest energy-distance subsample (the cost is quadratic).
@@ -62,82 +53,6 @@ const MAX_ENERGY_SUBSAMPLE: usize = 20_000;
 const MAX_RECORDED: usize = 5000;
 /// Batch losses averaged into `final_training_loss` (the last this many steps).
 const FINAL_LOSS_WINDOW: usize = 100;
-/// Checkpoint file names inside the harness's checkpoint directory.
-const TRAINER_CKPT: &str = "trainer.safetensors";
-const CURVE_CKPT: &str = "loss_curve.csv";
-
-/// `[dataset]`: ring2d with radius `Gamma(scale, rate scale)`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetTable {
-    /// The Gamma shape = rate `k` (the notes: 200).
-    pub scale: f64,
-}
-
-/// Which forward SDE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SdeKind {
-    /// Variance preserving: `dx = −½β x dt + √β dW`.
-    Vp,
-    /// Sub-VP: `dx = −½β x dt + √(β(1 − e^{−2I})) dW`.
-    SubVp,
-}
-
-/// `[sde]`: `β(t) = β_min + (β_max − β_min) t/T` on `[0, T]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SdeTable {
-    /// `vp` or `sub_vp`.
-    pub kind: SdeKind,
-    /// `β_min ≥ 0`.
-    pub beta_min: f64,
-    /// `β_max ≥ β_min`, `> 0`.
-    pub beta_max: f64,
-    /// End time `T > 0`.
-    pub t_end: f64,
-}
-
-impl SdeTable {
-    /// The SDE (errors name the parameter).
-    pub fn build(&self) -> Result<Sde> {
-        Ok(match self.kind {
-            SdeKind::Vp => Sde::Vp(
-                VpSde::new(self.beta_min, self.beta_max, self.t_end)
-                    .map_err(|e| anyhow!("sde: {e}"))?,
-            ),
-            SdeKind::SubVp => Sde::SubVp(
-                SubVpSde::new(self.beta_min, self.beta_max, self.t_end)
-                    .map_err(|e| anyhow!("sde: {e}"))?,
-            ),
-        })
-    }
-}
-
-/// `[training]`: a [`TrainConfig`] without its `seed`, which is derived from `experiment.seed`
-/// (stream `training`) so the master seed is the one source of truth.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(try_from = "toml::Table")]
-pub struct TrainingTable(pub TrainConfig);
-
-impl TryFrom<toml::Table> for TrainingTable {
-    type Error = String;
-    fn try_from(mut t: toml::Table) -> Result<Self, String> {
-        if t.contains_key("seed") {
-            return Err(
-                "training.seed is not allowed: the training seed is derived from \
-                        experiment.seed (the one source of truth)"
-                    .into(),
-            );
-        }
-        t.insert("seed".into(), toml::Value::Integer(0));
-        toml::Value::Table(t)
-            .try_into::<TrainConfig>()
-            .map(TrainingTable)
-            .map_err(|e| format!("in [training]: {}", e.message().trim_end()))
-    }
-}
-
 /// `[sampling]`: a [`SamplerConfig`] plus the sample count and the recorded particles.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(try_from = "toml::Table")]
@@ -212,26 +127,8 @@ pub struct Ring2dManifest {
 }
 
 pub use crate::seeding::derived_seed;
-
-/// Rewrites a crate's `Type.field` error prefix into the manifest's `table.field`.
-/// The `[network]` and `[training]` tables of a ring2d experiment: each config's own
-/// validation (messages renamed to the manifest's table names) and a 2-D network. Shared by
-/// every experiment that trains a ring2d model.
-pub fn check_ring2d_model(c: &mut Checker, network: &ScoreNetConfig, training: &TrainConfig) {
-    if let Err(e) = network.validate() {
-        c.fail(e.under("network").to_string());
-    }
-    c.require(
-        network.dim == 2,
-        "network.dim",
-        "2 (ring2d is 2-D)",
-        network.dim,
-    );
-    match training.validate() {
-        Err(e) => c.fail(e.under("training").to_string()),
-        Ok(()) => c.memory("training", train_memory_estimates(training, network)),
-    }
-}
+pub use crate::tables::{check_model, DatasetTable, SdeKind, SdeTable, TrainingTable};
+pub use crate::training::{curve_csv, train_score_net, CurveRow, Trained, ABORT_ENV};
 
 impl Ring2dManifest {
     fn check(&self) -> Result<()> {
@@ -244,31 +141,10 @@ impl Ring2dManifest {
             }
         }
 
-        let s = &self.sde;
-        c.non_negative("sde.beta_min", s.beta_min);
-        c.positive("sde.beta_max", s.beta_max);
-        c.positive("sde.t_end", s.t_end);
-        if s.beta_min.is_finite() && s.beta_max.is_finite() {
-            c.require(
-                s.beta_max >= s.beta_min,
-                "sde.beta_max",
-                &format!(">= sde.beta_min = {}", fmt_f64(s.beta_min)),
-                fmt_f64(s.beta_max),
-            );
-        }
-        let sde = s.build().ok();
-        if let Some(sde) = &sde {
-            // The sampler starts from N(0, prior²); the forward process must have reached it.
-            let m = sde.mean_coef(sde.t_end());
-            c.require(
-                m <= 0.05,
-                "sde (beta_min, beta_max, t_end)",
-                "such that the kernel mean m(T) <= 0.05 (the prior must be reached)",
-                format!("m(T) = {m:.4}"),
-            );
-        }
+        self.sde.check(&mut c, "sde", true);
+        let sde = self.sde.build().ok();
 
-        check_ring2d_model(&mut c, &self.network, &self.training.0);
+        check_model(&mut c, &self.network, &self.training.0, 2);
 
         let sm = &self.sampling;
         c.count("sampling.n_samples", sm.n_samples, 1, MAX_SAMPLES);
@@ -350,72 +226,6 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     parsed.check().map_err(|e| e.context(m.display.clone()))?;
     parsed.training.0.seed = derived_seed(parsed.experiment.seed, "training");
     Ok(Box::new(parsed))
-}
-
-/// One row of the loss curve.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CurveRow {
-    /// Step number (1-based).
-    pub step: usize,
-    /// Training loss of the step's batch.
-    pub loss: f64,
-    /// Learning rate of the step.
-    pub lr: f64,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
-}
-
-fn curve_csv(rows: &[CurveRow]) -> String {
-    let mut s = String::with_capacity(40 * rows.len() + 32);
-    s.push_str("step,loss,lr,grad_norm\n");
-    for r in rows {
-        // `{}` prints the shortest round-trip form: reading it back gives the same f64.
-        let _ = writeln!(s, "{},{},{},{}", r.step, r.loss, r.lr, r.grad_norm);
-    }
-    s
-}
-
-fn parse_curve(text: &str, path: &Path) -> Result<Vec<CurveRow>> {
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = || {
-            anyhow!(
-                "{}: line {}: malformed loss-curve row {line:?}",
-                path.display(),
-                i + 1
-            )
-        };
-        if f.len() != 4 {
-            return Err(bad());
-        }
-        rows.push(CurveRow {
-            step: f[0].parse().map_err(|_| bad())?,
-            loss: f[1].parse().map_err(|_| bad())?,
-            lr: f[2].parse().map_err(|_| bad())?,
-            grad_norm: f[3].parse().map_err(|_| bad())?,
-        });
-    }
-    Ok(rows)
-}
-
-/// Write `text` to `path` atomically (temporary file + rename).
-fn write_atomic_text(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("csv.tmp");
-    write_text(&tmp, text)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// What training hands on.
-pub struct Trained {
-    /// The trained network (the EMA weights when the recipe keeps an EMA).
-    pub net: ScoreNet,
-    /// The loss curve, one row per step.
-    pub curve: Vec<CurveRow>,
-    /// The step a `--resume` continued from.
-    pub resumed_from: Option<usize>,
-    /// Training throughput at the last step.
-    pub steps_per_sec: f64,
 }
 
 /// Sample mean and (unbiased) standard deviation.
@@ -540,119 +350,6 @@ fn moving_average(x: &[f64], w: usize) -> Vec<f64> {
         out.push(sum / (i + 1).min(w) as f64);
     }
     out
-}
-
-/// Train a score network with the checkpoint, resume, abort-hook and progress-bar conventions
-/// of the harness: `name` labels the messages, the network is initialised from
-/// `derived_seed(seed, "network_init")`, the trainer's checkpoint and loss curve live in `ckpts`
-/// (so `--resume` continues bit-identically). Shared by every experiment that trains a model.
-pub fn train_score_net<D: Dataset, S: ForwardSde + ?Sized>(
-    name: &str,
-    network: &ScoreNetConfig,
-    training: &TrainConfig,
-    sde: &S,
-    data: &D,
-    seed: u64,
-    ckpts: &crate::harness::Checkpoints,
-) -> Result<Trained> {
-    {
-        let cfg = training.clone();
-        let total = cfg.steps;
-        let ckpt_path = ckpts.save_path(TRAINER_CKPT)?;
-        let curve_path = ckpts.save_path(CURVE_CKPT)?;
-        let (mut trainer, mut rows, resumed_from) = match ckpts.resumable(TRAINER_CKPT) {
-            Some(p) => {
-                let tr = Trainer::resume(&p, sde, data, cfg.clone())
-                    .map_err(|e| anyhow!("cannot resume from {}: {e}", p.display()))?;
-                let step = tr.step();
-                let text = std::fs::read_to_string(&curve_path).with_context(|| {
-                    format!(
-                        "--resume: checkpoint at step {step} but no loss curve {}; run without --resume",
-                        curve_path.display()
-                    )
-                })?;
-                let mut rows = parse_curve(&text, &curve_path)?;
-                rows.retain(|r| r.step <= step);
-                anyhow::ensure!(
-                    rows.len() == step && rows.iter().enumerate().all(|(i, r)| r.step == i + 1),
-                    "--resume: the loss curve {} does not cover steps 1..={step}; run without --resume",
-                    curve_path.display()
-                );
-                println!(
-                    "{name}: resuming training from step {step}/{total} ({})",
-                    p.display()
-                );
-                (tr, rows, Some(step))
-            }
-            None => {
-                let net = ScoreNet::new(network.clone(), derived_seed(seed, "network_init"))
-                    .map_err(|e| anyhow!("network: {e}"))?;
-                let tr = Trainer::new(net, sde, data, cfg.clone())
-                    .map_err(|e| anyhow!("training: {e}"))?;
-                (tr, Vec::with_capacity(total), None)
-            }
-        };
-        let abort_at = match std::env::var(ABORT_ENV) {
-            Ok(v) => Some(v.trim().parse::<usize>().map_err(|_| {
-                crate::validate::bad_input(format!("{ABORT_ENV} must be a step number (got {v:?})"))
-            })?),
-            Err(_) => None,
-        };
-        let stop = abort_at
-            .filter(|&a| a > trainer.step() && a < total)
-            .unwrap_or(total);
-
-        let every = cfg.checkpoint_every;
-        let mut last_ckpt = resumed_from;
-        let mut bar = Progress::new("training", total as u64, "steps");
-        let mut steps_per_sec = 0.0;
-        let mut io_error: Option<anyhow::Error> = None;
-        let result = trainer.run_until(stop, Some(&ckpt_path), |r| {
-            rows.push(CurveRow {
-                step: r.step,
-                loss: r.loss,
-                lr: r.lr,
-                grad_norm: r.grad_norm,
-            });
-            steps_per_sec = r.steps_per_sec;
-            bar.update(r.step as u64, || {
-                format!("loss {:.4} | {:.0} steps/s", r.loss, r.steps_per_sec)
-            });
-            // The trainer writes its checkpoint right after this callback: the curve first.
-            if every.is_some_and(|k| r.step.is_multiple_of(k)) || r.step == stop {
-                if let Err(e) = write_atomic_text(&curve_path, &curve_csv(&rows)) {
-                    io_error.get_or_insert(e);
-                }
-                last_ckpt = Some(r.step);
-            }
-        });
-        bar.finish();
-        if let Some(e) = io_error {
-            return Err(e.context("cannot write the loss-curve checkpoint"));
-        }
-        if let Err(e) = result {
-            let kept = match last_ckpt {
-                Some(s) if matches!(e, TrainError::NonFinite { .. }) => format!(
-                    "; the last good checkpoint (step {s}) is kept in {} (fix the recipe and run again; --resume would replay the same steps)",
-                    ckpt_path.parent().unwrap_or(Path::new(".")).display()
-                ),
-                _ => String::new(),
-            };
-            return Err(anyhow!("training failed: {e}{kept}"));
-        }
-        if stop < total {
-            return Err(anyhow!(
-                "training aborted right after the checkpoint of step {stop} because {ABORT_ENV} = {stop} \
-                 (testing hook); continue with --resume"
-            ));
-        }
-        Ok(Trained {
-            net: trainer.into_best_net(),
-            curve: rows,
-            resumed_from,
-            steps_per_sec,
-        })
-    }
 }
 
 fn stat_names() -> Vec<(&'static str, StatKind)> {
@@ -1131,26 +828,6 @@ print(stats.kstest(th, angle_cdf))                # = angle_ks\n\
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn curve_csv_round_trips_exactly() {
-        let rows = vec![
-            CurveRow {
-                step: 1,
-                loss: 0.1 + 0.2,
-                lr: 2e-3 / 3.0,
-                grad_norm: 1.0e-7,
-            },
-            CurveRow {
-                step: 2,
-                loss: f64::MIN_POSITIVE,
-                lr: 1.0,
-                grad_norm: 12345.678,
-            },
-        ];
-        let back = parse_curve(&curve_csv(&rows), Path::new("x.csv")).unwrap();
-        assert_eq!(back, rows);
-    }
 
     #[test]
     fn moving_average_is_trailing() {

@@ -134,7 +134,7 @@ impl Ring2dLikelihoodManifest {
         if let Err(e) = &sde {
             c.fail(format!("{e}"));
         }
-        super::ring2d::check_ring2d_model(&mut c, &self.network, &self.training.0);
+        crate::tables::check_model(&mut c, &self.network, &self.training.0, 2);
         let l = &self.likelihood;
         c.count("likelihood.n_points", l.n_points, 2, MAX_POINTS);
         if let Ok(sde) = &sde {

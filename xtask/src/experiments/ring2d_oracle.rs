@@ -25,7 +25,9 @@ use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
 use smoluchowski::metrics::{angles, ks_one_sample, ks_one_sample_isf, radii};
 use smoluchowski::samplers::{sample_with_progress, SamplerConfig};
-use smoluchowski::sde::{ForwardSde, Ring2dOracle, VpSde};
+use smoluchowski::sde::{ForwardSde, Ring2dOracle, Sde};
+
+use crate::tables::SdeTable;
 
 use crate::figures::{self, palette, viridis, Line, Panel, Points};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
@@ -62,18 +64,6 @@ const PROBE_TIMES: usize = 8;
 pub struct DatasetTable {
     /// `k ≥ 2` (the oracle's requirement).
     pub scale: f64,
-}
-
-/// `[sde]`: the VP SDE `β(t) = β_min + (β_max − β_min) t/T`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SdeTable {
-    /// `β_min`.
-    pub beta_min: f64,
-    /// `β_max`.
-    pub beta_max: f64,
-    /// `T`.
-    pub t_end: f64,
 }
 
 /// `[oracle]`: quadrature resolution of [`Ring2dOracle::with_resolution`].
@@ -155,11 +145,8 @@ impl Ring2dOracleManifest {
             ">= 2",
             fmt_f64(k),
         );
-        let s = &self.sde;
-        let sde = VpSde::new(s.beta_min, s.beta_max, s.t_end);
-        if let Err(e) = &sde {
-            c.fail(format!("sde: {e}"));
-        }
+        self.sde.check(&mut c, "sde", false);
+        let sde = self.sde.build();
         c.count("oracle.n_radial", self.oracle.n_radial, 4, 1000);
         c.count("oracle.n_angular", self.oracle.n_angular, 6, 1000);
         let sp = &self.sampling;
@@ -190,9 +177,8 @@ impl Ring2dOracleManifest {
         c.finish()
     }
 
-    fn build(&self) -> Result<(VpSde, Ring2d)> {
-        let sde = VpSde::new(self.sde.beta_min, self.sde.beta_max, self.sde.t_end)
-            .map_err(|e| anyhow!("sde: {e}"))?;
+    fn build(&self) -> Result<(Sde, Ring2d)> {
+        let sde = self.sde.build()?;
         let ring = Ring2d::new(self.dataset.scale).map_err(|e| anyhow!("dataset: {e}"))?;
         Ok((sde, ring))
     }
@@ -260,10 +246,10 @@ impl Measured {
 /// resolution and a 2× finer reference (at least the default 20 × 40), at
 /// [`PROBE_TIMES`] times log-spaced on `[t_min, T]`, points drawn from `p_t`.
 fn oracle_resolution_error(
-    sde: &VpSde,
+    sde: &Sde,
     ring: &Ring2d,
-    oracle: &Ring2dOracle<VpSde>,
-    reference: &Ring2dOracle<VpSde>,
+    oracle: &Ring2dOracle<Sde>,
+    reference: &Ring2dOracle<Sde>,
     t_min: f64,
     seed: u64,
 ) -> f64 {

@@ -138,13 +138,14 @@ pub struct Part1Manifest {
 
 /// `[sde]` with its kind replaced (the reverse SDE of a variant).
 fn with_kind(s: &SdeTable, kind: SdeKind) -> SdeTable {
-    SdeTable { kind, ..s.clone() }
+    s.with_kind(kind)
 }
 
 fn kind_name(k: SdeKind) -> &'static str {
     match k {
         SdeKind::Vp => "VP",
         SdeKind::SubVp => "sub-VP",
+        SdeKind::Ou => "OU",
     }
 }
 
@@ -166,11 +167,15 @@ impl Part1Manifest {
                 c.fail(format!("dataset.scale: {e}"));
             }
         }
+        self.sde.check(&mut c, "sde", false);
+        c.require(
+            self.sde.kind != SdeKind::Ou,
+            "sde.kind",
+            "vp or sub_vp (part 1 trains one and samples the other)",
+            "ou",
+        );
         let sde = self.sde.build();
-        if let Err(e) = &sde {
-            c.fail(format!("{e:#}"));
-        }
-        super::ring2d::check_ring2d_model(&mut c, &self.network, &self.training.0);
+        crate::tables::check_model(&mut c, &self.network, &self.training.0, 2);
         if let Ok(sde) = &sde {
             let t = self.training.0.t_eps;
             c.require(
@@ -207,6 +212,12 @@ impl Part1Manifest {
                     fmt_f64(k),
                 );
             }
+            c.require(
+                v.reverse_sde != SdeKind::Ou,
+                &format!("{at}.reverse_sde"),
+                "vp or sub_vp",
+                "ou",
+            );
             if let Ok(rev) = with_kind(&self.sde, v.reverse_sde).build() {
                 if let Err(e) = v.sampler.time_grid(&rev) {
                     c.fail(e.under(&format!("{at}.sampler")).to_string());
@@ -668,8 +679,8 @@ impl Part1Manifest {
             act = net.activation,
             params = net.num_params(),
             kernel = self.sde.kind,
-            bmin = fmt_f64(self.sde.beta_min),
-            bmax = fmt_f64(self.sde.beta_max),
+            bmin = fmt_f64(self.sde.beta_min.unwrap_or(f64::NAN)),
+            bmax = fmt_f64(self.sde.beta_max.unwrap_or(f64::NAN)),
             t = fmt_f64(t),
             w = self.training.0.weighting,
             steps = self.training.0.steps,
@@ -705,8 +716,8 @@ impl Part1Manifest {
              I = b0 * T + (b1 - b0) * T / 2; m = np.exp(-I / 2); print(m, 1 - m**2)  # = kernel.*_at_T\n\
              ```\n",
             npy = self.sampling.samples_npy,
-            b0 = fmt_f64(self.sde.beta_min),
-            b1 = fmt_f64(self.sde.beta_max),
+            b0 = fmt_f64(self.sde.beta_min.unwrap_or(f64::NAN)),
+            b1 = fmt_f64(self.sde.beta_max.unwrap_or(f64::NAN)),
             t = fmt_f64(self.sde.t_end),
         )
     }
@@ -1050,8 +1061,10 @@ sampler = { method = "euler_maruyama", steps = 100, t_eps = 1e-3 }
         // σ = 1 − e^{−1.005}.
         let sde = SdeTable {
             kind: SdeKind::SubVp,
-            beta_min: 1e-4,
-            beta_max: 0.02,
+            beta_min: Some(1e-4),
+            beta_max: Some(0.02),
+            a: None,
+            diffusion: None,
             t_end: 100.0,
         }
         .build()

@@ -283,7 +283,7 @@ impl Ring2dSamplersManifest {
         if let Err(e) = &sde {
             c.fail(format!("{e}"));
         }
-        super::ring2d::check_ring2d_model(&mut c, &self.network, &self.training.0);
+        crate::tables::check_model(&mut c, &self.network, &self.training.0, 2);
 
         let sp = &self.sampling;
         c.count("sampling.n_samples", sp.n_samples, 1, MAX_SAMPLES);
