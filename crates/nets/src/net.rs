@@ -3,8 +3,6 @@
 use crate::config::{Activation, ConfigError, ScoreNetConfig};
 use dfdx::prelude::*;
 use rand::Rng;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use smoluchowski_core::ParamError;
 
 /// The f32 CPU device used throughout.
@@ -64,10 +62,11 @@ pub struct ScoreNet {
 
 impl ScoreNet {
     /// A network with PyTorch's default initialisation (weights and biases
-    /// `U(−1/√in, 1/√in)`), drawn from `ChaCha8Rng::seed_from_u64(seed)`.
+    /// `U(−1/√in, 1/√in)`), drawn from [`smoluchowski_core::streams::seeded`]`(seed, 0)`
+    /// (= `ChaCha8Rng::seed_from_u64(seed)`).
     pub fn new(config: ScoreNetConfig, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = smoluchowski_core::streams::seeded(seed, 0);
         let shapes = config.layer_shapes();
         let mut flat = Vec::with_capacity(config.num_params());
         for &(i, o) in &shapes {
