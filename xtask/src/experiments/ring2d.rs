@@ -13,7 +13,6 @@
 //! `eval_loss`, the sampler `sampling`, the reference draws `reference` / `reference_floor`,
 //! the sliced-Wasserstein directions `sliced_wasserstein`.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
@@ -22,20 +21,24 @@ use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
 use smoluchowski::losses::{dsm_loss, LossReport, NUM_TIME_BUCKETS};
 use smoluchowski::metrics::{
-    angles, energy_distance, ks_one_sample, ks_two_sample, radii, sliced_wasserstein, Histogram2d,
+    angles, evaluate_planar, radii, Histogram2d, PlanarEvaluation, ReferenceDraws,
 };
-use smoluchowski::nets::{NetScore, ScoreNetConfig};
-use smoluchowski::samplers::{sample_with_progress, RecordSpec, SamplerConfig, Trajectories};
+use smoluchowski::nets::{NetScore, ScoreNet, ScoreNetConfig};
+use smoluchowski::samplers::{
+    sample_with_progress, RecordSpec, SampleOutput, SamplerConfig, Trajectories,
+};
 use smoluchowski::sde::{ForwardSde, Sde};
 
 use crate::figures::{
     self, curve, density_histogram, palette, viridis, Bars, Cells, Legend, Line, Panel, Points,
 };
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
-use crate::output::{write_npy, write_text};
+use crate::output::{write_npy, write_text, OutputDir};
 use crate::progress::Progress;
+use crate::report;
 use crate::seeding;
+use crate::stats::{Ks, Rendered, TypedExperiment, Value};
 use crate::validate::{fmt_f64, Checker};
 
 /// Registration of this kind.
@@ -228,15 +231,6 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     Ok(Box::new(parsed))
 }
 
-/// Sample mean and (unbiased) standard deviation.
-fn mean_std(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
-}
-
-/// Asymptotic one-sample KS critical value at `α = 1e-3`: `√(−ln(α/2)/2)/√n = 1.9495/√n`.
 /// The notes' layout for ring2d samples (row-major `n × 2`, with their radii and angles): a 2-D
 /// histogram (colour ∝ √density), the angle histogram against the exact density
 /// `1/(8 max(cos²θ, sin²θ))`, and the radius histogram against the exact Gamma(k, rate k) density.
@@ -333,6 +327,7 @@ pub fn notes_layout_panels(
     Ok([hist2, angle, radius])
 }
 
+/// Asymptotic one-sample KS critical value at `α = 1e-3`: `√(−ln(α/2)/2)/√n = 1.9495/√n`.
 fn ks_critical(n: usize) -> f64 {
     (-(0.5e-3f64).ln() / 2.0).sqrt() / (n as f64).sqrt()
 }
@@ -352,237 +347,207 @@ fn moving_average(x: &[f64], w: usize) -> Vec<f64> {
     out
 }
 
-fn stat_names() -> Vec<(&'static str, StatKind)> {
-    vec![
-        ("radius_ks", StatKind::Ks),
-        ("angle_ks", StatKind::Ks),
-        ("two_sample_ks_radius", StatKind::Ks),
-        ("two_sample_ks_angle", StatKind::Ks),
-        ("sliced_wasserstein", StatKind::Value),
-        ("sliced_wasserstein_noise_floor", StatKind::Value),
-        ("sliced_wasserstein_ratio", StatKind::Value),
-        ("energy_distance", StatKind::Value),
-        ("energy_distance_noise_floor", StatKind::Value),
-        ("energy_distance_ratio", StatKind::Value),
-        ("final_training_loss", StatKind::Value),
-        ("eval_loss", StatKind::Value),
-        ("mean_radius", StatKind::Value),
-        ("std_radius", StatKind::Value),
-        ("throughput.train_steps_per_s", StatKind::Value),
-        ("throughput.sampler_sample_steps_per_s", StatKind::Value),
-    ]
+/// Mean batch loss of the last `window` training steps (all of them if fewer) and the window
+/// actually used: the `final_training_loss` of every kind that trains a model.
+pub fn final_loss(curve: &[CurveRow], window: usize) -> (f64, usize) {
+    let w = window.min(curve.len()).max(1);
+    let mean = curve[curve.len() - w..].iter().map(|r| r.loss).sum::<f64>() / w as f64;
+    (mean, w)
 }
 
-impl Experiment for Ring2dManifest {
+/// Sample quality against the exact law and a fresh data draw (the flat keys `radius_ks`,
+/// `two_sample_ks_*`, `sliced_wasserstein*`, `energy_distance*`, `mean_radius`, `std_radius`),
+/// from [`evaluate_planar`]. Reusable by every kind that reports these keys.
+#[derive(Debug, Default, Serialize)]
+pub struct SampleQuality {
+    /// One-sample KS of the radius against the exact radial law.
+    pub radius_ks: Ks,
+    /// One-sample KS of the angle against the exact angular law.
+    pub angle_ks: Ks,
+    /// Two-sample KS of the radii against the reference draw.
+    pub two_sample_ks_radius: Ks,
+    /// Two-sample KS of the angles against the reference draw.
+    pub two_sample_ks_angle: Ks,
+    /// `SW₂(samples, reference)`.
+    pub sliced_wasserstein: Value,
+    /// `SW₂(floor draw, reference)`.
+    pub sliced_wasserstein_noise_floor: Value,
+    /// Their ratio.
+    pub sliced_wasserstein_ratio: Value,
+    /// Energy distance to the reference.
+    pub energy_distance: Value,
+    /// Its noise floor.
+    pub energy_distance_noise_floor: Value,
+    /// Their ratio.
+    pub energy_distance_ratio: Value,
+    /// Sample mean of the radius (exact: 1).
+    pub mean_radius: Value,
+    /// Sample sd of the radius (exact: 1/√k).
+    pub std_radius: Value,
+}
+
+impl From<&PlanarEvaluation> for SampleQuality {
+    fn from(e: &PlanarEvaluation) -> Self {
+        let nan = Ks {
+            statistic: f64::NAN,
+            pvalue: f64::NAN,
+        };
+        let r = e.reference.as_ref();
+        let v = |f: &dyn Fn(&smoluchowski::metrics::ReferenceDistances) -> f64| -> Value {
+            r.map_or(f64::NAN, f).into()
+        };
+        SampleQuality {
+            radius_ks: e.radius_ks.into(),
+            angle_ks: e.angle_ks.into(),
+            two_sample_ks_radius: r.map_or(nan, |d| d.two_sample_ks_radius.into()),
+            two_sample_ks_angle: r.map_or(nan, |d| d.two_sample_ks_angle.into()),
+            sliced_wasserstein: v(&|d| d.sliced_wasserstein),
+            sliced_wasserstein_noise_floor: v(&|d| d.sliced_wasserstein_noise_floor),
+            sliced_wasserstein_ratio: v(&|d| d.sliced_wasserstein_ratio()),
+            energy_distance: v(&|d| d.energy_distance),
+            energy_distance_noise_floor: v(&|d| d.energy_distance_noise_floor),
+            energy_distance_ratio: v(&|d| d.energy_distance_ratio()),
+            mean_radius: e.mean_radius.into(),
+            std_radius: e.std_radius.into(),
+        }
+    }
+}
+
+/// `throughput.*` (machine-dependent, never golden-checked).
+#[derive(Debug, Default, Serialize)]
+pub struct Throughput {
+    /// Training steps per second.
+    pub train_steps_per_s: Value,
+    /// Score evaluations × samples per second of the sampler.
+    pub sampler_sample_steps_per_s: Value,
+}
+
+/// `throughput.*` of a kind that reports only training throughput.
+#[derive(Debug, Default, Serialize)]
+pub struct TrainThroughput {
+    /// Training steps per second.
+    pub train_steps_per_s: Value,
+}
+
+/// The statistics of a `ring2d` run.
+#[derive(Debug, Default, Serialize)]
+pub struct Ring2dStats {
+    /// The samples against the exact law and the data.
+    #[serde(flatten)]
+    pub quality: SampleQuality,
+    /// Mean batch loss of the last [`FINAL_LOSS_WINDOW`] steps.
+    pub final_training_loss: Value,
+    /// DSM loss on the fixed evaluation batch.
+    pub eval_loss: Value,
+    /// Throughput.
+    pub throughput: Throughput,
+}
+
+/// What compute hands to render.
+pub struct Ring2dRun {
+    sde: Sde,
+    data: Ring2d,
+    trained: Trained,
+    eval: LossReport,
+    /// `n × 2` samples (float64).
+    samples: Vec<f64>,
+    trajectories: Option<Trajectories>,
+    nfe: usize,
+    sample_secs: f64,
+    window: usize,
+}
+
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const HOW_TO_READ: &str = include_str!("ring2d/how_to_read.md");
+const CHECK_YOURSELF: &str = include_str!("ring2d/check_yourself.md");
+
+impl TypedExperiment for Ring2dManifest {
+    type Stats = Ring2dStats;
+    type Computed = Ring2dRun;
+
     fn header(&self) -> &ExperimentHeader {
         &self.experiment
     }
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    fn declared(&self) -> Ring2dStats {
+        Ring2dStats::default()
     }
 
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        stat_names()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
-    }
-
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(Ring2dStats, Ring2dRun)> {
         let seed = ctx.seed;
-        let out = ctx.out;
-        let ckpts = ctx.checkpoints.clone();
         let sde = self.sde.build()?;
         let data = Ring2d::new(self.dataset.scale).map_err(|e| anyhow!("dataset: {e}"))?;
-        let tcfg = &self.training.0;
-        let sm = &self.sampling;
-        let ev = &self.evaluation;
-        let n = sm.n_samples;
-
-        // ---- 1. training -------------------------------------------------------------------
+        let ckpts = ctx.checkpoints.clone();
         let trained = ctx.time("train", || {
-            train_score_net(
-                &self.experiment.name,
-                &self.network,
-                &self.training.0,
-                &sde,
-                &data,
-                seed,
-                &ckpts,
-            )
+            let (name, net, t) = (&self.experiment.name, &self.network, &self.training.0);
+            train_score_net(name, net, t, &sde, &data, seed, &ckpts)
         })?;
-        let net = &trained.net;
-
-        // ---- 2. the trained network, reloadable -------------------------------------------
-        ctx.time("save_model", || net.save(&out.file("model.safetensors")))
-            .map_err(|e| anyhow!("cannot save the model: {e}"))?;
-
         let eval: LossReport = ctx.time("eval_loss", || {
             let mut rng = seeding::stream(seed, "eval_loss", 0);
-            dsm_loss(
-                net,
-                &sde,
-                &data,
-                tcfg.weighting,
-                tcfg.t_eps,
-                ev.eval_loss_samples,
-                &mut rng,
-            )
+            let t = &self.training.0;
+            let n = self.evaluation.eval_loss_samples;
+            dsm_loss(&trained.net, &sde, &data, t.weighting, t.t_eps, n, &mut rng)
         });
-
-        // ---- 3. sampling ---------------------------------------------------------------------
-        let record = (sm.record_particles > 0 && !ev.strip_times.is_empty()).then(|| RecordSpec {
-            particles: sm.record_particles,
-            times: Some(ev.strip_times.clone()),
-        });
-        let grid_steps = sm.sampler.steps;
-        let sample_start = Instant::now();
-        let sampled = ctx
-            .time("sample", || {
-                let mut score = NetScore::new(net, &sde);
-                let mut bar = Progress::new("sampling", grid_steps as u64, "steps");
-                let r = sample_with_progress(
-                    &sde,
-                    &mut score,
-                    &sm.sampler,
-                    n,
-                    derived_seed(seed, "sampling"),
-                    record,
-                    |i, _| bar.update(i as u64, || format!("n = {n}")),
-                );
-                bar.finish();
-                r
-            })
-            .map_err(|e| anyhow!("sampling: {e}"))?;
-        let sample_secs = sample_start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let sampled = ctx.time("sample", || self.sample(&trained.net, &sde, seed))?;
+        let sample_secs = start.elapsed().as_secs_f64();
         let samples: Vec<f64> = sampled.samples.iter().map(|&v| v as f64).collect();
         let n_bad = samples.iter().filter(|v| !v.is_finite()).count();
         anyhow::ensure!(
             n_bad == 0,
             "sampling produced {n_bad} non-finite coordinates (the network or sampler diverged)"
         );
+        let evaluation = ctx.time("statistics", || self.evaluate(seed, &data, &samples));
+        let (final_training_loss, window) = final_loss(&trained.curve, FINAL_LOSS_WINDOW);
+        let n = self.sampling.n_samples;
+        let sample_steps = self.sampling.sampler.nfe().unwrap_or(sampled.nfe) as f64 * n as f64;
+        let stats = Ring2dStats {
+            quality: SampleQuality::from(&evaluation),
+            final_training_loss: final_training_loss.into(),
+            eval_loss: eval.mean.into(),
+            throughput: Throughput {
+                train_steps_per_s: trained.steps_per_sec.into(),
+                sampler_sample_steps_per_s: (sample_steps / sample_secs.max(1e-9)).into(),
+            },
+        };
+        let run = Ring2dRun {
+            sde,
+            data,
+            trained,
+            eval,
+            samples,
+            trajectories: sampled.trajectories,
+            nfe: sampled.nfe,
+            sample_secs,
+            window,
+        };
+        Ok((stats, run))
+    }
 
-        // ---- 4. statistics -------------------------------------------------------------------
-        let mut stats = BTreeMap::new();
-        let (r_s, th_s, reference, floor_draw) = ctx.time("statistics", || {
-            let r_s = radii(&samples);
-            let th_s = angles(&samples);
-            let reference = data.sample(
-                &mut seeding::stream(seed, "reference", 0),
-                ev.reference_samples,
-            );
-            let floor_draw = data.sample(&mut seeding::stream(seed, "reference_floor", 0), n);
-            let r_ref = radii(&reference);
-            let th_ref = angles(&reference);
-            let mut put = |k: &str, s: Statistic| {
-                stats.insert(k.to_string(), s);
-            };
-            put(
-                "radius_ks",
-                ks_one_sample(&r_s, |r| data.radial_cdf(r)).into(),
-            );
-            put(
-                "angle_ks",
-                ks_one_sample(&th_s, |t| data.angular_cdf(t)).into(),
-            );
-            put("two_sample_ks_radius", ks_two_sample(&r_s, &r_ref).into());
-            put("two_sample_ks_angle", ks_two_sample(&th_s, &th_ref).into());
-            let sw_seed = derived_seed(seed, "sliced_wasserstein");
-            let k = ev.sliced_wasserstein_projections;
-            let sw = sliced_wasserstein(&samples, &reference, 2, k, sw_seed);
-            let sw_floor = sliced_wasserstein(&floor_draw, &reference, 2, k, sw_seed);
-            put("sliced_wasserstein", Statistic::value(sw));
-            put("sliced_wasserstein_noise_floor", Statistic::value(sw_floor));
-            put("sliced_wasserstein_ratio", Statistic::value(sw / sw_floor));
-            let m = 2 * ev.energy_subsample;
-            let ed = energy_distance(&samples[..m], &reference[..m], 2);
-            let ed_floor = energy_distance(&floor_draw[..m], &reference[..m], 2);
-            put("energy_distance", Statistic::value(ed));
-            put("energy_distance_noise_floor", Statistic::value(ed_floor));
-            put("energy_distance_ratio", Statistic::value(ed / ed_floor));
-            let (mr, sr) = mean_std(&r_s);
-            put("mean_radius", Statistic::value(mr));
-            put("std_radius", Statistic::value(sr));
-            (r_s, th_s, reference, floor_draw)
-        });
-        drop(floor_draw);
-        let window = FINAL_LOSS_WINDOW.min(trained.curve.len()).max(1);
-        let final_loss = trained.curve[trained.curve.len() - window..]
-            .iter()
-            .map(|r| r.loss)
-            .sum::<f64>()
-            / window as f64;
-        stats.insert("final_training_loss".into(), Statistic::value(final_loss));
-        stats.insert("eval_loss".into(), Statistic::value(eval.mean));
-        stats.insert(
-            "throughput.train_steps_per_s".into(),
-            Statistic::value(trained.steps_per_sec),
-        );
-        let sample_steps = sm.sampler.nfe().unwrap_or(sampled.nfe) as f64 * n as f64;
-        stats.insert(
-            "throughput.sampler_sample_steps_per_s".into(),
-            Statistic::value(sample_steps / sample_secs.max(1e-9)),
-        );
-
-        // ---- 5. files ------------------------------------------------------------------------
+    fn render(
+        &self,
+        _stats: &Ring2dStats,
+        run: &Ring2dRun,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered> {
+        let (out, n) = (ctx.out, self.sampling.n_samples);
+        ctx.time("save_model", || {
+            run.trained.net.save(&out.file("model.safetensors"))
+        })
+        .map_err(|e| anyhow!("cannot save the model: {e}"))?;
         ctx.time("write", || -> Result<()> {
-            write_npy(&out.file("samples.npy"), &[n, 2], &samples)?;
-            write_text(&out.file("loss_curve.csv"), &curve_csv(&trained.curve))
+            write_npy(&out.file("samples.npy"), &[n, 2], &run.samples)?;
+            write_text(&out.file("loss_curve.csv"), &curve_csv(&run.trained.curve))
         })?;
-        let figs = ctx.time("figures", || {
-            self.figures(
-                out,
-                &data,
-                &sde,
-                &samples,
-                &r_s,
-                &th_s,
-                &trained,
-                &eval,
-                sampled.trajectories.as_ref(),
-            )
+        let figures = ctx.time("figures", || -> Result<Vec<Figure>> {
+            let mut figs = vec![self.notes_figure(out, run)?, self.loss_figure(out, run)?];
+            figs.extend(self.strip_figure(out, run)?);
+            figs.push(self.buckets_figure(out, run)?);
+            Ok(figs)
         })?;
-        drop(reference);
-
-        // ---- 6. report material --------------------------------------------------------------
-        let k = self.dataset.scale;
-        let bucket_edges: Vec<f64> = (0..=NUM_TIME_BUCKETS)
-            .map(|i| tcfg.t_eps + (sde.t_end() - tcfg.t_eps) * i as f64 / NUM_TIME_BUCKETS as f64)
-            .collect();
-        let parameters = json!({
-            "n_samples": n,
-            "reference_samples": ev.reference_samples,
-            "exact_mean_radius": 1.0,
-            "exact_std_radius": 1.0 / k.sqrt(),
-            "ks_critical_value_alpha_1e-3": ks_critical(n),
-            "two_sample_ks_critical_value_alpha_1e-3":
-                ks_critical(1) * ((n + ev.reference_samples) as f64 / (n * ev.reference_samples) as f64).sqrt(),
-            "sde_mean_coef_at_T": sde.mean_coef(sde.t_end()),
-            "sde_marginal_std_at_T": sde.marginal_std(sde.t_end()),
-            "network_parameters": self.network.num_params(),
-            "training_seed": tcfg.seed,
-            "network_init_seed": derived_seed(seed, "network_init"),
-            "sampler_seed": derived_seed(seed, "sampling"),
-            "resumed_from_step": trained.resumed_from,
-            "final_training_loss_window": window,
-            "sampler_nfe": sampled.nfe,
-            "sampler_wall_time_s": sample_secs,
-            "eval_loss_bucket_edges_t": bucket_edges,
-            "eval_loss_bucket_means": eval.bucket_means.iter().map(|v| if v.is_finite() { json!(v) } else { json!(null) }).collect::<Vec<_>>(),
-            "strip_times_recorded": sampled.trajectories.as_ref().map(|t| t.times.clone()),
-        });
-        let sections = vec![
-            (
-                "How to read this report".to_string(),
-                self.how_to_read(n, ev.reference_samples),
-            ),
-            ("Check it yourself".to_string(), self.snippet()),
-        ];
-        Ok(RunResults {
-            parameters,
-            statistics: stats,
-            figures: figs,
+        Ok(Rendered {
+            parameters: self.parameters(run, ctx.seed),
+            figures,
             files: vec![
                 ("samples.npy".into(), format!("the {n} samples, float64, shape ({n}, 2)")),
                 (
@@ -595,41 +560,138 @@ impl Experiment for Ring2dManifest {
                     "step, batch loss, learning rate, gradient norm of every training step".into(),
                 ),
             ],
-            sections,
+            sections: vec![
+                ("How to read this report".to_string(), self.how_to_read()),
+                (
+                    "Check it yourself".to_string(),
+                    report::fill(CHECK_YOURSELF, &[("k", self.dataset.scale.to_string())]),
+                ),
+            ],
         })
     }
 }
 
+/// The two-sample KS critical value at `α = 1e-3` for sizes `n`, `m`.
+fn ks_critical2(n: usize, m: usize) -> f64 {
+    ks_critical(1) * ((n + m) as f64 / (n * m) as f64).sqrt()
+}
+
+/// Left edges `t_eps + (T − t_eps) i / B`, `i = 0..=B`, of the evaluation-loss time buckets.
+fn bucket_edges(t_eps: f64, t_end: f64) -> Vec<f64> {
+    (0..=NUM_TIME_BUCKETS)
+        .map(|i| t_eps + (t_end - t_eps) * i as f64 / NUM_TIME_BUCKETS as f64)
+        .collect()
+}
+
 impl Ring2dManifest {
-    #[allow(clippy::too_many_arguments)]
-    fn figures(
-        &self,
-        out: &crate::output::OutputDir,
-        data: &Ring2d,
-        sde: &Sde,
-        samples: &[f64],
-        r_s: &[f64],
-        th_s: &[f64],
-        trained: &Trained,
-        eval: &LossReport,
-        traj: Option<&Trajectories>,
-    ) -> Result<Vec<Figure>> {
-        let n = r_s.len();
+    /// The reverse-time sampler of `[sampling]` on the trained network.
+    fn sample(&self, net: &ScoreNet, sde: &Sde, seed: u64) -> Result<SampleOutput> {
+        let (sm, ev) = (&self.sampling, &self.evaluation);
+        let n = sm.n_samples;
+        let record = (sm.record_particles > 0 && !ev.strip_times.is_empty()).then(|| RecordSpec {
+            particles: sm.record_particles,
+            times: Some(ev.strip_times.clone()),
+        });
+        let mut score = NetScore::new(net, sde);
+        let mut bar = Progress::new("sampling", sm.sampler.steps as u64, "steps");
+        let r = sample_with_progress(
+            sde,
+            &mut score,
+            &sm.sampler,
+            n,
+            derived_seed(seed, "sampling"),
+            record,
+            |i, _| bar.update(i as u64, || format!("n = {n}")),
+        );
+        bar.finish();
+        r.map_err(|e| anyhow!("sampling: {e}"))
+    }
+
+    /// The samples against the exact marginals and fresh data draws (streams `reference`,
+    /// `reference_floor`, `sliced_wasserstein`).
+    fn evaluate(&self, seed: u64, data: &Ring2d, samples: &[f64]) -> PlanarEvaluation {
+        let ev = &self.evaluation;
+        let reference = data.sample(
+            &mut seeding::stream(seed, "reference", 0),
+            ev.reference_samples,
+        );
+        let floor_draw = data.sample(
+            &mut seeding::stream(seed, "reference_floor", 0),
+            self.sampling.n_samples,
+        );
+        let draws = ReferenceDraws {
+            reference: &reference,
+            floor_draw: &floor_draw,
+            sw_projections: ev.sliced_wasserstein_projections,
+            sw_seed: derived_seed(seed, "sliced_wasserstein"),
+            energy_subsample: ev.energy_subsample,
+        };
+        evaluate_planar(
+            samples,
+            |r| data.radial_cdf(r),
+            |t| data.angular_cdf(t),
+            Some(draws),
+        )
+    }
+
+    fn parameters(&self, run: &Ring2dRun, seed: u64) -> serde_json::Value {
+        let (n, n_ref) = (self.sampling.n_samples, self.evaluation.reference_samples);
+        let (sde, tcfg, eval) = (&run.sde, &self.training.0, &run.eval);
+        let means = eval.bucket_means.iter();
+        json!({
+            "n_samples": n,
+            "reference_samples": n_ref,
+            "exact_mean_radius": 1.0,
+            "exact_std_radius": 1.0 / self.dataset.scale.sqrt(),
+            "ks_critical_value_alpha_1e-3": ks_critical(n),
+            "two_sample_ks_critical_value_alpha_1e-3": ks_critical2(n, n_ref),
+            "sde_mean_coef_at_T": sde.mean_coef(sde.t_end()),
+            "sde_marginal_std_at_T": sde.marginal_std(sde.t_end()),
+            "network_parameters": self.network.num_params(),
+            "training_seed": tcfg.seed,
+            "network_init_seed": derived_seed(seed, "network_init"),
+            "sampler_seed": derived_seed(seed, "sampling"),
+            "resumed_from_step": run.trained.resumed_from,
+            "final_training_loss_window": run.window,
+            "sampler_nfe": run.nfe,
+            "sampler_wall_time_s": run.sample_secs,
+            "eval_loss_bucket_edges_t": bucket_edges(tcfg.t_eps, sde.t_end()),
+            "eval_loss_bucket_means": means.map(|v| if v.is_finite() { json!(v) } else { json!(null) }).collect::<Vec<_>>(),
+            "strip_times_recorded": run.trajectories.as_ref().map(|t| t.times.clone()),
+        })
+    }
+
+    fn how_to_read(&self) -> String {
+        let (n, n_ref) = (self.sampling.n_samples, self.evaluation.reference_samples);
+        report::fill(
+            HOW_TO_READ,
+            &[
+                ("n", n.to_string()),
+                ("typ", format!("{:.4}", 0.8687 / (n as f64).sqrt())),
+                ("crit", format!("{:.4}", ks_critical(n))),
+                ("n_ref", n_ref.to_string()),
+                ("crit2", format!("{:.4}", ks_critical2(n, n_ref))),
+                ("sd", format!("{:.4}", 1.0 / self.dataset.scale.sqrt())),
+            ],
+        )
+    }
+
+    /// (a) The notes' layout: 2-D histogram | angle | radius.
+    fn notes_figure(&self, out: &OutputDir, run: &Ring2dRun) -> Result<Figure> {
+        let n = self.sampling.n_samples;
         let k = self.dataset.scale;
         let sd = 1.0 / k.sqrt();
-        let mut figs = Vec::new();
-
-        // (a) the notes' layout: 2-D histogram | angle | radius.
-        let [hist2, angle, radius] = notes_layout_panels(
-            data,
-            samples,
-            r_s,
-            th_s,
+        let (r_s, th_s) = (radii(&run.samples), angles(&run.samples));
+        let panels = notes_layout_panels(
+            &run.data,
+            &run.samples,
+            &r_s,
+            &th_s,
             format!("samples (n = {n}), 2-D histogram"),
             "learned (samples)",
         )?;
-        figures::draw_row(&out.file("ring2d.png"), &[hist2, angle, radius], (600, 560))?;
-        figs.push(Figure {
+        figures::draw_row(&out.file("ring2d.png"), &panels, (600, 560))?;
+        Ok(Figure {
             file: "ring2d.png".into(),
             caption: format!(
                 "The notes' layout. Left: 2-D histogram of the {n} samples (colour ∝ √density). \
@@ -637,10 +699,12 @@ impl Ring2dManifest {
                  on the diagonals, 1/8 on the axes). Right: histogram of the radius against the exact \
                  Gamma(k, rate k) density, k = {k} (mean 1, sd {sd:.4})."
             ),
-        });
+        })
+    }
 
-        // (b) loss curve, log-y, smoothed.
-        let c = &trained.curve;
+    /// (b) The loss curve, log-y, smoothed.
+    fn loss_figure(&self, out: &OutputDir, run: &Ring2dRun) -> Result<Figure> {
+        let c = &run.trained.curve;
         let losses: Vec<f64> = c.iter().map(|r| r.loss).collect();
         let w = (c.len() / 50).clamp(1, 500);
         let smooth = moving_average(&losses, w);
@@ -681,60 +745,64 @@ impl Ring2dManifest {
             ..Default::default()
         };
         figures::draw_row(&out.file("loss.png"), &[loss_panel], (900, 520))?;
-        figs.push(Figure {
+        Ok(Figure {
             file: "loss.png".into(),
             caption: format!(
                 "Denoising score-matching loss of each training batch (light) and its {w}-step moving average, log scale. \
                  Its floor is not 0: the irreducible part of the DSM loss is the conditional variance of ε given x_t."
             ),
-        });
+        })
+    }
 
-        // (c) reverse-process strip.
-        if let Some(tr) = traj {
-            let panels: Vec<Panel> = (0..tr.frames())
-                .map(|f| {
-                    let t = tr.times[f];
-                    let h = (1.4 * sde.mean_coef(t) + 3.5 * sde.marginal_std(t)).max(1.5);
-                    let pts = tr
-                        .frame(f)
-                        .chunks_exact(2)
-                        .map(|p| (p[0] as f64, p[1] as f64))
-                        .collect();
-                    Panel {
-                        title: format!("t = {t:.3}"),
-                        x_label: "x".into(),
-                        y_label: "y".into(),
-                        points: vec![Points {
-                            points: pts,
-                            color: palette::DATA,
-                            alpha: 0.6,
-                            radius: 2,
-                        }],
-                        x_range: Some((-h, h)),
-                        y_range: Some((-h, h)),
-                        ..Default::default()
-                    }
-                })
-                .collect();
-            if !panels.is_empty() {
-                figures::draw_row(&out.file("reverse_process.png"), &panels, (380, 380))?;
-                figs.push(Figure {
-                    file: "reverse_process.png".into(),
-                    caption: format!(
-                        "{} particles along the reverse process, from the prior at t = T (left) to t_eps (right), \
-                         at the grid times nearest to evaluation.strip_times (before any final denoising step).",
-                        tr.particles
-                    ),
-                });
-            }
-        }
-
-        // (d) per-time-bucket evaluation loss.
-        let t_eps = self.training.0.t_eps;
-        let t_end = sde.t_end();
-        let edges: Vec<f64> = (0..=NUM_TIME_BUCKETS)
-            .map(|i| t_eps + (t_end - t_eps) * i as f64 / NUM_TIME_BUCKETS as f64)
+    /// (c) The reverse-process strip (none without recorded particles).
+    fn strip_figure(&self, out: &OutputDir, run: &Ring2dRun) -> Result<Option<Figure>> {
+        let Some(tr) = run.trajectories.as_ref() else {
+            return Ok(None);
+        };
+        let sde = &run.sde;
+        let panels: Vec<Panel> = (0..tr.frames())
+            .map(|f| {
+                let t = tr.times[f];
+                let h = (1.4 * sde.mean_coef(t) + 3.5 * sde.marginal_std(t)).max(1.5);
+                let pts = tr
+                    .frame(f)
+                    .chunks_exact(2)
+                    .map(|p| (p[0] as f64, p[1] as f64))
+                    .collect();
+                Panel {
+                    title: format!("t = {t:.3}"),
+                    x_label: "x".into(),
+                    y_label: "y".into(),
+                    points: vec![Points {
+                        points: pts,
+                        color: palette::DATA,
+                        alpha: 0.6,
+                        radius: 2,
+                    }],
+                    x_range: Some((-h, h)),
+                    y_range: Some((-h, h)),
+                    ..Default::default()
+                }
+            })
             .collect();
+        if panels.is_empty() {
+            return Ok(None);
+        }
+        figures::draw_row(&out.file("reverse_process.png"), &panels, (380, 380))?;
+        Ok(Some(Figure {
+            file: "reverse_process.png".into(),
+            caption: format!(
+                "{} particles along the reverse process, from the prior at t = T (left) to t_eps (right), \
+                 at the grid times nearest to evaluation.strip_times (before any final denoising step).",
+                tr.particles
+            ),
+        }))
+    }
+
+    /// (d) The evaluation loss per diffusion-time bucket.
+    fn buckets_figure(&self, out: &OutputDir, run: &Ring2dRun) -> Result<Figure> {
+        let t_end = run.sde.t_end();
+        let eval = &run.eval;
         let heights: Vec<f64> = eval
             .bucket_means
             .iter()
@@ -748,7 +816,7 @@ impl Ring2dManifest {
             x_label: "t".into(),
             y_label: "mean DSM loss in bucket".into(),
             bars: vec![Bars {
-                edges,
+                edges: bucket_edges(self.training.0.t_eps, t_end),
                 heights,
                 color: palette::DATA,
                 alpha: 0.7,
@@ -758,7 +826,7 @@ impl Ring2dManifest {
             ..Default::default()
         };
         figures::draw_row(&out.file("loss_by_time.png"), &[buckets], (900, 480))?;
-        figs.push(Figure {
+        Ok(Figure {
             file: "loss_by_time.png".into(),
             caption: format!(
                 "DSM loss of the trained network on a fixed evaluation batch, per time bucket of [t_eps, T] \
@@ -766,62 +834,7 @@ impl Ring2dManifest {
                  noise is hard to identify when there is little of it); large values elsewhere point to undertraining.",
                 self.training.0.weighting
             ),
-        });
-        Ok(figs)
-    }
-
-    fn how_to_read(&self, n: usize, n_ref: usize) -> String {
-        let crit = ks_critical(n);
-        let crit2 = ks_critical(1) * ((n + n_ref) as f64 / (n * n_ref) as f64).sqrt();
-        format!(
-            "The network was trained by denoising score matching on fresh draws of ring2d, then {n} samples were drawn \
-             by the reverse-time sampler of `[sampling]`. Every number compares those samples with the exact law:\n\n\
-             - `radius_ks`, `angle_ks`: one-sample Kolmogorov–Smirnov tests of the radius |x| against the exact \
-             Gamma(k, rate k) law and of the angle atan2(y, x) against the exact angular law. `D` is the largest gap \
-             between the empirical and the exact CDF. Exact draws would give D ≈ 0.87/√n ≈ {:.4} on average, and \
-             D above {crit:.4} rejects at α = 10⁻³. The acceptance bar of this project is **D ≤ 0.02** for both \
-             (the notes' part-2 recipe reaches 0.049 / 0.031). A p-value far below 10⁻³ means the difference is \
-             real at this n, even when D is small enough to be invisible in the histograms.\n\
-             - `two_sample_ks_*`: the same marginals against a fresh draw of {n_ref} data points (no exact CDF \
-             involved; critical value {crit2:.4} at α = 10⁻³).\n\
-             - `sliced_wasserstein` (SW₂ over random directions) and `energy_distance` between samples and data, \
-             each next to its `*_noise_floor`: the same distance between two independent draws of the data of the \
-             same sizes. `*_ratio` = distance / floor: about 1 means indistinguishable from sampling noise; the \
-             energy distance sees the joint law (e.g. a ring that is too thick or whose density varies wrongly \
-             along it).\n\
-             - `mean_radius` / `std_radius` against the exact 1 and 1/√k = {:.4}.\n\
-             - `final_training_loss` (mean batch loss of the last steps) and `eval_loss` (a fixed evaluation \
-             batch, broken down by diffusion time in the last figure): lower is better, but the DSM loss has a \
-             non-zero floor, so they are only comparable between runs of the same weighting.\n\
-             - `throughput.*`: training steps/s and sampler sample-steps/s (score evaluations × samples per \
-             second) of this run; they depend on the machine and are never golden-checked.",
-            0.8687 / (n as f64).sqrt(),
-            1.0 / self.dataset.scale.sqrt()
-        )
-    }
-
-    fn snippet(&self) -> String {
-        let k = self.dataset.scale;
-        format!(
-            "```python\n\
-import numpy as np\n\
-from scipy import stats\n\
-x = np.load(\"samples.npy\")                       # (n, 2) float64\n\
-r, th = np.hypot(x[:, 0], x[:, 1]), np.arctan2(x[:, 1], x[:, 0])\n\
-k = {k}\n\
-print(stats.kstest(r, stats.gamma(a=k, scale=1 / k).cdf))   # = radius_ks\n\
-def angle_cdf(t):                                 # exact CDF of atan2(y, x), per face of the square\n\
-    with np.errstate(all=\"ignore\"):\n\
-        return np.select(\n\
-            [t < -3 * np.pi / 4, t < -np.pi / 4, t < np.pi / 4, t < 3 * np.pi / 4],\n\
-            [np.tan(t + np.pi) / 8, 1 / 8 + (np.tan(t + np.pi / 2) + 1) / 8,\n\
-             3 / 8 + (np.tan(t) + 1) / 8, 5 / 8 + (np.tan(t - np.pi / 2) + 1) / 8],\n\
-            7 / 8 + (np.tan(t - np.pi) + 1) / 8)\n\
-print(stats.kstest(th, angle_cdf))                # = angle_ks\n\
-# The trained network: safetensors tensors layers.{{i}}.weight (in, out) and layers.{{i}}.bias;\n\
-# its architecture is in model.json. In Rust: smoluchowski::nets::ScoreNet::load(\"model.safetensors\").\n\
-```\n"
-        )
+        })
     }
 }
 
@@ -835,6 +848,64 @@ mod tests {
             moving_average(&[1.0, 3.0, 5.0, 7.0], 2),
             vec![1.0, 2.0, 4.0, 6.0]
         );
+    }
+
+    fn manifest(name: &str) -> Ring2dManifest {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments")
+            .join(format!("{name}.toml"));
+        let m = manifest::read(&path, name).unwrap();
+        manifest::parse_as(&m).unwrap()
+    }
+
+    #[test]
+    fn declared_keys_are_the_golden_keys() {
+        let keys = crate::stats::kinds(&manifest("ring2d").declared());
+        let want = [
+            "angle_ks",
+            "energy_distance",
+            "energy_distance_noise_floor",
+            "energy_distance_ratio",
+            "eval_loss",
+            "final_training_loss",
+            "mean_radius",
+            "radius_ks",
+            "sliced_wasserstein",
+            "sliced_wasserstein_noise_floor",
+            "sliced_wasserstein_ratio",
+            "std_radius",
+            "throughput.sampler_sample_steps_per_s",
+            "throughput.train_steps_per_s",
+            "two_sample_ks_angle",
+            "two_sample_ks_radius",
+        ];
+        assert_eq!(keys.keys().collect::<Vec<_>>(), want);
+        assert_eq!(keys["radius_ks"], crate::harness::StatKind::Ks);
+        assert_eq!(keys["std_radius"], crate::harness::StatKind::Value);
+    }
+
+    #[test]
+    fn report_templates_are_filled() {
+        let m = manifest("ring2d");
+        let text = m.how_to_read();
+        assert!(text.contains(&m.evaluation.reference_samples.to_string()));
+        assert!(!text.contains("{crit"));
+        let snippet = report::fill(CHECK_YOURSELF, &[("k", "7".into())]);
+        assert!(snippet.contains("k = 7") && snippet.contains("layers.{i}.weight"));
+    }
+
+    #[test]
+    fn final_loss_averages_the_last_window() {
+        let rows: Vec<CurveRow> = (1..=5)
+            .map(|i| CurveRow {
+                step: i,
+                loss: i as f64,
+                lr: 0.0,
+                grad_norm: 0.0,
+            })
+            .collect();
+        assert_eq!(final_loss(&rows, 2), (4.5, 2));
+        assert_eq!(final_loss(&rows, 100), (3.0, 5));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! Seeds (by name from `experiment.seed`): `network_init`, `training`, `sampling_ddpm`,
 //! `sampling_vp`.
 
-use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
@@ -23,21 +23,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::Ring2d;
 use smoluchowski::losses::{train_memory_estimates, DdpmKernel, TimeSampling};
-use smoluchowski::metrics::{angles, ks_one_sample, radii};
+use smoluchowski::metrics::{angles, evaluate_planar, radii};
 use smoluchowski::nets::{NetOutput, NetScore, ScoreNetConfig};
 use smoluchowski::samplers::{
     sample_ddpm, sample_with_progress, DdpmSchedule, DdpmVariance, Method, SamplerConfig,
 };
-use smoluchowski::sde::ForwardSde;
+use smoluchowski::sde::{ddpm_vp_kernel_gap, ForwardSde, VpSde};
 
 use super::ring2d::{
-    derived_seed, notes_layout_panels, train_score_net, DatasetTable, TrainingTable,
+    derived_seed, final_loss, notes_layout_panels, train_score_net, DatasetTable, TrainThroughput,
+    Trained, TrainingTable,
 };
 use crate::figures::{self, palette, Line, Panel};
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
-use crate::output::{write_npy, write_text};
+use crate::output::{write_npy, write_text, OutputDir};
 use crate::progress::Progress;
+use crate::report;
+use crate::stats::{Ks, Rendered, TypedExperiment, Value};
 use crate::validate::Checker;
 
 /// Registration of this kind.
@@ -153,319 +156,437 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     Ok(Box::new(parsed))
 }
 
-fn stat_names() -> Vec<(&'static str, StatKind)> {
-    vec![
-        ("ddpm_radius_ks", StatKind::Ks),
-        ("ddpm_angle_ks", StatKind::Ks),
-        ("vp_radius_ks", StatKind::Ks),
-        ("vp_angle_ks", StatKind::Ks),
-        ("ddpm_mean_radius", StatKind::Value),
-        ("ddpm_std_radius", StatKind::Value),
-        ("vp_mean_radius", StatKind::Value),
-        ("vp_std_radius", StatKind::Value),
-        ("final_training_loss", StatKind::Value),
-        ("alpha_bar_n", StatKind::Value),
-        ("max_vp_kernel_gap", StatKind::Value),
-        ("throughput.train_steps_per_s", StatKind::Value),
-    ]
+/// The statistics of a `ring2d-ddpm` run (flat keys: `ddpm_*` the chain, `vp_*` the SDE).
+#[derive(Debug, Default, Serialize)]
+pub struct DdpmStats {
+    /// KS of the DDPM samples' radius.
+    pub ddpm_radius_ks: Ks,
+    /// KS of the DDPM samples' angle.
+    pub ddpm_angle_ks: Ks,
+    /// KS of the VP samples' radius.
+    pub vp_radius_ks: Ks,
+    /// KS of the VP samples' angle.
+    pub vp_angle_ks: Ks,
+    /// Mean radius of the DDPM samples.
+    pub ddpm_mean_radius: Value,
+    /// Sd of the DDPM samples' radius.
+    pub ddpm_std_radius: Value,
+    /// Mean radius of the VP samples.
+    pub vp_mean_radius: Value,
+    /// Sd of the VP samples' radius.
+    pub vp_std_radius: Value,
+    /// Mean batch ε-loss of the last 100 steps.
+    pub final_training_loss: Value,
+    /// `ᾱ_N`.
+    pub alpha_bar_n: Value,
+    /// `max_i |√ᾱ_i − m_VP(i/N)|` ([`ddpm_vp_kernel_gap`]).
+    pub max_vp_kernel_gap: Value,
+    /// Throughput.
+    pub throughput: TrainThroughput,
 }
 
-fn mean_std(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let m = x.iter().sum::<f64>() / n;
-    let v = x.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, v.sqrt())
+/// One sampler's output.
+pub struct Sampled {
+    /// `n × 2` samples (float64).
+    samples: Vec<f64>,
+    nfe: usize,
+    wall_s: f64,
 }
 
-impl Experiment for Ring2dDdpmManifest {
+/// What compute hands to render.
+pub struct DdpmRun {
+    data: Ring2d,
+    trained: Trained,
+    vp: VpSde,
+    ddpm: Sampled,
+    vp_out: Sampled,
+}
+
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const COMPARISON: &str = include_str!("ring2d_ddpm/comparison.md");
+const HOW_TO_READ: &str = include_str!("ring2d_ddpm/how_to_read.md");
+
+/// The asymptotic KS critical value at `α = 10⁻³`.
+fn ks_critical(n: usize) -> f64 {
+    1.9495 / (n as f64).sqrt()
+}
+
+impl TypedExperiment for Ring2dDdpmManifest {
+    type Stats = DdpmStats;
+    type Computed = DdpmRun;
+
     fn header(&self) -> &ExperimentHeader {
         &self.experiment
     }
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    fn declared(&self) -> DdpmStats {
+        DdpmStats::default()
     }
 
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        stat_names()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
-    }
-
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(DdpmStats, DdpmRun)> {
         let seed = ctx.seed;
-        let out = ctx.out;
-        let ckpts = ctx.checkpoints.clone();
         let data = Ring2d::new(self.dataset.scale).map_err(|e| anyhow!("dataset: {e}"))?;
         let schedule = self.ddpm.schedule;
-        let big_n = schedule.steps();
         let ab = schedule.alphas_bar();
         let kernel = DdpmKernel::new(&ab).map_err(|e| anyhow!("ddpm.schedule: {e}"))?;
-        let vp = schedule
-            .to_vp_sde()
-            .map_err(|e| anyhow!("ddpm.schedule: {e}"))?;
-        let n = self.sampling.n_samples;
-
-        // ---- 1. training on the chain's levels --------------------------------------------
+        let bad_schedule = |e| anyhow!("ddpm.schedule: {e}");
+        let vp = schedule.to_vp_sde().map_err(bad_schedule)?;
+        let ckpts = ctx.checkpoints.clone();
         let trained = ctx.time("train", || {
-            train_score_net(
-                &self.experiment.name,
-                &self.network,
-                &self.training.0,
-                &kernel,
-                &data,
-                seed,
-                &ckpts,
-            )
+            let (name, net, t) = (&self.experiment.name, &self.network, &self.training.0);
+            train_score_net(name, net, t, &kernel, &data, seed, &ckpts)
         })?;
-        let net = &trained.net;
-        ctx.time("save_model", || net.save(&out.file("model.safetensors")))
-            .map_err(|e| anyhow!("cannot save the model: {e}"))?;
-
-        // ---- 2. DDPM ancestral sampling ------------------------------------------------------
-        let t0 = Instant::now();
-        let ddpm = ctx
-            .time("sample_ddpm", || {
-                let mut score = NetScore::new(net, &kernel);
-                sample_ddpm(
-                    &schedule,
-                    self.ddpm.variance,
-                    &mut score,
-                    n,
-                    derived_seed(seed, "sampling_ddpm"),
-                    None,
-                )
-            })
-            .map_err(|e| anyhow!("DDPM sampling: {e}"))?;
-        let ddpm_secs = t0.elapsed().as_secs_f64();
-
-        // ---- 3. the VP reverse SDE of the same network ---------------------------------------
-        let cfg = SamplerConfig::new(
-            Method::EulerMaruyama,
-            self.sampling.vp_steps,
-            self.sampling.vp_t_eps,
-        )
-        .with_final_denoise(true);
-        let t1 = Instant::now();
-        let vp_out = ctx
-            .time("sample_vp", || {
-                let mut score = NetScore::new(net, &kernel);
-                let mut bar = Progress::new("VP reverse SDE", cfg.steps as u64, "steps");
-                let r = sample_with_progress(
-                    &vp,
-                    &mut score,
-                    &cfg,
-                    n,
-                    derived_seed(seed, "sampling_vp"),
-                    None,
-                    |i, _| bar.update(i as u64, || format!("n = {n}")),
-                );
-                bar.finish();
-                r
-            })
-            .map_err(|e| anyhow!("VP sampling: {e}"))?;
-        let vp_secs = t1.elapsed().as_secs_f64();
-
-        let to64 = |v: &[f32]| -> Vec<f64> { v.iter().map(|&a| a as f64).collect() };
-        let (xd, xv) = (to64(&ddpm.samples), to64(&vp_out.samples));
-        for (name, x) in [("DDPM", &xd), ("VP reverse SDE", &xv)] {
-            let bad = x.iter().filter(|v| !v.is_finite()).count();
-            anyhow::ensure!(
-                bad == 0,
-                "{name} sampling produced {bad} non-finite coordinates"
-            );
-        }
-
-        // ---- 4. statistics ---------------------------------------------------------------
-        let mut stats = BTreeMap::new();
-        let (rd, thd, rv, thv) = ctx.time("statistics", || {
-            let (rd, thd, rv, thv) = (radii(&xd), angles(&xd), radii(&xv), angles(&xv));
-            let mut put = |k: &str, s: Statistic| {
-                stats.insert(k.to_string(), s);
+        let ddpm = ctx.time("sample_ddpm", || self.sample_ddpm(&trained, &kernel, seed))?;
+        let vp_out = ctx.time("sample_vp", || self.sample_vp(&trained, &kernel, &vp, seed))?;
+        let (d, v) = ctx.time("statistics", || {
+            let eval = |x: &[f64]| {
+                evaluate_planar(x, |r| data.radial_cdf(r), |t| data.angular_cdf(t), None)
             };
-            put(
-                "ddpm_radius_ks",
-                ks_one_sample(&rd, |r| data.radial_cdf(r)).into(),
-            );
-            put(
-                "ddpm_angle_ks",
-                ks_one_sample(&thd, |t| data.angular_cdf(t)).into(),
-            );
-            put(
-                "vp_radius_ks",
-                ks_one_sample(&rv, |r| data.radial_cdf(r)).into(),
-            );
-            put(
-                "vp_angle_ks",
-                ks_one_sample(&thv, |t| data.angular_cdf(t)).into(),
-            );
-            let (m, s) = mean_std(&rd);
-            put("ddpm_mean_radius", Statistic::value(m));
-            put("ddpm_std_radius", Statistic::value(s));
-            let (m, s) = mean_std(&rv);
-            put("vp_mean_radius", Statistic::value(m));
-            put("vp_std_radius", Statistic::value(s));
-            (rd, thd, rv, thv)
+            (eval(&ddpm.samples), eval(&vp_out.samples))
         });
-        let w = 100.min(trained.curve.len()).max(1);
-        let final_loss = trained.curve[trained.curve.len() - w..]
-            .iter()
-            .map(|r| r.loss)
-            .sum::<f64>()
-            / w as f64;
-        stats.insert("final_training_loss".into(), Statistic::value(final_loss));
-        stats.insert("alpha_bar_n".into(), Statistic::value(ab[big_n]));
-        // Largest |√ᾱ_i − m_VP(t_i)| over the levels: the O(1/N) gap between chain and SDE.
-        let gap = (0..=big_n)
-            .map(|i| (ab[i].sqrt() - vp.mean_coef(schedule.time(i))).abs())
-            .fold(0.0, f64::max);
-        stats.insert("max_vp_kernel_gap".into(), Statistic::value(gap));
-        stats.insert(
-            "throughput.train_steps_per_s".into(),
-            Statistic::value(trained.steps_per_sec),
-        );
+        let stats = DdpmStats {
+            ddpm_radius_ks: d.radius_ks.into(),
+            ddpm_angle_ks: d.angle_ks.into(),
+            vp_radius_ks: v.radius_ks.into(),
+            vp_angle_ks: v.angle_ks.into(),
+            ddpm_mean_radius: d.mean_radius.into(),
+            ddpm_std_radius: d.std_radius.into(),
+            vp_mean_radius: v.mean_radius.into(),
+            vp_std_radius: v.std_radius.into(),
+            final_training_loss: final_loss(&trained.curve, 100).0.into(),
+            alpha_bar_n: ab[schedule.steps()].into(),
+            max_vp_kernel_gap: ddpm_vp_kernel_gap(&schedule).map_err(bad_schedule)?.into(),
+            throughput: TrainThroughput {
+                train_steps_per_s: trained.steps_per_sec.into(),
+            },
+        };
+        let run = DdpmRun {
+            data,
+            trained,
+            vp,
+            ddpm,
+            vp_out,
+        };
+        Ok((stats, run))
+    }
 
-        // ---- 5. files and figures -----------------------------------------------------------
+    fn render(
+        &self,
+        stats: &DdpmStats,
+        run: &DdpmRun,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered> {
+        let (out, n) = (ctx.out, self.sampling.n_samples);
+        ctx.time("save_model", || {
+            run.trained.net.save(&out.file("model.safetensors"))
+        })
+        .map_err(|e| anyhow!("cannot save the model: {e}"))?;
         ctx.time("write", || -> Result<()> {
-            write_npy(&out.file("samples_ddpm.npy"), &[n, 2], &xd)?;
-            write_npy(&out.file("samples_vp.npy"), &[n, 2], &xv)?;
+            write_npy(&out.file("samples_ddpm.npy"), &[n, 2], &run.ddpm.samples)?;
+            write_npy(&out.file("samples_vp.npy"), &[n, 2], &run.vp_out.samples)?;
             let mut csv = String::from("step,loss\n");
-            for r in &trained.curve {
-                csv.push_str(&format!("{},{}\n", r.step, r.loss));
+            for r in &run.trained.curve {
+                let _ = writeln!(csv, "{},{}", r.step, r.loss);
             }
             write_text(&out.file("loss_curve.csv"), &csv)
         })?;
-        let mut figs = Vec::new();
-        ctx.time("figures", || -> Result<()> {
-            let [h, a, r] = notes_layout_panels(
-                &data,
-                &xd,
-                &rd,
-                &thd,
-                format!("DDPM ancestral, N = {big_n} (n = {n})"),
-                "DDPM samples",
-            )?;
-            figures::draw_row(&out.file("ddpm.png"), &[h, a, r], (600, 560))?;
-            figs.push(Figure {
-                file: "ddpm.png".into(),
-                caption: format!(
-                    "DDPM ancestral sampling through the chain ({big_n} levels, variance {:?}): 2-D histogram, \
-                     angle and radius against the exact ring2d laws.",
-                    self.ddpm.variance
-                ),
-            });
-            let [h, a, r] = notes_layout_panels(
-                &data,
-                &xv,
-                &rv,
-                &thv,
-                format!("VP reverse SDE, {} EM steps (n = {n})", cfg.steps),
-                "VP samples",
-            )?;
-            figures::draw_row(&out.file("vp.png"), &[h, a, r], (600, 560))?;
-            figs.push(Figure {
-                file: "vp.png".into(),
-                caption: format!(
-                    "The same network sampled by Euler–Maruyama on the VP SDE the chain discretises \
-                     (β ∈ [{}, {}], T = 1, {} steps down to t = {}, Tweedie denoising at the end).",
-                    vp.beta_min(),
-                    vp.beta_max(),
-                    cfg.steps,
-                    cfg.t_eps
-                ),
-            });
-            let pts = |f: &dyn Fn(usize) -> f64| -> Vec<(f64, f64)> {
-                (0..=big_n).map(|i| (schedule.time(i), f(i))).collect()
-            };
-            let panel = Panel {
-                title: "chain ᾱ_i vs the VP kernel m(t_i)²".into(),
-                x_label: "t_i = i/N".into(),
-                y_label: "ᾱ".into(),
-                lines: vec![
-                    Line {
-                        points: pts(&|i| ab[i]),
-                        color: palette::DATA,
-                        alpha: 1.0,
-                        width: 3,
-                        label: Some("chain ᾱ_i".into()),
-                    },
-                    Line {
-                        points: pts(&|i| vp.mean_coef(schedule.time(i)).powi(2)),
-                        color: palette::EXACT,
-                        alpha: 1.0,
-                        width: 1,
-                        label: Some("VP exp(−I(t_i))".into()),
-                    },
-                ],
-                ..Default::default()
-            };
-            figures::draw_row(&out.file("alpha_bar.png"), &[panel], (800, 480))?;
-            figs.push(Figure {
-                file: "alpha_bar.png".into(),
-                caption: format!(
-                    "The chain's ᾱ_i and the VP kernel's m(t_i)² = exp(−I(t_i)) at the same times: they agree \
-                     to O(1/N) (largest gap in √ᾱ: {gap:.2e})."
-                ),
-            });
-            Ok(())
+        let figures = ctx.time("figures", || -> Result<Vec<Figure>> {
+            Ok(vec![
+                self.ddpm_figure(out, run)?,
+                self.vp_figure(out, run)?,
+                self.alpha_bar_figure(out, run, stats.max_vp_kernel_gap.value)?,
+            ])
         })?;
-
-        let parameters = json!({
-            "levels": big_n,
-            "alpha_bar_n": ab[big_n],
-            "vp_beta_min": vp.beta_min(),
-            "vp_beta_max": vp.beta_max(),
-            "n_samples": n,
-            "ks_critical_value_alpha_1e-3": 1.9495 / (n as f64).sqrt(),
-            "ddpm_nfe": ddpm.nfe,
-            "vp_nfe": vp_out.nfe,
-            "ddpm_wall_time_s": ddpm_secs,
-            "vp_wall_time_s": vp_secs,
-            "resumed_from_step": trained.resumed_from,
-            "training_seed": self.training.0.seed,
-        });
-        let ks = |k: &str| match stats.get(k) {
-            Some(Statistic::Ks { statistic, .. }) => *statistic,
-            _ => f64::NAN,
-        };
-        let table = format!(
-            "| sampler | NFE | KS D radius | KS D angle |\n|---|---|---|---|\n\
-             | DDPM ancestral ({:?} variance) | {} | {:.4} | {:.4} |\n\
-             | VP reverse SDE, Euler–Maruyama | {} | {:.4} | {:.4} |\n\n\
-             Critical value at α = 10⁻³: {:.4} (n = {n}). Both samplers use the same network, trained only at \
-             the chain's {big_n} levels; the VP sampler queries it between levels too (t on its own grid).",
-            self.ddpm.variance,
-            ddpm.nfe,
-            ks("ddpm_radius_ks"),
-            ks("ddpm_angle_ks"),
-            vp_out.nfe,
-            ks("vp_radius_ks"),
-            ks("vp_angle_ks"),
-            1.9495 / (n as f64).sqrt()
-        );
-        Ok(RunResults {
-            parameters,
-            statistics: stats,
-            figures: figs,
+        Ok(Rendered {
+            parameters: self.parameters(run),
+            figures,
             files: vec![
-                ("samples_ddpm.npy".into(), format!("DDPM samples, float64 ({n}, 2)")),
-                ("samples_vp.npy".into(), format!("VP reverse-SDE samples, float64 ({n}, 2)")),
-                ("model.safetensors".into(), "the trained ε-network (config in model.json)".into()),
+                (
+                    "samples_ddpm.npy".into(),
+                    format!("DDPM samples, float64 ({n}, 2)"),
+                ),
+                (
+                    "samples_vp.npy".into(),
+                    format!("VP reverse-SDE samples, float64 ({n}, 2)"),
+                ),
+                (
+                    "model.safetensors".into(),
+                    "the trained ε-network (config in model.json)".into(),
+                ),
                 ("loss_curve.csv".into(), "step, batch ε-loss".into()),
             ],
             sections: vec![
-                ("DDPM chain vs VP reverse SDE".into(), table),
+                (
+                    "DDPM chain vs VP reverse SDE".into(),
+                    self.comparison(stats, run),
+                ),
                 (
                     "How to read this report".into(),
-                    "The network is trained with the discrete ε-loss ‖ε − ε_θ(√ᾱ_i x₀ + √(1 − ᾱ_i) ε, i/N)‖², i uniform \
-                     in 1..N (Ho et al.), then sampled by the chain itself and by the continuous VP SDE the chain \
-                     converges to. `*_radius_ks` / `*_angle_ks` are one-sample KS tests against ring2d's exact radial \
-                     Gamma(k, rate k) and angular laws; `max_vp_kernel_gap` is the largest |√ᾱ_i − m_VP(i/N)|, the \
-                     O(1/N) difference between the two processes' kernels."
-                        .into(),
+                    report::fill(HOW_TO_READ, &[]),
                 ),
             ],
         })
+    }
+}
+
+/// `f32` samples as `f64`, refusing non-finite coordinates.
+fn finite_f64(name: &str, x: &[f32]) -> Result<Vec<f64>> {
+    let x: Vec<f64> = x.iter().map(|&a| a as f64).collect();
+    let bad = x.iter().filter(|v| !v.is_finite()).count();
+    anyhow::ensure!(
+        bad == 0,
+        "{name} sampling produced {bad} non-finite coordinates"
+    );
+    Ok(x)
+}
+
+impl Ring2dDdpmManifest {
+    /// DDPM ancestral sampling through the chain (seed `sampling_ddpm`).
+    fn sample_ddpm(&self, trained: &Trained, kernel: &DdpmKernel, seed: u64) -> Result<Sampled> {
+        let start = Instant::now();
+        let mut score = NetScore::new(&trained.net, kernel);
+        let out = sample_ddpm(
+            &self.ddpm.schedule,
+            self.ddpm.variance,
+            &mut score,
+            self.sampling.n_samples,
+            derived_seed(seed, "sampling_ddpm"),
+            None,
+        )
+        .map_err(|e| anyhow!("DDPM sampling: {e}"))?;
+        let wall_s = start.elapsed().as_secs_f64();
+        Ok(Sampled {
+            samples: finite_f64("DDPM", &out.samples)?,
+            nfe: out.nfe,
+            wall_s,
+        })
+    }
+
+    /// The sampler config of the VP reverse SDE (Euler–Maruyama, Tweedie at `vp_t_eps`).
+    fn vp_config(&self) -> SamplerConfig {
+        let s = &self.sampling;
+        SamplerConfig::new(Method::EulerMaruyama, s.vp_steps, s.vp_t_eps).with_final_denoise(true)
+    }
+
+    /// Euler–Maruyama on the VP reverse SDE of the same network (seed `sampling_vp`).
+    fn sample_vp(
+        &self,
+        trained: &Trained,
+        kernel: &DdpmKernel,
+        vp: &VpSde,
+        seed: u64,
+    ) -> Result<Sampled> {
+        let (cfg, n) = (self.vp_config(), self.sampling.n_samples);
+        let start = Instant::now();
+        let mut score = NetScore::new(&trained.net, kernel);
+        let mut bar = Progress::new("VP reverse SDE", cfg.steps as u64, "steps");
+        let r = sample_with_progress(
+            vp,
+            &mut score,
+            &cfg,
+            n,
+            derived_seed(seed, "sampling_vp"),
+            None,
+            |i, _| bar.update(i as u64, || format!("n = {n}")),
+        );
+        bar.finish();
+        let out = r.map_err(|e| anyhow!("VP sampling: {e}"))?;
+        let wall_s = start.elapsed().as_secs_f64();
+        Ok(Sampled {
+            samples: finite_f64("VP reverse SDE", &out.samples)?,
+            nfe: out.nfe,
+            wall_s,
+        })
+    }
+
+    fn parameters(&self, run: &DdpmRun) -> serde_json::Value {
+        let (schedule, n) = (&self.ddpm.schedule, self.sampling.n_samples);
+        json!({
+            "levels": schedule.steps(),
+            "alpha_bar_n": schedule.alphas_bar()[schedule.steps()],
+            "vp_beta_min": run.vp.beta_min(),
+            "vp_beta_max": run.vp.beta_max(),
+            "n_samples": n,
+            "ks_critical_value_alpha_1e-3": ks_critical(n),
+            "ddpm_nfe": run.ddpm.nfe,
+            "vp_nfe": run.vp_out.nfe,
+            "ddpm_wall_time_s": run.ddpm.wall_s,
+            "vp_wall_time_s": run.vp_out.wall_s,
+            "resumed_from_step": run.trained.resumed_from,
+            "training_seed": self.training.0.seed,
+        })
+    }
+
+    fn comparison(&self, stats: &DdpmStats, run: &DdpmRun) -> String {
+        let n = self.sampling.n_samples;
+        let d = |k: &Ks| format!("{:.4}", k.statistic);
+        report::fill(
+            COMPARISON,
+            &[
+                ("variance", format!("{:?}", self.ddpm.variance)),
+                ("ddpm_nfe", run.ddpm.nfe.to_string()),
+                ("ddpm_r", d(&stats.ddpm_radius_ks)),
+                ("ddpm_a", d(&stats.ddpm_angle_ks)),
+                ("vp_nfe", run.vp_out.nfe.to_string()),
+                ("vp_r", d(&stats.vp_radius_ks)),
+                ("vp_a", d(&stats.vp_angle_ks)),
+                ("crit", format!("{:.4}", ks_critical(n))),
+                ("n", n.to_string()),
+                ("levels", self.ddpm.schedule.steps().to_string()),
+            ],
+        )
+    }
+
+    /// The notes' layout of the DDPM samples.
+    fn ddpm_figure(&self, out: &OutputDir, run: &DdpmRun) -> Result<Figure> {
+        let (n, big_n) = (self.sampling.n_samples, self.ddpm.schedule.steps());
+        let x = &run.ddpm.samples;
+        let panels = notes_layout_panels(
+            &run.data,
+            x,
+            &radii(x),
+            &angles(x),
+            format!("DDPM ancestral, N = {big_n} (n = {n})"),
+            "DDPM samples",
+        )?;
+        figures::draw_row(&out.file("ddpm.png"), &panels, (600, 560))?;
+        Ok(Figure {
+            file: "ddpm.png".into(),
+            caption: format!(
+                "DDPM ancestral sampling through the chain ({big_n} levels, variance {:?}): 2-D histogram, \
+                 angle and radius against the exact ring2d laws.",
+                self.ddpm.variance
+            ),
+        })
+    }
+
+    /// The notes' layout of the VP reverse-SDE samples.
+    fn vp_figure(&self, out: &OutputDir, run: &DdpmRun) -> Result<Figure> {
+        let (n, cfg) = (self.sampling.n_samples, self.vp_config());
+        let x = &run.vp_out.samples;
+        let panels = notes_layout_panels(
+            &run.data,
+            x,
+            &radii(x),
+            &angles(x),
+            format!("VP reverse SDE, {} EM steps (n = {n})", cfg.steps),
+            "VP samples",
+        )?;
+        figures::draw_row(&out.file("vp.png"), &panels, (600, 560))?;
+        Ok(Figure {
+            file: "vp.png".into(),
+            caption: format!(
+                "The same network sampled by Euler–Maruyama on the VP SDE the chain discretises \
+                 (β ∈ [{}, {}], T = 1, {} steps down to t = {}, Tweedie denoising at the end).",
+                run.vp.beta_min(),
+                run.vp.beta_max(),
+                cfg.steps,
+                cfg.t_eps
+            ),
+        })
+    }
+
+    /// The chain's `ᾱ_i` against the VP kernel's `m(t_i)²`.
+    fn alpha_bar_figure(&self, out: &OutputDir, run: &DdpmRun, gap: f64) -> Result<Figure> {
+        let schedule = &self.ddpm.schedule;
+        let ab = schedule.alphas_bar();
+        let pts = |f: &dyn Fn(usize) -> f64| -> Vec<(f64, f64)> {
+            (0..=schedule.steps())
+                .map(|i| (schedule.time(i), f(i)))
+                .collect()
+        };
+        let panel = Panel {
+            title: "chain ᾱ_i vs the VP kernel m(t_i)²".into(),
+            x_label: "t_i = i/N".into(),
+            y_label: "ᾱ".into(),
+            lines: vec![
+                Line {
+                    points: pts(&|i| ab[i]),
+                    color: palette::DATA,
+                    alpha: 1.0,
+                    width: 3,
+                    label: Some("chain ᾱ_i".into()),
+                },
+                Line {
+                    points: pts(&|i| run.vp.mean_coef(schedule.time(i)).powi(2)),
+                    color: palette::EXACT,
+                    alpha: 1.0,
+                    width: 1,
+                    label: Some("VP exp(−I(t_i))".into()),
+                },
+            ],
+            ..Default::default()
+        };
+        figures::draw_row(&out.file("alpha_bar.png"), &[panel], (800, 480))?;
+        Ok(Figure {
+            file: "alpha_bar.png".into(),
+            caption: format!(
+                "The chain's ᾱ_i and the VP kernel's m(t_i)² = exp(−I(t_i)) at the same times: they agree \
+                 to O(1/N) (largest gap in √ᾱ: {gap:.2e})."
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(name: &str) -> Ring2dDdpmManifest {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments")
+            .join(format!("{name}.toml"));
+        let m = manifest::read(&path, name).unwrap();
+        manifest::parse_as(&m).unwrap()
+    }
+
+    #[test]
+    fn declared_keys_are_the_golden_keys() {
+        let m = manifest("ring2d-ddpm-ci");
+        m.check().unwrap();
+        let keys = crate::stats::kinds(&m.declared());
+        let want = [
+            "alpha_bar_n",
+            "ddpm_angle_ks",
+            "ddpm_mean_radius",
+            "ddpm_radius_ks",
+            "ddpm_std_radius",
+            "final_training_loss",
+            "max_vp_kernel_gap",
+            "throughput.train_steps_per_s",
+            "vp_angle_ks",
+            "vp_mean_radius",
+            "vp_radius_ks",
+            "vp_std_radius",
+        ];
+        assert_eq!(keys.keys().collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn report_templates_are_filled() {
+        let m = manifest("ring2d-ddpm-ci");
+        let stats = DdpmStats::default();
+        let sampled = || Sampled {
+            samples: vec![],
+            nfe: 7,
+            wall_s: 0.0,
+        };
+        let run = DdpmRun {
+            data: Ring2d::new(m.dataset.scale).unwrap(),
+            trained: Trained {
+                net: smoluchowski::nets::ScoreNet::new(m.network.clone(), 1).unwrap(),
+                curve: vec![],
+                resumed_from: None,
+                steps_per_sec: 0.0,
+            },
+            vp: m.ddpm.schedule.to_vp_sde().unwrap(),
+            ddpm: sampled(),
+            vp_out: sampled(),
+        };
+        let text = m.comparison(&stats, &run);
+        assert!(
+            text.contains("| 7 |") && !text.contains("{levels}"),
+            "{text}"
+        );
     }
 }

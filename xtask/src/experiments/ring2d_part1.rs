@@ -27,26 +27,26 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
-use rand::Rng;
-use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use smoluchowski::datasets::{Dataset, Ring2d};
-use smoluchowski::metrics::{angles, ks_one_sample, ks_one_sample_isf, radii, KsResult};
+use smoluchowski::datasets::Ring2d;
+use smoluchowski::metrics::{angles, evaluate_planar, ks_one_sample_isf, radii, KsResult};
 use smoluchowski::nets::{NetOutput, NetScore, ScoreNetConfig, TimeEmbedding};
 use smoluchowski::samplers::{sample_from_with_progress, sample_with_progress, SamplerConfig};
-use smoluchowski::sde::{ForwardSde, Ring2dOracle, Score, Sde};
+use smoluchowski::sde::{forward_marginal_draws, ForwardSde, Ring2dOracle, Score, Sde};
 
 use super::ring2d::{
-    derived_seed, notes_layout_panels, train_score_net, DatasetTable, SdeKind, SdeTable,
-    TrainingTable,
+    curve_csv, derived_seed, final_loss, notes_layout_panels, train_score_net, DatasetTable,
+    SdeKind, SdeTable, TrainThroughput, Trained, TrainingTable,
 };
 use crate::figures::{self, curve, palette, viridis, Line, Panel};
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_npy, write_text};
 use crate::progress::Progress;
+use crate::report;
 use crate::seeding;
+use crate::stats::{Ks, Rendered, TypedExperiment, Value};
 use crate::validate::{fmt_f64, Checker};
 
 /// Registration of this kind.
@@ -247,28 +247,6 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     Ok(Box::new(parsed))
 }
 
-/// Exact draws of the kernel's `p_T`: `x_T = m(T) x₀ + σ(T) ε`, `x₀ ~ ring2d`, `ε ~ N(0, I)`,
-/// all from one seeded stream (row by row: x₀ then ε).
-pub fn matched_start<S: ForwardSde + ?Sized, R: Rng>(
-    sde: &S,
-    data: &Ring2d,
-    n: usize,
-    rng: &mut R,
-) -> Vec<f32> {
-    let t = sde.t_end();
-    let (m, s) = (sde.mean_coef(t), sde.marginal_std(t));
-    let mut x0 = [0.0f64; 2];
-    let mut out = Vec::with_capacity(2 * n);
-    for _ in 0..n {
-        data.sample_into(rng, &mut x0);
-        for v in x0 {
-            let e: f64 = rng.sample(StandardNormal);
-            out.push((m * v + s * e) as f32);
-        }
-    }
-    out
-}
-
 /// One variant's measurements.
 #[derive(Debug, Clone)]
 struct Measured {
@@ -282,248 +260,165 @@ struct Measured {
     samples: Vec<f64>,
 }
 
-fn mean_std(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
+/// `<variant>.*`: one variant's samples against ring2d's exact marginals.
+#[derive(Debug, Default, Serialize)]
+pub struct VariantStats {
+    /// One-sample KS of the radius.
+    pub ks_radius: Ks,
+    /// One-sample KS of the angle.
+    pub ks_angle: Ks,
+    /// Sample mean of the radius.
+    pub mean_radius: Value,
+    /// Sample sd of the radius.
+    pub std_radius: Value,
 }
 
-impl Experiment for Part1Manifest {
+/// `kernel.*`: the trained kernel at `T`.
+#[derive(Debug, Default, Serialize)]
+pub struct KernelStats {
+    /// `m(T)`.
+    #[serde(rename = "mean_coef_at_T")]
+    pub mean_coef_at_t: Value,
+    /// `σ(T)`.
+    #[serde(rename = "std_at_T")]
+    pub std_at_t: Value,
+}
+
+/// The statistics of a `ring2d-part1` run.
+#[derive(Debug, Default, Serialize)]
+pub struct Part1Stats {
+    /// Per variant, keyed by `sampling.variants[].name`.
+    #[serde(flatten)]
+    pub variants: BTreeMap<String, VariantStats>,
+    /// KS critical value at [`ALPHA`] for `n_samples`.
+    pub ks_critical_value: Value,
+    /// The kernel at `T`.
+    pub kernel: KernelStats,
+    /// Mean batch loss of the last 100 steps.
+    pub final_training_loss: Value,
+    /// Throughput.
+    pub throughput: TrainThroughput,
+}
+
+/// What compute hands to render.
+pub struct Part1Run {
+    data: Ring2d,
+    trained: Trained,
+    measured: Vec<Measured>,
+    crit: f64,
+}
+
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const HOW_TO_READ: &str = include_str!("ring2d_part1/how_to_read.md");
+const CHECK_YOURSELF: &str = include_str!("ring2d_part1/check_yourself.md");
+
+impl TypedExperiment for Part1Manifest {
+    type Stats = Part1Stats;
+    type Computed = Part1Run;
+
     fn header(&self) -> &ExperimentHeader {
         &self.experiment
     }
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        let mut s = BTreeMap::new();
-        for v in &self.sampling.variants {
-            s.insert(format!("{}.ks_radius", v.name), StatKind::Ks);
-            s.insert(format!("{}.ks_angle", v.name), StatKind::Ks);
-            s.insert(format!("{}.mean_radius", v.name), StatKind::Value);
-            s.insert(format!("{}.std_radius", v.name), StatKind::Value);
+    fn declared(&self) -> Part1Stats {
+        let variants = self.sampling.variants.iter();
+        Part1Stats {
+            variants: variants
+                .map(|v| (v.name.clone(), VariantStats::default()))
+                .collect(),
+            ..Default::default()
         }
-        s.insert("ks_critical_value".into(), StatKind::Value);
-        s.insert("kernel.mean_coef_at_T".into(), StatKind::Value);
-        s.insert("kernel.std_at_T".into(), StatKind::Value);
-        s.insert("final_training_loss".into(), StatKind::Value);
-        s.insert("throughput.train_steps_per_s".into(), StatKind::Value);
-        s
     }
 
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(Part1Stats, Part1Run)> {
         let seed = ctx.seed;
-        let out = ctx.out;
         let sde: Sde = self.sde.build()?;
         let data = Ring2d::new(self.dataset.scale).map_err(|e| anyhow!("dataset: {e}"))?;
         let n = self.sampling.n_samples;
-
-        // ---- 1. one network, trained on [sde]'s kernel --------------------------------------
         let ckpts = ctx.checkpoints.clone();
         let trained = ctx.time("train", || {
-            train_score_net(
-                &self.experiment.name,
-                &self.network,
-                &self.training.0,
-                &sde,
-                &data,
-                seed,
-                &ckpts,
-            )
+            let (name, net, t) = (&self.experiment.name, &self.network, &self.training.0);
+            train_score_net(name, net, t, &sde, &data, seed, &ckpts)
         })?;
-        let net = &trained.net;
-        ctx.time("save_model", || net.save(&out.file("model.safetensors")))
-            .map_err(|e| anyhow!("cannot save the model: {e}"))?;
-
-        // ---- 2. the starts: one sampler seed, one matched draw ------------------------------
-        let sampling_seed = derived_seed(seed, "sampling");
-        let needs_matched = self
-            .sampling
-            .variants
-            .iter()
-            .any(|v| v.start == Start::Matched);
-        let matched = needs_matched.then(|| {
+        let variants = &self.sampling.variants;
+        let matched = variants.iter().any(|v| v.start == Start::Matched).then(|| {
             ctx.time("matched_start", || {
-                matched_start(
-                    &sde,
-                    &data,
-                    n,
-                    &mut seeding::stream(seed, "matched_prior", 0),
-                )
+                let mut rng = seeding::stream(seed, "matched_prior", 0);
+                forward_marginal_draws(&sde, &data, sde.t_end(), n, &mut rng)
             })
         });
         let mut oracle = None;
-
-        // ---- 3. every variant ----------------------------------------------------------------
-        let mut measured: Vec<Measured> = Vec::new();
-        for v in &self.sampling.variants {
-            let rev = with_kind(&self.sde, v.reverse_sde).build()?;
-            let mut net_score;
-            let score: &mut dyn Score = match v.score {
-                ScoreSource::Network => {
-                    net_score = NetScore::new(net, &sde);
-                    &mut net_score
-                }
-                ScoreSource::Oracle => {
-                    if oracle.is_none() {
-                        oracle = Some(
-                            Ring2dOracle::new(sde, data.clone())
-                                .map_err(|e| anyhow!("oracle: {e}"))?,
-                        );
-                    }
-                    oracle.as_mut().expect("just set")
-                }
-            };
-            let steps = v.sampler.steps;
-            let mut bar = Progress::new(&v.name, steps as u64, "steps");
-            let start = Instant::now();
-            let sampled = ctx.time(&format!("sample {}", v.name), || match v.start {
-                Start::StandardNormal => {
-                    sample_with_progress(&rev, score, &v.sampler, n, sampling_seed, None, |i, _| {
-                        bar.update(i as u64, String::new)
-                    })
-                }
-                Start::Matched => sample_from_with_progress(
-                    &rev,
-                    score,
-                    &v.sampler,
-                    matched.clone().expect("drawn when a variant needs it"),
-                    sampling_seed,
-                    None,
-                    |i, _| bar.update(i as u64, String::new),
-                ),
-            });
-            bar.finish();
-            let sampled = sampled.map_err(|e| anyhow!("sampling.variants {:?}: {e}", v.name))?;
-            let wall_s = start.elapsed().as_secs_f64();
-            let x: Vec<f64> = sampled.samples.iter().map(|&s| f64::from(s)).collect();
-            let n_bad = x.iter().filter(|s| !s.is_finite()).count();
-            anyhow::ensure!(
-                n_bad == 0,
-                "variant {:?}: {n_bad} non-finite coordinates (the sampler diverged)",
-                v.name
-            );
-            let r = radii(&x);
-            let (ks_radius, ks_angle) = ctx.time(&format!("ks {}", v.name), || {
-                (
-                    ks_one_sample(&r, |s| data.radial_cdf(s)),
-                    ks_one_sample(&angles(&x), |s| data.angular_cdf(s)),
-                )
-            });
-            let (mean_radius, std_radius) = mean_std(&r);
-            eprintln!(
-                "  {}: D_radius {:.5}, D_angle {:.5}, mean r {:.4}, sd r {:.4}, {:.1} s",
-                v.name, ks_radius.statistic, ks_angle.statistic, mean_radius, std_radius, wall_s
-            );
-            measured.push(Measured {
-                variant: v.clone(),
-                nfe: sampled.nfe,
-                wall_s,
-                ks_radius,
-                ks_angle,
-                mean_radius,
-                std_radius,
-                samples: x,
-            });
+        let mut measured = Vec::new();
+        for v in variants {
+            let m = self.measure(ctx, v, &trained, &sde, &data, matched.as_ref(), &mut oracle)?;
+            measured.push(m);
         }
-
-        // ---- 4. statistics -------------------------------------------------------------------
         let crit = ks_one_sample_isf(ALPHA, n);
         let t_end = sde.t_end();
-        let mut stats = BTreeMap::new();
-        for m in &measured {
-            let name = &m.variant.name;
-            stats.insert(format!("{name}.ks_radius"), Statistic::from(m.ks_radius));
-            stats.insert(format!("{name}.ks_angle"), Statistic::from(m.ks_angle));
-            stats.insert(
-                format!("{name}.mean_radius"),
-                Statistic::value(m.mean_radius),
-            );
-            stats.insert(format!("{name}.std_radius"), Statistic::value(m.std_radius));
-        }
-        stats.insert("ks_critical_value".into(), Statistic::value(crit));
-        stats.insert(
-            "kernel.mean_coef_at_T".into(),
-            Statistic::value(sde.mean_coef(t_end)),
-        );
-        stats.insert(
-            "kernel.std_at_T".into(),
-            Statistic::value(sde.marginal_std(t_end)),
-        );
-        let window = 100.min(trained.curve.len()).max(1);
-        let final_loss = trained.curve[trained.curve.len() - window..]
-            .iter()
-            .map(|r| r.loss)
-            .sum::<f64>()
-            / window as f64;
-        stats.insert("final_training_loss".into(), Statistic::value(final_loss));
-        stats.insert(
-            "throughput.train_steps_per_s".into(),
-            Statistic::value(trained.steps_per_sec),
-        );
+        let stats = Part1Stats {
+            variants: measured
+                .iter()
+                .map(|m| (m.variant.name.clone(), VariantStats::from(m)))
+                .collect(),
+            ks_critical_value: crit.into(),
+            kernel: KernelStats {
+                mean_coef_at_t: sde.mean_coef(t_end).into(),
+                std_at_t: sde.marginal_std(t_end).into(),
+            },
+            final_training_loss: final_loss(&trained.curve, 100).0.into(),
+            throughput: TrainThroughput {
+                train_steps_per_s: trained.steps_per_sec.into(),
+            },
+        };
+        let run = Part1Run {
+            data,
+            trained,
+            measured,
+            crit,
+        };
+        Ok((stats, run))
+    }
 
-        // ---- 5. files and figures ------------------------------------------------------------
-        let npy = measured
+    fn render(
+        &self,
+        _stats: &Part1Stats,
+        run: &Part1Run,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered> {
+        let (out, n, crit) = (ctx.out, self.sampling.n_samples, run.crit);
+        ctx.time("save_model", || {
+            run.trained.net.save(&out.file("model.safetensors"))
+        })
+        .map_err(|e| anyhow!("cannot save the model: {e}"))?;
+        let npy = run
+            .measured
             .iter()
             .find(|m| m.variant.name == self.sampling.samples_npy)
             .ok_or_else(|| anyhow!("samples_npy names no variant"))?;
-        let figs = ctx.time("write", || -> Result<Vec<Figure>> {
+        let figures = ctx.time("write", || -> Result<Vec<Figure>> {
             write_npy(&out.file("samples.npy"), &[n, 2], &npy.samples)?;
-            let mut csv = String::from("step,loss,lr,grad_norm\n");
-            for r in &trained.curve {
-                let _ = writeln!(csv, "{},{},{},{}", r.step, r.loss, r.lr, r.grad_norm);
-            }
-            write_text(&out.file("loss_curve.csv"), &csv)?;
+            write_text(&out.file("loss_curve.csv"), &curve_csv(&run.trained.curve))?;
             Ok(vec![
-                samples_figure(out, &data, &measured)?,
-                marginals_figure(out, &data, &measured)?,
+                samples_figure(out, &run.data, &run.measured)?,
+                marginals_figure(out, &run.data, &run.measured)?,
             ])
         })?;
-
-        // ---- 6. report -----------------------------------------------------------------------
+        let sde = self.sde.build()?;
         let sections = vec![
             (
                 "Attribution: each mistake alone".into(),
-                attribution(&measured, crit, n),
+                attribution(&run.measured, crit, n),
             ),
-            ("Every variant".into(), variant_table(&measured, crit, n)),
+            (
+                "Every variant".into(),
+                variant_table(&run.measured, crit, n),
+            ),
             ("How to read this".into(), self.how_to_read(&sde, n, crit)),
             ("Check it yourself (NumPy/SciPy)".into(), self.snippet(n)),
         ];
-        let vp = with_kind(&self.sde, SdeKind::Vp).build()?;
-        let parameters = json!({
-            "n_samples": n,
-            "ks_alpha": ALPHA,
-            "ks_critical_value": crit,
-            "kernel": format!("{:?}", self.sde.kind),
-            "kernel_mean_coef_at_T": sde.mean_coef(t_end),
-            "kernel_std_at_T": sde.marginal_std(t_end),
-            "vp_std_at_T": vp.marginal_std(t_end),
-            "integrated_beta_at_T": -2.0 * sde.mean_coef(t_end).ln(),
-            "network_parameters": self.network.num_params(),
-            "training_seed": self.training.0.seed,
-            "network_init_seed": derived_seed(seed, "network_init"),
-            "sampler_seed": sampling_seed,
-            "resumed_from_step": trained.resumed_from,
-            "variants": measured.iter().map(|m| json!({
-                "name": m.variant.name,
-                "reverse_sde": kind_name(m.variant.reverse_sde),
-                "start": start_name(m.variant.start),
-                "score": format!("{:?}", m.variant.score),
-                "steps": m.variant.sampler.steps,
-                "nfe": m.nfe,
-                "wall_time_s": m.wall_s,
-                "d_radius": m.ks_radius.statistic,
-                "d_angle": m.ks_angle.statistic,
-            })).collect::<Vec<_>>(),
-        });
-        Ok(RunResults {
-            parameters,
-            statistics: stats,
-            figures: figs,
+        Ok(Rendered {
+            parameters: self.parameters(&sde, run, ctx.seed)?,
+            figures,
             files: vec![
                 (
                     "samples.npy".into(),
@@ -544,6 +439,133 @@ impl Experiment for Part1Manifest {
             ],
             sections,
         })
+    }
+}
+
+impl From<&Measured> for VariantStats {
+    fn from(m: &Measured) -> Self {
+        VariantStats {
+            ks_radius: m.ks_radius.into(),
+            ks_angle: m.ks_angle.into(),
+            mean_radius: m.mean_radius.into(),
+            std_radius: m.std_radius.into(),
+        }
+    }
+}
+
+impl Part1Manifest {
+    /// Samples one variant (from `N(0, I)` or the `matched` draw, with the network or the
+    /// lazily built oracle score; sampler seed `sampling` for every variant) and measures it.
+    #[allow(clippy::too_many_arguments)]
+    fn measure(
+        &self,
+        ctx: &mut RunContext<'_>,
+        v: &Variant,
+        trained: &Trained,
+        sde: &Sde,
+        data: &Ring2d,
+        matched: Option<&Vec<f32>>,
+        oracle: &mut Option<Ring2dOracle<Sde>>,
+    ) -> Result<Measured> {
+        let n = self.sampling.n_samples;
+        let sampling_seed = derived_seed(ctx.seed, "sampling");
+        let rev = with_kind(&self.sde, v.reverse_sde).build()?;
+        let mut net_score;
+        let score: &mut dyn Score = match v.score {
+            ScoreSource::Network => {
+                net_score = NetScore::new(&trained.net, sde);
+                &mut net_score
+            }
+            ScoreSource::Oracle => {
+                if oracle.is_none() {
+                    let o = Ring2dOracle::new(*sde, data.clone());
+                    *oracle = Some(o.map_err(|e| anyhow!("oracle: {e}"))?);
+                }
+                oracle.as_mut().expect("just set")
+            }
+        };
+        let mut bar = Progress::new(&v.name, v.sampler.steps as u64, "steps");
+        let start = Instant::now();
+        let sampled = ctx.time(&format!("sample {}", v.name), || {
+            let progress = |i: usize, _: usize| bar.update(i as u64, String::new);
+            match v.start {
+                Start::StandardNormal => {
+                    sample_with_progress(&rev, score, &v.sampler, n, sampling_seed, None, progress)
+                }
+                Start::Matched => sample_from_with_progress(
+                    &rev,
+                    score,
+                    &v.sampler,
+                    matched.cloned().expect("drawn when a variant needs it"),
+                    sampling_seed,
+                    None,
+                    progress,
+                ),
+            }
+        });
+        bar.finish();
+        let sampled = sampled.map_err(|e| anyhow!("sampling.variants {:?}: {e}", v.name))?;
+        let wall_s = start.elapsed().as_secs_f64();
+        let x: Vec<f64> = sampled.samples.iter().map(|&s| f64::from(s)).collect();
+        let n_bad = x.iter().filter(|s| !s.is_finite()).count();
+        anyhow::ensure!(
+            n_bad == 0,
+            "variant {:?}: {n_bad} non-finite coordinates (the sampler diverged)",
+            v.name
+        );
+        let e = ctx.time(&format!("ks {}", v.name), || {
+            evaluate_planar(&x, |s| data.radial_cdf(s), |s| data.angular_cdf(s), None)
+        });
+        eprintln!(
+            "  {}: D_radius {:.5}, D_angle {:.5}, mean r {:.4}, sd r {:.4}, {:.1} s",
+            v.name,
+            e.radius_ks.statistic,
+            e.angle_ks.statistic,
+            e.mean_radius,
+            e.std_radius,
+            wall_s
+        );
+        Ok(Measured {
+            variant: v.clone(),
+            nfe: sampled.nfe,
+            wall_s,
+            ks_radius: e.radius_ks,
+            ks_angle: e.angle_ks,
+            mean_radius: e.mean_radius,
+            std_radius: e.std_radius,
+            samples: x,
+        })
+    }
+
+    fn parameters(&self, sde: &Sde, run: &Part1Run, seed: u64) -> Result<serde_json::Value> {
+        let t_end = sde.t_end();
+        let vp = with_kind(&self.sde, SdeKind::Vp).build()?;
+        Ok(json!({
+            "n_samples": self.sampling.n_samples,
+            "ks_alpha": ALPHA,
+            "ks_critical_value": run.crit,
+            "kernel": format!("{:?}", self.sde.kind),
+            "kernel_mean_coef_at_T": sde.mean_coef(t_end),
+            "kernel_std_at_T": sde.marginal_std(t_end),
+            "vp_std_at_T": vp.marginal_std(t_end),
+            "integrated_beta_at_T": -2.0 * sde.mean_coef(t_end).ln(),
+            "network_parameters": self.network.num_params(),
+            "training_seed": self.training.0.seed,
+            "network_init_seed": derived_seed(seed, "network_init"),
+            "sampler_seed": derived_seed(seed, "sampling"),
+            "resumed_from_step": run.trained.resumed_from,
+            "variants": run.measured.iter().map(|m| json!({
+                "name": m.variant.name,
+                "reverse_sde": kind_name(m.variant.reverse_sde),
+                "start": start_name(m.variant.start),
+                "score": format!("{:?}", m.variant.score),
+                "steps": m.variant.sampler.steps,
+                "nfe": m.nfe,
+                "wall_time_s": m.wall_s,
+                "d_radius": m.ks_radius.statistic,
+                "d_angle": m.ks_angle.statistic,
+            })).collect::<Vec<_>>(),
+        }))
     }
 }
 
@@ -646,79 +668,52 @@ impl Part1Manifest {
             NetOutput::Score => "the score itself",
             NetOutput::Noise => "the noise ε (score = −ε/σ)",
         };
-        format!(
-            "The network ({depth} hidden layers of {width}, {act:?}, input {time_in}, output {out_kind}; \
-             {params} parameters) was trained once, by denoising score matching with the `{kernel:?}` kernel \
-             of `[sde]` (β ∈ [{bmin}, {bmax}], T = {t}) and λ = {w:?}, for {steps} steps of batch {batch}. \
-             Every variant then samples n = {n} points from that one network (or from the exact score, \
-             where the score column says Oracle), with one shared sampler seed.\n\n\
-             **The two mistakes of part 1.** (1) Its `forward_x` is x_t = √c x₀ + (1 − c) ε with \
-             c = e^{{−I(t)}}: mean m = e^{{−I/2}} and standard deviation σ = 1 − m², the *sub-VP* kernel; its \
-             loss ‖(1 − c) s_θ + ε‖² is λ = σ² for that kernel. Its sampler integrates the *VP* reverse SDE \
-             dx = [−½βx − β s] dt + √β dW̄, which belongs to a process with σ_VP = √(1 − m²) (larger). \
-             (2) With T = {t}, I(T) = {it:.4}: the trained kernel ends at m(T) = {m:.4}, σ(T) = {s:.4} \
-             (VP: σ = {vp_s:.4}), so p_T = m(T)·ring2d ∗ N(0, σ(T)² I) is a blurred ring of radius ≈ {m:.2}, \
-             not N(0, I), yet the notes start from N(0, I).\n\n\
-             **The fix** used here: the sub-VP reverse SDE dx = [−½βx − β(1 − e^{{−2I}}) s] dt + \
-             √(β(1 − e^{{−2I}})) dW̄ (the one that matches the kernel), started from *exact* draws of p_T \
-             (x_T = m(T) x₀ + σ(T) ε with fresh x₀ ~ ring2d; exact because ring2d can be sampled). The \
-             alternative, a longer horizon where p_T ≈ N(0, I), would change the β schedule or extend it to \
-             t where the network was never trained (it sees the raw t ∈ [0, {t}]): reaching m(T) ≤ 0.05 with \
-             the same linear β continued needs I(T) = 2 ln 20 ≈ 6, i.e. T ≈ 245 instead of 100, and retraining. The exact p_T keeps the \
-             notes' network, schedule and 100 steps, so the attribution compares samplers of one model.\n\n\
-             **Reading the numbers.** D is the largest gap between the empirical and the exact CDF of the \
-             radius (Gamma(k, rate k), k = {k}) or of the angle. D above {crit:.4} rejects at α = {ALPHA}; \
-             exact samples give D ≈ {typ:.4}. The oracle rows (if any) use the exact score of the trained \
-             kernel's p_t, so what remains there is the sampler and the start alone; the gap between a \
-             network row and the oracle row with the same sampler and start is the network's error. \
-             Euler–Maruyama with dt = T/steps evaluates the score at the upper end of each step, as the \
-             notes' `reverse_xT` does; t_eps = {teps} stands for the notes' final time 0 (the grid \
-             needs t > 0; every grid time moves by at most t_eps, invisible next to dt).",
-            depth = net.depth,
-            width = net.width,
-            act = net.activation,
-            params = net.num_params(),
-            kernel = self.sde.kind,
-            bmin = fmt_f64(self.sde.beta_min.unwrap_or(f64::NAN)),
-            bmax = fmt_f64(self.sde.beta_max.unwrap_or(f64::NAN)),
-            t = fmt_f64(t),
-            w = self.training.0.weighting,
-            steps = self.training.0.steps,
-            batch = self.training.0.batch_size,
-            it = -2.0 * m.ln(),
-            k = self.dataset.scale,
-            typ = 0.8687 / (n as f64).sqrt(),
-            teps = self
-                .sampling
-                .variants
-                .first()
-                .map(|v| fmt_f64(v.sampler.t_eps))
-                .unwrap_or_default(),
+        let teps = self.sampling.variants.first();
+        report::fill(
+            HOW_TO_READ,
+            &[
+                ("depth", net.depth.to_string()),
+                ("width", net.width.to_string()),
+                ("act", format!("{:?}", net.activation)),
+                ("time_in", time_in),
+                ("out_kind", out_kind.to_string()),
+                ("params", net.num_params().to_string()),
+                ("kernel", format!("{:?}", self.sde.kind)),
+                ("bmin", fmt_f64(self.sde.beta_min.unwrap_or(f64::NAN))),
+                ("bmax", fmt_f64(self.sde.beta_max.unwrap_or(f64::NAN))),
+                ("t", fmt_f64(t)),
+                ("w", format!("{:?}", self.training.0.weighting)),
+                ("steps", self.training.0.steps.to_string()),
+                ("batch", self.training.0.batch_size.to_string()),
+                ("n", n.to_string()),
+                ("it", format!("{:.4}", -2.0 * m.ln())),
+                ("m4", format!("{m:.4}")),
+                ("s", format!("{s:.4}")),
+                ("vp_s", format!("{vp_s:.4}")),
+                ("m2", format!("{m:.2}")),
+                ("k", self.dataset.scale.to_string()),
+                ("crit", format!("{crit:.4}")),
+                ("alpha", ALPHA.to_string()),
+                ("typ", format!("{:.4}", 0.8687 / (n as f64).sqrt())),
+                (
+                    "teps",
+                    teps.map(|v| fmt_f64(v.sampler.t_eps)).unwrap_or_default(),
+                ),
+            ],
         )
     }
 
     fn snippet(&self, n: usize) -> String {
-        let k = self.dataset.scale;
-        format!(
-            "`samples.npy` holds the {n} samples of variant `{npy}`.\n\n\
-             ```python\n\
-             import numpy as np\n\
-             from scipy import stats\n\
-             x = np.load(\"samples.npy\")\n\
-             r, th = np.hypot(x[:, 0], x[:, 1]), np.arctan2(x[:, 1], x[:, 0])\n\
-             k = {k}\n\
-             print(stats.kstest(r, stats.gamma(a=k, scale=1 / k).cdf))   # = {npy}.ks_radius\n\
-             g = np.linspace(-np.pi, np.pi, 200001); pdf = 1 / (8 * np.maximum(np.cos(g)**2, np.sin(g)**2))\n\
-             cdf = np.concatenate([[0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(g))])\n\
-             print(stats.kstest(th, lambda t: np.interp(t, g, cdf)))  # = {npy}.ks_angle (to ~1e-9)\n\
-             # the kernel at T: I = b0*T + (b1 - b0)*T/2, m = exp(-I/2), sub-VP sigma = 1 - m**2\n\
-             b0, b1, T = {b0}, {b1}, {t}\n\
-             I = b0 * T + (b1 - b0) * T / 2; m = np.exp(-I / 2); print(m, 1 - m**2)  # = kernel.*_at_T\n\
-             ```\n",
-            npy = self.sampling.samples_npy,
-            b0 = fmt_f64(self.sde.beta_min.unwrap_or(f64::NAN)),
-            b1 = fmt_f64(self.sde.beta_max.unwrap_or(f64::NAN)),
-            t = fmt_f64(self.sde.t_end),
+        report::fill(
+            CHECK_YOURSELF,
+            &[
+                ("n", n.to_string()),
+                ("npy", self.sampling.samples_npy.clone()),
+                ("k", self.dataset.scale.to_string()),
+                ("b0", fmt_f64(self.sde.beta_min.unwrap_or(f64::NAN))),
+                ("b1", fmt_f64(self.sde.beta_max.unwrap_or(f64::NAN))),
+                ("t", fmt_f64(self.sde.t_end)),
+            ],
         )
     }
 }
@@ -1054,6 +1049,11 @@ sampler = { method = "euler_maruyama", steps = 100, t_eps = 1e-3 }
         assert!(msg.contains("colour"), "{msg}");
     }
 
+    /// The matched start of [`Part1Manifest::compute`]: exact draws of the kernel's `p_T`.
+    fn matched_start<R: rand::Rng>(sde: &Sde, data: &Ring2d, n: usize, rng: &mut R) -> Vec<f32> {
+        forward_marginal_draws(sde, data, sde.t_end(), n, rng)
+    }
+
     #[test]
     fn matched_start_has_the_kernel_moments_at_t() {
         // x_T = m x₀ + σ ε: E|x_T|² = m² E r² + 2σ² with E r² = 1 + 1/k (Gamma(k, rate k)), and
@@ -1081,7 +1081,7 @@ sampler = { method = "euler_maruyama", steps = 100, t_eps = 1e-3 }
             .chunks_exact(2)
             .map(|p| f64::from(p[0]).powi(2) + f64::from(p[1]).powi(2))
             .collect();
-        let (mean, sd) = mean_std(&sq);
+        let (mean, sd) = smoluchowski::metrics::mean_std(&sq);
         let want = m * m * (1.0 + 1.0 / 200.0) + 2.0 * s * s;
         // 4.5 standard errors: false alarm probability < 1e-5.
         let z = (mean - want) / (sd / (n as f64).sqrt());
