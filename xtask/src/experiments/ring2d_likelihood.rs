@@ -212,71 +212,50 @@ struct ScanRow {
 /// `ode.*`: the main solver against a coarser one and the reference solver.
 #[derive(Debug, Default, Serialize)]
 pub struct OdeStats {
-    /// `max |Δ log p|` against the same solver with half its steps.
     pub coarse_max_abs: Value,
-    /// `max |Δ log p|` against `check_solver`.
     pub reference_max_abs: Value,
-    /// Mean `Δ log p` (main − reference).
     pub reference_mean: Value,
 }
 
 /// `scan<i>.*`.
 #[derive(Debug, Default, Serialize)]
 pub struct ScanStats {
-    /// Model NLL of `p^θ_t` minus the exact cross-entropy of `p_t`.
     pub gap_model: Value,
 }
 
 /// `hutchinson_k<K>.*`: Hutchinson − exact log-likelihood, paired per point.
 #[derive(Debug, Default, Serialize)]
 pub struct HutchinsonStats {
-    /// Mean difference.
     pub diff_mean: Value,
-    /// Its SE.
     pub diff_se: Value,
-    /// `diff_mean / diff_se`.
     pub diff_z: Value,
-    /// Sd of the per-point difference.
     pub diff_sd: Value,
 }
 
-/// The statistics of a `ring2d-likelihood` run (nats unless named otherwise).
+/// The statistics of a `ring2d-likelihood` run (nats): ring2d's entropy in closed form and by
+/// Monte Carlo (`entropy_mc_z`: their z), the model's NLL and its paired gaps to it
+/// (`gap_total` = `gap_teps` + `gap_model`, each ± SE), NFE per point, the solver checks
+/// (`ode.*`), the model gap at each `t_eps_scan` time (`scan<i>`) and Hutchinson − exact
+/// (`hutchinson_k<K>`).
 #[derive(Debug, Default, Serialize)]
 pub struct LikelihoodStats {
-    /// `H(p₀)` in closed form.
     pub entropy_exact: Value,
-    /// Monte-Carlo mean of `−log p₀(xᵢ)`.
     pub entropy_mc: Value,
-    /// Its SE.
     pub entropy_mc_se: Value,
-    /// `(entropy_mc − entropy_exact) / entropy_mc_se`.
     pub entropy_mc_z: Value,
-    /// Mean model NLL.
     pub nll_nats: Value,
-    /// Its SE.
     pub nll_se: Value,
-    /// `nll_nats / (2 ln 2)`.
     pub nll_bits_per_dim: Value,
-    /// `NLL − H`, paired.
     pub gap_total: Value,
-    /// Its SE.
     pub gap_total_se: Value,
-    /// The `t_eps`-smoothing part.
     pub gap_teps: Value,
-    /// Its SE.
     pub gap_teps_se: Value,
-    /// The model part.
     pub gap_model: Value,
-    /// Its SE.
     pub gap_model_se: Value,
-    /// Score+divergence evaluations per point.
     pub nfe: Value,
-    /// Solver accuracy.
     pub ode: OdeStats,
-    /// `scan<i>`, one per `likelihood.t_eps_scan` entry.
     #[serde(flatten)]
     pub scan: BTreeMap<String, ScanStats>,
-    /// `hutchinson_k<K>`, one per `likelihood.hutchinson_probes` entry.
     #[serde(flatten)]
     pub hutchinson: BTreeMap<String, HutchinsonStats>,
 }

@@ -271,30 +271,23 @@ fn oracle_resolution_error(
 /// `<run>.*`: one configuration against ring2d's exact marginals.
 #[derive(Debug, Default, Serialize)]
 pub struct RunStats {
-    /// KS of the radius `|x|` against the Gamma(k, rate k) CDF.
     pub ks_radius: Ks,
-    /// KS of the angle `atan2(y, x)` against the exact angular CDF.
     pub ks_angle: Ks,
-    /// Score evaluations used.
     pub nfe: Value,
 }
 
 /// `oracle.*`.
 #[derive(Debug, Default, Serialize)]
 pub struct OracleStats {
-    /// Largest relative score error against a 2× finer quadrature.
     pub resolution_error: Value,
 }
 
 /// The statistics of a `ring2d-oracle` run.
 #[derive(Debug, Default, Serialize)]
 pub struct Ring2dOracleStats {
-    /// Per configuration, keyed by `sampling.runs[].name`.
     #[serde(flatten)]
     pub runs: BTreeMap<String, RunStats>,
-    /// `kstwo.isf(ALPHA, n)`.
     pub ks_critical_value: Value,
-    /// The quadrature's resolution check.
     pub oracle: OracleStats,
 }
 
@@ -618,18 +611,85 @@ fn reference_resolution(o: &OracleTable) -> [usize; 2] {
     [(2 * o.n_radial).max(20), (2 * o.n_angular).max(40)]
 }
 
-/// Colour of curve `i` of `n`.
-fn family_color(i: usize, n: usize) -> plotters::style::RGBColor {
+/// Looks of an [`nfe_panel`]: x padding (log₁₀ units), y padding (below, above), dot radius,
+/// and the top of the viridis range used when there are more than four curves.
+pub(crate) struct NfeStyle {
+    pub x_pad: f64,
+    pub y_pad: (f64, f64),
+    pub radius: u32,
+    pub viridis_max: f64,
+}
+
+/// A log–log panel of one statistic against NFE: one curve `(label, [(nfe, value)])` per
+/// family (points sorted by NFE; values floored at 1e-6) and a horizontal bar `(value, label)`.
+pub(crate) fn nfe_panel(
+    (title, y_label): (&str, &str),
+    curves: &[(String, Vec<(usize, f64)>)],
+    bar: (f64, String),
+    s: &NfeStyle,
+) -> Panel {
     const FIXED: [plotters::style::RGBColor; 4] = [
         palette::DATA,
         palette::DATA2,
         palette::MARK,
         palette::EXACT2,
     ];
-    if n <= FIXED.len() {
-        FIXED[i]
-    } else {
-        viridis(i as f64 / (n - 1) as f64 * 0.9)
+    let all = || curves.iter().flat_map(|c| c.1.iter());
+    let nfe_max = all().map(|p| p.0).max().unwrap_or(1).max(2) as f64;
+    let nfe_min = all().map(|p| p.0).min().unwrap_or(1).max(1) as f64;
+    let (x0, x1) = (nfe_min.log10() - s.x_pad, nfe_max.log10() + s.x_pad);
+    let (mut lines, mut points) = (Vec::new(), Vec::new());
+    for (i, (label, pts)) in curves.iter().enumerate() {
+        let mut pts: Vec<(f64, f64)> = pts
+            .iter()
+            .map(|&(n, v)| ((n.max(1) as f64).log10(), v.max(1e-6).log10()))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let color = if curves.len() <= FIXED.len() {
+            FIXED[i]
+        } else {
+            viridis(i as f64 / (curves.len() - 1) as f64 * s.viridis_max)
+        };
+        let (alpha, radius) = (1.0, s.radius);
+        points.push(Points {
+            points: pts.clone(),
+            color,
+            alpha,
+            radius,
+        });
+        let label = Some(label.clone());
+        lines.push(Line {
+            points: pts,
+            color,
+            alpha,
+            width: 2,
+            label,
+        });
+    }
+    let yb = bar.0.log10();
+    lines.push(Line {
+        points: vec![(x0, yb), (x1, yb)],
+        color: palette::EXACT,
+        alpha: 0.8,
+        width: 1,
+        label: Some(bar.1),
+    });
+    let (ylo, yhi) = all()
+        .map(|p| p.1.max(1e-6).log10())
+        .chain([yb])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
+    Panel {
+        title: title.into(),
+        x_label: "NFE (log₁₀)".into(),
+        y_label: y_label.into(),
+        lines,
+        points,
+        x_range: Some((x0, x1)),
+        y_range: Some((ylo - s.y_pad.0, yhi + s.y_pad.1)),
+        y_log10: true,
+        ..Default::default()
     }
 }
 
@@ -648,59 +708,22 @@ fn ks_vs_nfe_figure(
             families.push(f);
         }
     }
-    let nfe_max = measured.iter().map(|m| m.nfe).max().unwrap_or(1).max(2) as f64;
-    let nfe_min = measured.iter().map(|m| m.nfe).min().unwrap_or(1).max(1) as f64;
-    let (x0, x1) = (nfe_min.log10() - 0.15, nfe_max.log10() + 0.15);
+    let style = NfeStyle {
+        x_pad: 0.15,
+        y_pad: (0.15, 0.35),
+        radius: 4,
+        viridis_max: 0.9,
+    };
     let panel = |title: &str, pick: &dyn Fn(&Measured) -> f64| {
-        let mut lines = Vec::new();
-        let mut points = Vec::new();
-        for (i, f) in families.iter().enumerate() {
-            let mut pts: Vec<(f64, f64)> = measured
-                .iter()
-                .filter(|m| &family(&m.config) == f)
-                .map(|m| ((m.nfe.max(1) as f64).log10(), pick(m).max(1e-6).log10()))
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = family_color(i, families.len());
-            points.push(Points {
-                points: pts.clone(),
-                color,
-                alpha: 1.0,
-                radius: 4,
-            });
-            lines.push(Line {
-                points: pts,
-                color,
-                alpha: 1.0,
-                width: 2,
-                label: Some(f.clone()),
-            });
-        }
-        lines.push(Line {
-            points: vec![(x0, crit.log10()), (x1, crit.log10())],
-            color: palette::EXACT,
-            alpha: 0.8,
-            width: 1,
-            label: Some(format!("KS critical value, α = {ALPHA}")),
-        });
-        let ys = measured
+        let curves: Vec<(String, Vec<(usize, f64)>)> = families
             .iter()
-            .map(|m| pick(m).max(1e-6).log10())
-            .chain([crit.log10()]);
-        let (ylo, yhi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-            (a.min(y), b.max(y))
-        });
-        Panel {
-            title: title.into(),
-            x_label: "NFE (log₁₀)".into(),
-            y_label: "KS D".into(),
-            lines,
-            points,
-            x_range: Some((x0, x1)),
-            y_range: Some((ylo - 0.15, yhi + 0.35)),
-            y_log10: true,
-            ..Default::default()
-        }
+            .map(|f| {
+                let pts = measured.iter().filter(|m| &family(&m.config) == f);
+                (f.clone(), pts.map(|m| (m.nfe, pick(m))).collect())
+            })
+            .collect();
+        let bar = (crit, format!("KS critical value, α = {ALPHA}"));
+        nfe_panel((title, "KS D"), &curves, bar, &style)
     };
     let left = panel("radius |x|: KS D vs NFE", &|m| m.ks_radius.statistic);
     let right = panel("angle atan2(y, x): KS D vs NFE", &|m| m.ks_angle.statistic);

@@ -38,8 +38,8 @@ use smoluchowski::samplers::{
 };
 use smoluchowski::sde::{ForwardSde, Ring2dOracle, Score, Sde};
 
-use super::ring2d_oracle::serde_name;
-use crate::figures::{self, palette, viridis, Line, Panel, Points};
+use super::ring2d_oracle::{nfe_panel, serde_name, NfeStyle};
+use crate::figures;
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_npy, OutputDir};
@@ -561,13 +561,9 @@ fn describe(s: &SamplerSpec) -> String {
 /// `<prefix>.<sampler>.<label>.*`: one run.
 #[derive(Debug, Default, Serialize)]
 pub struct RunStats {
-    /// KS of the radius against Gamma(k, rate k).
     pub ks_radius: Ks,
-    /// KS of the angle against the exact angular law.
     pub ks_angle: Ks,
-    /// Sliced W2 to fresh data.
     pub sliced_wasserstein: Value,
-    /// Score evaluations used.
     pub nfe: Value,
 }
 
@@ -577,58 +573,40 @@ pub type Runs = BTreeMap<String, BTreeMap<String, RunStats>>;
 /// `floor.*`: the runs with the exact score and their own yardsticks.
 #[derive(Debug, Default, Serialize)]
 pub struct FloorStats {
-    /// The runs.
     #[serde(flatten)]
     pub runs: Runs,
-    /// `kstwo.isf(ALPHA, floor.n_samples)`.
     pub ks_critical_value: Value,
-    /// SW2 of two independent data draws of the floor's sizes.
     pub sliced_wasserstein_noise_floor: Value,
 }
 
 /// `reference.*`: the yardstick's D values.
 #[derive(Debug, Default, Serialize)]
 pub struct ReferenceStats {
-    /// D of the radius.
     pub ks_radius: Value,
-    /// D of the angle.
     pub ks_angle: Value,
 }
 
 /// `best_few_step.*`.
 #[derive(Debug, Default, Serialize)]
 pub struct BestStats {
-    /// Its NFE.
     pub nfe: Value,
-    /// D of the radius.
     pub ks_radius: Value,
-    /// D of the angle.
     pub ks_angle: Value,
 }
 
 /// The statistics of a `ring2d-samplers` run.
 #[derive(Debug, Default, Serialize)]
 pub struct SamplersStats {
-    /// The trained model's runs.
     pub model: Runs,
-    /// The exact score's runs (with `[floor]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub floor: Option<FloorStats>,
-    /// `kstwo.isf(ALPHA, sampling.n_samples)`.
     pub ks_critical_value: Value,
-    /// SW2 of two independent data draws.
     pub sliced_wasserstein_noise_floor: Value,
-    /// The yardstick.
     pub reference: ReferenceStats,
-    /// The best few-step run.
     pub best_few_step: BestStats,
-    /// Its `D_r / D_r^ref`.
     pub best_few_step_ratio_radius: Value,
-    /// Its `D_θ / D_θ^ref`.
     pub best_few_step_ratio_angle: Value,
-    /// The larger of both.
     pub best_few_step_ratio: Value,
-    /// Mean loss of the last 100 training steps.
     pub final_training_loss: Value,
 }
 
@@ -982,8 +960,7 @@ impl Ring2dSamplersManifest {
         let sp = &self.sampling;
         let mut figs = vec![nfe_figure(
             out,
-            "ks_vs_nfe_model.png",
-            "trained model",
+            ("ks_vs_nfe_model.png", "trained model"),
             &sp.samplers,
             &c.model,
             (c.crit, c.sw_floor),
@@ -992,8 +969,7 @@ impl Ring2dSamplersManifest {
         if let Some(f) = &c.floor {
             figs.push(nfe_figure(
                 out,
-                "ks_vs_nfe_floor.png",
-                "exact score (Ring2dOracle)",
+                ("ks_vs_nfe_floor.png", "exact score (Ring2dOracle)"),
                 &sp.samplers,
                 &f.runs,
                 (f.crit, f.sw_floor),
@@ -1157,98 +1133,43 @@ impl Ring2dSamplersManifest {
     }
 }
 
-/// Colour of curve `i` of `n`.
-fn family_color(i: usize, n: usize) -> plotters::style::RGBColor {
-    const FIXED: [plotters::style::RGBColor; 4] = [
-        palette::DATA,
-        palette::DATA2,
-        palette::MARK,
-        palette::EXACT2,
-    ];
-    if n <= FIXED.len() {
-        FIXED[i]
-    } else {
-        viridis(i as f64 / (n - 1) as f64 * 0.95)
-    }
-}
-
 /// KS D (radius, angle) and SW₂ against NFE, log–log, one curve per sampler family, with the
-/// KS critical value and the SW₂ noise floor `bars = (crit, sw_floor)`.
+/// KS critical value and the SW₂ noise floor `(crit, sw_floor)`.
 fn nfe_figure(
     out: &OutputDir,
-    file: &str,
-    what: &str,
+    (file, what): (&str, &str),
     samplers: &[SamplerSpec],
     runs: &[Measured],
     (crit, sw_floor): (f64, f64),
     n: usize,
 ) -> Result<Figure> {
-    let nfe_max = runs.iter().map(|m| m.nfe).max().unwrap_or(1).max(2) as f64;
-    let nfe_min = runs.iter().map(|m| m.nfe).min().unwrap_or(1).max(1) as f64;
-    let (x0, x1) = (nfe_min.log10() - 0.1, nfe_max.log10() + 0.1);
-    let panel =
-        |title: &str, y_label: &str, bar: (f64, String), pick: &dyn Fn(&Measured) -> f64| {
-            let mut lines = Vec::new();
-            let mut points = Vec::new();
-            for (i, s) in samplers.iter().enumerate() {
-                let mut pts: Vec<(f64, f64)> = runs
-                    .iter()
-                    .filter(|m| m.sampler == i)
-                    .map(|m| ((m.nfe.max(1) as f64).log10(), pick(m).max(1e-6).log10()))
-                    .collect();
-                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let color = family_color(i, samplers.len());
-                points.push(Points {
-                    points: pts.clone(),
-                    color,
-                    alpha: 1.0,
-                    radius: 3,
-                });
-                lines.push(Line {
-                    points: pts,
-                    color,
-                    alpha: 1.0,
-                    width: 2,
-                    label: Some(s.name.clone()),
-                });
-            }
-            lines.push(Line {
-                points: vec![(x0, bar.0.log10()), (x1, bar.0.log10())],
-                color: palette::EXACT,
-                alpha: 0.8,
-                width: 1,
-                label: Some(bar.1),
-            });
-            let (ylo, yhi) = runs
-                .iter()
-                .map(|m| pick(m).max(1e-6).log10())
-                .chain([bar.0.log10()])
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-                    (a.min(y), b.max(y))
-                });
-            Panel {
-                title: title.into(),
-                x_label: "NFE (log₁₀)".into(),
-                y_label: y_label.into(),
-                lines,
-                points,
-                x_range: Some((x0, x1)),
-                y_range: Some((ylo - 0.1, yhi + 0.5)),
-                y_log10: true,
-                ..Default::default()
-            }
-        };
-    let ks_bar = (crit, format!("KS critical value, α = {ALPHA}"));
+    let style = NfeStyle {
+        x_pad: 0.1,
+        y_pad: (0.1, 0.5),
+        radius: 3,
+        viridis_max: 0.95,
+    };
+    let panel = |labels: (&str, &str), bar: (f64, String), pick: &dyn Fn(&Measured) -> f64| {
+        let curves: Vec<(String, Vec<(usize, f64)>)> = samplers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let pts = runs.iter().filter(|m| m.sampler == i);
+                (s.name.clone(), pts.map(|m| (m.nfe, pick(m))).collect())
+            })
+            .collect();
+        nfe_panel(labels, &curves, bar, &style)
+    };
+    let ks_bar = || (crit, format!("KS critical value, α = {ALPHA}"));
     let panels = [
-        panel("radius: KS D vs NFE", "KS D", ks_bar.clone(), &|m| {
+        panel(("radius: KS D vs NFE", "KS D"), ks_bar(), &|m| {
             m.ks_radius.statistic
         }),
-        panel("angle: KS D vs NFE", "KS D", ks_bar, &|m| {
+        panel(("angle: KS D vs NFE", "KS D"), ks_bar(), &|m| {
             m.ks_angle.statistic
         }),
         panel(
-            "2-D: sliced W₂ vs NFE",
-            "SW₂",
+            ("2-D: sliced W₂ vs NFE", "SW₂"),
             (sw_floor, "noise floor (data vs data)".into()),
             &|m| m.sw,
         ),
