@@ -23,6 +23,7 @@ mod kolmogorov;
 mod ks;
 mod marginals;
 mod planar;
+mod paired;
 
 pub use distance::{energy_distance, sliced_wasserstein, wasserstein_1d, wasserstein_p_1d};
 pub use error::MetricsError;
@@ -31,3 +32,7 @@ pub use kolmogorov::{kolmogorov_sf, ks_one_sample_isf, ks_one_sample_sf, ks_one_
 pub use ks::{ks_one_sample, ks_two_sample, KsResult, KS_TWO_SAMPLE_EXACT_MAX_N};
 pub use marginals::{angles, radii};
 pub use planar::{evaluate_planar, mean_std, PlanarEvaluation, ReferenceDistances, ReferenceDraws};
+pub use paired::{
+    likelihood_gaps, max_abs_diff, mean_se, paired_differences, paired_mean_se, sample_sd,
+    LikelihoodGaps, MeanSe,
+};

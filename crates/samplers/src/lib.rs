@@ -31,6 +31,7 @@
 //! form ([`ScoreDivergence`]), by finite differences along the axes, or by Hutchinson's
 //! estimator.
 
+mod budgets;
 mod config;
 pub mod ddpm;
 mod driver;
@@ -39,6 +40,7 @@ mod error;
 mod grid;
 pub mod langevin;
 mod likelihood;
+mod likelihood_eval;
 pub mod noise;
 mod ode;
 pub mod solvers;
@@ -46,6 +48,7 @@ pub mod solvers;
 use serde::{Deserialize, Serialize};
 use smoluchowski_sde::{ForwardSde, Score};
 
+pub use budgets::{configs_for_budgets, dormand_prince_configs};
 pub use config::{Method, SamplerConfig};
 pub use ddpm::{sample_ddpm, DdpmSchedule, DdpmScheduleKind, DdpmVariance, COSINE_MAX_BETA};
 pub use dynamics::{probability_flow_drift, reverse_drift};
@@ -55,6 +58,7 @@ pub use likelihood::{
     hutchinson_divergence, log_likelihood, log_likelihood_exact, Divergence, LikelihoodConfig,
     LikelihoodOutput, OdeSolver, ScoreDivergence, FD_REL_STEP,
 };
+pub use likelihood_eval::log_likelihood_chunked;
 pub use solvers::Solver;
 
 use error::check;

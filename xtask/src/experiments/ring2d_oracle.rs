@@ -13,28 +13,29 @@
 //! `x_T`, so the deterministic samplers differ only by their discretisation).
 
 use std::collections::BTreeMap;
-use std::f64::consts::PI;
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use rand::RngCore;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
 use smoluchowski::metrics::{angles, ks_one_sample, ks_one_sample_isf, radii};
 use smoluchowski::samplers::{sample_with_progress, SamplerConfig};
-use smoluchowski::sde::{ForwardSde, Ring2dOracle, Sde};
-
-use crate::tables::SdeTable;
+use smoluchowski::sde::{
+    ring_radius_floor, score_relative_error, time_at_marginal_std, ForwardSde, Ring2dOracle, Sde,
+};
 
 use crate::figures::{self, palette, viridis, Line, Panel, Points};
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::write_npy;
 use crate::progress::Progress;
+use crate::report;
 use crate::seeding;
+use crate::stats::{Ks, Rendered, TypedExperiment, Value};
+use crate::tables::{DatasetTable, SdeTable};
 use crate::validate::{fmt_f64, Checker};
 
 /// Registration of this kind.
@@ -57,14 +58,6 @@ pub const ALPHA: f64 = 0.01;
 const PROBE_POINTS: usize = 1000;
 /// Probe times of the oracle-resolution check (log-spaced from the smallest `t_eps` to `T`).
 const PROBE_TIMES: usize = 8;
-
-/// `[dataset]`: ring2d with radius `~ Gamma(k, rate k)`, `k = scale`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetTable {
-    /// `k ≥ 2` (the oracle's requirement).
-    pub scale: f64,
-}
 
 /// `[oracle]`: quadrature resolution of [`Ring2dOracle::with_resolution`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -156,6 +149,12 @@ impl Ring2dOracleManifest {
         for (i, r) in sp.runs.iter().enumerate() {
             let at = format!("sampling.runs[{i}]");
             c.unique_name(&mut seen, &format!("{at}.name"), &r.name);
+            c.require(
+                !RESERVED.contains(&r.name.as_str()),
+                &format!("{at}.name"),
+                &format!("none of {RESERVED:?}"),
+                format!("{:?}", r.name),
+            );
             c.count(
                 &format!("{at}.sampler.steps"),
                 r.sampler.steps,
@@ -244,7 +243,8 @@ impl Measured {
 
 /// Max over probe points of `|s_res − s_ref| / (|s_ref| + 1/σ)` between the manifest's
 /// resolution and a 2× finer reference (at least the default 20 × 40), at
-/// [`PROBE_TIMES`] times log-spaced on `[t_min, T]`, points drawn from `p_t`.
+/// [`PROBE_TIMES`] times log-spaced on `[t_min, T]`, points drawn from `p_t`
+/// ([`score_relative_error`]).
 fn oracle_resolution_error(
     sde: &Sde,
     ring: &Ring2d,
@@ -258,65 +258,83 @@ fn oracle_resolution_error(
     for j in 0..PROBE_TIMES {
         let u = j as f64 / (PROBE_TIMES - 1) as f64;
         let t = t_min * (t_end / t_min).powf(u);
-        let (m, sig) = (sde.mean_coef(t), sde.marginal_std(t));
         let mut rng = seeding::stream(seed, "oracle_probe", j as u64);
-        let mut x = vec![0.0f64; 2 * PROBE_POINTS];
-        ring.sample_into(&mut rng, &mut x);
-        for v in x.iter_mut() {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            *v = m * *v + sig * z;
-        }
-        let mut a = vec![0.0f64; x.len()];
-        let mut b = vec![0.0f64; x.len()];
-        oracle.score_f64(&x, t, &mut a);
-        reference.score_f64(&x, t, &mut b);
-        for (pa, pb) in a.chunks_exact(2).zip(b.chunks_exact(2)) {
-            let diff = (pa[0] - pb[0]).hypot(pa[1] - pb[1]);
-            let scale = pb[0].hypot(pb[1]) + 1.0 / sig;
-            worst = worst.max(diff / scale);
-        }
+        let mut y = vec![0.0f64; 2 * PROBE_POINTS];
+        ring.sample_into(&mut rng, &mut y);
+        let mut x = vec![0.0f64; y.len()];
+        sde.sample_marginal(&y, t, &mut rng, &mut x);
+        worst = worst.max(score_relative_error(oracle, reference, &x, t));
     }
     worst
 }
 
-impl Experiment for Ring2dOracleManifest {
+/// `<run>.*`: one configuration against ring2d's exact marginals.
+#[derive(Debug, Default, Serialize)]
+pub struct RunStats {
+    pub ks_radius: Ks,
+    pub ks_angle: Ks,
+    pub nfe: Value,
+}
+
+/// `oracle.*`.
+#[derive(Debug, Default, Serialize)]
+pub struct OracleStats {
+    pub resolution_error: Value,
+}
+
+/// The statistics of a `ring2d-oracle` run.
+#[derive(Debug, Default, Serialize)]
+pub struct Ring2dOracleStats {
+    #[serde(flatten)]
+    pub runs: BTreeMap<String, RunStats>,
+    pub ks_critical_value: Value,
+    pub oracle: OracleStats,
+}
+
+/// What compute hands to render.
+pub struct Computed {
+    sde: Sde,
+    ring: Ring2d,
+    measured: Vec<Measured>,
+    npy_samples: Vec<f64>,
+    best_idx: usize,
+    best_x: Vec<f64>,
+    crit: f64,
+    t_min: f64,
+    sampling_seed: u64,
+}
+
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const HOW_TO_READ: &str = include_str!("ring2d_oracle/how_to_read.md");
+const CHECK_YOURSELF: &str = include_str!("ring2d_oracle/check_yourself.md");
+
+/// Reserved top-level statistic names a run may not take.
+const RESERVED: [&str; 2] = ["ks_critical_value", "oracle"];
+
+impl TypedExperiment for Ring2dOracleManifest {
+    type Stats = Ring2dOracleStats;
+    type Computed = Computed;
+
     fn header(&self) -> &ExperimentHeader {
         &self.experiment
     }
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        let mut s = BTreeMap::new();
-        for r in &self.sampling.runs {
-            s.insert(format!("{}.ks_radius", r.name), StatKind::Ks);
-            s.insert(format!("{}.ks_angle", r.name), StatKind::Ks);
-            s.insert(format!("{}.nfe", r.name), StatKind::Value);
+    fn declared(&self) -> Ring2dOracleStats {
+        Ring2dOracleStats {
+            runs: self
+                .sampling
+                .runs
+                .iter()
+                .map(|r| (r.name.clone(), RunStats::default()))
+                .collect(),
+            ..Default::default()
         }
-        s.insert("ks_critical_value".into(), StatKind::Value);
-        s.insert("oracle.resolution_error".into(), StatKind::Value);
-        s
     }
 
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(Ring2dOracleStats, Computed)> {
         let (sde, ring) = self.build()?;
         let n = self.sampling.n_samples;
-        let mut oracle = Ring2dOracle::with_resolution(
-            sde,
-            ring.clone(),
-            self.oracle.n_radial,
-            self.oracle.n_angular,
-        )
-        .map_err(|e| anyhow!("oracle: {e}"))?;
-        let reference = Ring2dOracle::with_resolution(
-            sde,
-            ring.clone(),
-            (2 * self.oracle.n_radial).max(20),
-            (2 * self.oracle.n_angular).max(40),
-        )
-        .map_err(|e| anyhow!("oracle: {e}"))?;
+        let (mut oracle, reference) = self.oracles(sde, &ring)?;
         let t_min = self
             .sampling
             .runs
@@ -334,42 +352,7 @@ impl Experiment for Ring2dOracleManifest {
         // (index, worst D, samples) of the run with the smallest max(D_radius, D_angle).
         let mut best: Option<(usize, f64, Vec<f64>)> = None;
         for r in &self.sampling.runs {
-            let steps = r.sampler.steps;
-            let mut bar = Progress::new(&r.name, steps as u64, "steps");
-            let start = Instant::now();
-            let out = ctx.time(&format!("sample {}", r.name), || {
-                sample_with_progress(
-                    &sde,
-                    &mut oracle,
-                    &r.sampler,
-                    n,
-                    sampling_seed,
-                    None,
-                    |i, _| bar.update(i as u64, String::new),
-                )
-            });
-            bar.finish();
-            let out = out.map_err(|e| anyhow!("sampling.runs {:?}: {e}", r.name))?;
-            let wall_s = start.elapsed().as_secs_f64();
-            let x: Vec<f64> = out.samples.iter().map(|&v| f64::from(v)).collect();
-            let (ks_radius, ks_angle) = ctx.time(&format!("ks {}", r.name), || {
-                (
-                    ks_one_sample(&radii(&x), |v| ring.radial_cdf(v)),
-                    ks_one_sample(&angles(&x), |v| ring.angular_cdf(v)),
-                )
-            });
-            let m = Measured {
-                name: r.name.clone(),
-                config: r.sampler.clone(),
-                nfe: out.nfe,
-                wall_s,
-                ks_radius,
-                ks_angle,
-            };
-            eprintln!(
-                "  {}: NFE {}, D_radius {:.5}, D_angle {:.5}, {:.1} s",
-                m.name, m.nfe, ks_radius.statistic, ks_angle.statistic, wall_s
-            );
+            let (m, x) = measure(ctx, &sde, &ring, &mut oracle, r, n, sampling_seed)?;
             if r.name == self.sampling.samples_npy {
                 npy_samples = x.clone();
             }
@@ -378,176 +361,56 @@ impl Experiment for Ring2dOracleManifest {
             }
             measured.push(m);
         }
-
         let crit = ks_one_sample_isf(ALPHA, n);
-        let mut stats = BTreeMap::new();
-        for m in &measured {
-            stats.insert(
-                format!("{}.ks_radius", m.name),
-                Statistic::from(m.ks_radius),
-            );
-            stats.insert(format!("{}.ks_angle", m.name), Statistic::from(m.ks_angle));
-            stats.insert(format!("{}.nfe", m.name), Statistic::value(m.nfe as f64));
-        }
-        stats.insert("ks_critical_value".into(), Statistic::value(crit));
-        stats.insert(
-            "oracle.resolution_error".into(),
-            Statistic::value(resolution_error),
-        );
-
-        // ---- files ----------------------------------------------------------------------
-        let out = ctx.out;
+        let stats = Ring2dOracleStats {
+            runs: measured
+                .iter()
+                .map(|m| {
+                    let s = RunStats {
+                        ks_radius: m.ks_radius.into(),
+                        ks_angle: m.ks_angle.into(),
+                        nfe: (m.nfe as f64).into(),
+                    };
+                    (m.name.clone(), s)
+                })
+                .collect(),
+            ks_critical_value: crit.into(),
+            oracle: OracleStats {
+                resolution_error: resolution_error.into(),
+            },
+        };
         let (best_idx, _, best_x) = best.ok_or_else(|| anyhow!("no sampling runs"))?;
+        let computed = Computed {
+            sde,
+            ring,
+            measured,
+            npy_samples,
+            best_idx,
+            best_x,
+            crit,
+            t_min,
+            sampling_seed,
+        };
+        Ok((stats, computed))
+    }
+
+    fn render(
+        &self,
+        stats: &Ring2dOracleStats,
+        c: &Computed,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered> {
+        let n = self.sampling.n_samples;
+        let out = ctx.out;
         let figures = ctx.time("write", || -> Result<Vec<Figure>> {
-            write_npy(&out.file("samples.npy"), &[n, 2], &npy_samples)?;
+            write_npy(&out.file("samples.npy"), &[n, 2], &c.npy_samples)?;
             Ok(vec![
-                ks_vs_nfe_figure(out, &measured, crit, n)?,
-                best_figure(out, &ring, &best_x, &measured[best_idx].name)?,
+                ks_vs_nfe_figure(out, &c.measured, c.crit, n)?,
+                best_figure(out, &c.ring, &c.best_x, &c.measured[c.best_idx].name)?,
             ])
         })?;
-
-        // ---- report -----------------------------------------------------------------------
-        let k = self.dataset.scale;
-        let s0 = 1.0 / k.sqrt();
-        let mut table = String::from(
-            "| run | sampler | steps | t_eps | denoise | NFE | D radius (p) | D angle (p) | verdict | wall s |\n\
-             |---|---|---:|---:|:---:|---:|---|---|---|---:|\n",
-        );
-        for m in &measured {
-            let c = &m.config;
-            let verdict = if m.worst_d() < crit {
-                "indistinguishable"
-            } else {
-                "**distinguishable**"
-            };
-            let _ = writeln!(
-                table,
-                "| {} | {} ({} grid) | {} | {} | {} | {} | {:.5} ({:.3}) | {:.5} ({:.3}) | {} | {:.1} |",
-                m.name,
-                serde_name(&c.method),
-                serde_name(&c.grid),
-                c.steps,
-                fmt_f64(c.t_eps),
-                if c.final_denoise { "yes" } else { "no" },
-                m.nfe,
-                m.ks_radius.statistic,
-                m.ks_radius.pvalue,
-                m.ks_angle.statistic,
-                m.ks_angle.pvalue,
-                verdict,
-                m.wall_s,
-            );
-        }
-        let _ = write!(
-            table,
-            "\nKS critical value at α = {ALPHA} for n = {n}: D = {crit:.5} (asymptotic 1.6276/√n = {:.5}). \
-             \"indistinguishable\": both D below it (both p-values above {ALPHA}).",
-            1.6276 / (n as f64).sqrt()
-        );
-
-        // The t_eps floor: x_{t_eps} = m y + σ z instead of y. For the thin ring the radius is
-        // ≈ m r₀ + σ z_r, so its sd grows by the factor √(m² s₀² + σ²)/s₀ and its mean moves
-        // by (m − 1); a normal scale error δ gives D ≈ δ·φ(1)·1 = 0.242 δ.
-        let mut floors = String::new();
-        let mut t_epss: Vec<f64> = measured.iter().map(|m| m.config.t_eps).collect();
-        t_epss.sort_by(f64::total_cmp);
-        t_epss.dedup();
-        for t in &t_epss {
-            let (m, sig) = (sde.mean_coef(*t), sde.marginal_std(*t));
-            let scale_err = ((m * m * s0 * s0 + sig * sig).sqrt() / s0 - 1.0).abs();
-            let mean_err = (1.0 - m).abs() / s0;
-            let d_approx = 0.2420 * scale_err + mean_err / (2.0 * PI).sqrt();
-            let _ = writeln!(
-                floors,
-                "- t_eps = {}: m = {m:.6}, σ = {sig:.3e}; radius sd inflated by {:.3}%, mean shifted by {:.1e} sd \
-                 ⇒ D_radius floor ≈ {d_approx:.4} without denoising.",
-                fmt_f64(*t),
-                100.0 * scale_err,
-                mean_err,
-            );
-        }
-
-        // t at which σ(t) = s₀ (σ increases in t; bisection).
-        let t_ring = {
-            let (mut lo, mut hi) = (0.0, sde.t_end());
-            for _ in 0..100 {
-                let mid = 0.5 * (lo + hi);
-                if sde.marginal_std(mid) < s0 {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            0.5 * (lo + hi)
-        };
-        let how_to_read = format!(
-            "Every row samples n = {n} points of ring2d (scale k = {k}: radius ~ Gamma(k, rate k), \
-             mean 1, sd {s0:.4}; angle density 1/(8 max(cos²θ, sin²θ))) with the **exact** score \
-             (Ring2dOracle: quadrature over ring2d's density, {nr} × {na} nodes; on {pp} points drawn \
-             from p_t at each of {pt} times log-spaced on [{t_min}, T], its largest error \
-             |Δs| / (|s| + 1/σ) against a 2× finer rule is {resolution_error:.1e}: \
-             `oracle.resolution_error`). So the KS distance of each row is \
-             discretisation error (time grid and final time t_eps) plus sampling noise: with exact \
-             samples D has median ≈ 0.83/√n = {typ:.5} and exceeds {crit:.5} with probability {ALPHA}. \
-             A network-trained run with the same sampler that lands above its row here owes the \
-             difference to the network.\n\n\
-             All rows share the sampling seed (the same prior draw x_T), so the deterministic \
-             samplers differ only through their discretisation: as their steps grow they converge to \
-             the same sample set (the exact probability-flow map of x_T), hence to the same D, which is \
-             then pure sampling noise. NFE counts batched score evaluations (including the final \
-             Tweedie denoising step when enabled).\n\n\
-             Why so many steps: the ring is thin (radial sd {s0:.4}), and its radial structure forms \
-             only once σ(t) is below about that width, i.e. for t < {t_ring:.4} out of T = {t_end}. A \
-             uniform grid of N steps puts only N·{frac:.4} steps there; the log-SNR grid of \
-             DPM-Solver++ spends its steps evenly in λ = ln(m²/σ²) instead.\n\n\
-             The final time t_eps leaves a floor of its own (the samples are draws of p_{{t_eps}}, \
-             not p₀):\n{floors}",
-            nr = self.oracle.n_radial,
-            na = self.oracle.n_angular,
-            pp = PROBE_POINTS,
-            pt = PROBE_TIMES,
-            t_min = fmt_f64(t_min),
-            t_end = fmt_f64(sde.t_end()),
-            frac = t_ring / sde.t_end(),
-            typ = 0.8276 / (n as f64).sqrt(),
-        );
-        let check_yourself = format!(
-            "`samples.npy` holds the {n} samples of run `{npy}` (float64, shape ({n}, 2)).\n\n\
-             ```python\n\
-             import numpy as np\n\
-             from scipy import stats\n\
-             x = np.load(\"samples.npy\")\n\
-             r = np.hypot(x[:, 0], x[:, 1]); th = np.arctan2(x[:, 1], x[:, 0])\n\
-             k = {k}\n\
-             print(stats.kstest(r, stats.gamma(a=k, scale=1 / k).cdf))  # = {npy}.ks_radius\n\
-             g = np.linspace(-np.pi, np.pi, 200001); pdf = 1 / (8 * np.maximum(np.cos(g)**2, np.sin(g)**2))\n\
-             cdf = np.concatenate([[0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(g))])\n\
-             print(stats.kstest(th, lambda t: np.interp(t, g, cdf)))  # = {npy}.ks_angle (to ~1e-9)\n\
-             print(stats.kstwo.isf({ALPHA}, {n}))  # = ks_critical_value\n\
-             ```\n",
-            npy = self.sampling.samples_npy,
-        );
-
-        let parameters = json!({
-            "ks_alpha": ALPHA,
-            "ks_critical_value": crit,
-            "sampling_seed": sampling_seed,
-            "oracle_resolution": [self.oracle.n_radial, self.oracle.n_angular],
-            "oracle_reference_resolution": [(2 * self.oracle.n_radial).max(20), (2 * self.oracle.n_angular).max(40)],
-            "best_run": measured[best_idx].name,
-            "runs": measured.iter().map(|m| json!({
-                "name": m.name,
-                "family": family(&m.config),
-                "nfe": m.nfe,
-                "wall_time_s": m.wall_s,
-                "d_radius": m.ks_radius.statistic,
-                "d_angle": m.ks_angle.statistic,
-            })).collect::<Vec<_>>(),
-        });
-
-        Ok(RunResults {
-            parameters,
-            statistics: stats,
+        Ok(Rendered {
+            parameters: self.parameters(c),
             figures,
             files: vec![(
                 "samples.npy".into(),
@@ -557,26 +420,276 @@ impl Experiment for Ring2dOracleManifest {
                 ),
             )],
             sections: vec![
-                ("Results".into(), table),
-                ("How to read this".into(), how_to_read),
-                ("Check it yourself (NumPy/SciPy)".into(), check_yourself),
+                ("Results".into(), results_table(&c.measured, c.crit, n)),
+                ("How to read this".into(), self.how_to_read(stats, c)),
+                (
+                    "Check it yourself (NumPy/SciPy)".into(),
+                    report::fill(
+                        CHECK_YOURSELF,
+                        &[
+                            ("n", n.to_string()),
+                            ("npy", self.sampling.samples_npy.clone()),
+                            ("k", self.dataset.scale.to_string()),
+                            ("alpha", ALPHA.to_string()),
+                        ],
+                    ),
+                ),
             ],
         })
     }
 }
 
-/// Colour of curve `i` of `n`.
-fn family_color(i: usize, n: usize) -> plotters::style::RGBColor {
+/// Samples one configuration with the oracle and KS-tests its radius and angle.
+fn measure(
+    ctx: &mut RunContext<'_>,
+    sde: &Sde,
+    ring: &Ring2d,
+    oracle: &mut Ring2dOracle<Sde>,
+    r: &RunSpec,
+    n: usize,
+    sampling_seed: u64,
+) -> Result<(Measured, Vec<f64>)> {
+    let steps = r.sampler.steps;
+    let mut bar = Progress::new(&r.name, steps as u64, "steps");
+    let start = Instant::now();
+    let out = ctx.time(&format!("sample {}", r.name), || {
+        sample_with_progress(sde, oracle, &r.sampler, n, sampling_seed, None, |i, _| {
+            bar.update(i as u64, String::new)
+        })
+    });
+    bar.finish();
+    let out = out.map_err(|e| anyhow!("sampling.runs {:?}: {e}", r.name))?;
+    let wall_s = start.elapsed().as_secs_f64();
+    let x: Vec<f64> = out.samples.iter().map(|&v| f64::from(v)).collect();
+    let (ks_radius, ks_angle) = ctx.time(&format!("ks {}", r.name), || {
+        (
+            ks_one_sample(&radii(&x), |v| ring.radial_cdf(v)),
+            ks_one_sample(&angles(&x), |v| ring.angular_cdf(v)),
+        )
+    });
+    let m = Measured {
+        name: r.name.clone(),
+        config: r.sampler.clone(),
+        nfe: out.nfe,
+        wall_s,
+        ks_radius,
+        ks_angle,
+    };
+    eprintln!(
+        "  {}: NFE {}, D_radius {:.5}, D_angle {:.5}, {:.1} s",
+        m.name, m.nfe, ks_radius.statistic, ks_angle.statistic, wall_s
+    );
+    Ok((m, x))
+}
+
+/// The results table, one row per configuration, with the critical value.
+fn results_table(measured: &[Measured], crit: f64, n: usize) -> String {
+    let mut table = String::from(
+        "| run | sampler | steps | t_eps | denoise | NFE | D radius (p) | D angle (p) | verdict | wall s |\n\
+         |---|---|---:|---:|:---:|---:|---|---|---|---:|\n",
+    );
+    for m in measured {
+        let c = &m.config;
+        let verdict = if m.worst_d() < crit {
+            "indistinguishable"
+        } else {
+            "**distinguishable**"
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} ({} grid) | {} | {} | {} | {} | {:.5} ({:.3}) | {:.5} ({:.3}) | {} | {:.1} |",
+            m.name,
+            serde_name(&c.method),
+            serde_name(&c.grid),
+            c.steps,
+            fmt_f64(c.t_eps),
+            if c.final_denoise { "yes" } else { "no" },
+            m.nfe,
+            m.ks_radius.statistic,
+            m.ks_radius.pvalue,
+            m.ks_angle.statistic,
+            m.ks_angle.pvalue,
+            verdict,
+            m.wall_s,
+        );
+    }
+    let _ = write!(
+        table,
+        "\nKS critical value at α = {ALPHA} for n = {n}: D = {crit:.5} (asymptotic 1.6276/√n = {:.5}). \
+         \"indistinguishable\": both D below it (both p-values above {ALPHA}).",
+        1.6276 / (n as f64).sqrt()
+    );
+    table
+}
+
+impl Ring2dOracleManifest {
+    /// The oracle at the manifest's resolution and the 2× finer reference.
+    fn oracles(&self, sde: Sde, ring: &Ring2d) -> Result<(Ring2dOracle<Sde>, Ring2dOracle<Sde>)> {
+        let o = &self.oracle;
+        let oracle = Ring2dOracle::with_resolution(sde, ring.clone(), o.n_radial, o.n_angular)
+            .map_err(|e| anyhow!("oracle: {e}"))?;
+        let [rr, ra] = reference_resolution(o);
+        let reference = Ring2dOracle::with_resolution(sde, ring.clone(), rr, ra)
+            .map_err(|e| anyhow!("oracle: {e}"))?;
+        Ok((oracle, reference))
+    }
+
+    /// "How to read this", with the t_eps floors ([`ring_radius_floor`]) and the time the
+    /// noise reaches the ring's width ([`time_at_marginal_std`]).
+    fn how_to_read(&self, stats: &Ring2dOracleStats, c: &Computed) -> String {
+        let (sde, n) = (&c.sde, self.sampling.n_samples);
+        let k = self.dataset.scale;
+        let s0 = 1.0 / k.sqrt();
+        let mut floors = String::new();
+        let mut t_epss: Vec<f64> = c.measured.iter().map(|m| m.config.t_eps).collect();
+        t_epss.sort_by(f64::total_cmp);
+        t_epss.dedup();
+        for t in &t_epss {
+            let f = ring_radius_floor(sde, s0, *t);
+            let _ = writeln!(
+                floors,
+                "- t_eps = {}: m = {:.6}, σ = {:.3e}; radius sd inflated by {:.3}%, mean shifted by {:.1e} sd \
+                 ⇒ D_radius floor ≈ {:.4} without denoising.",
+                fmt_f64(*t),
+                f.m,
+                f.sigma,
+                100.0 * f.scale_err,
+                f.mean_err,
+                f.d_radius,
+            );
+        }
+        let t_ring = time_at_marginal_std(sde, s0);
+        report::fill(
+            HOW_TO_READ,
+            &[
+                ("n", n.to_string()),
+                ("k", k.to_string()),
+                ("s0", format!("{s0:.4}")),
+                ("nr", self.oracle.n_radial.to_string()),
+                ("na", self.oracle.n_angular.to_string()),
+                ("pp", PROBE_POINTS.to_string()),
+                ("pt", PROBE_TIMES.to_string()),
+                ("t_min", fmt_f64(c.t_min)),
+                (
+                    "resolution_error",
+                    format!("{:.1e}", stats.oracle.resolution_error.value),
+                ),
+                ("typ", format!("{:.5}", 0.8276 / (n as f64).sqrt())),
+                ("crit", format!("{:.5}", c.crit)),
+                ("alpha", ALPHA.to_string()),
+                ("t_ring", format!("{t_ring:.4}")),
+                ("t_end", fmt_f64(sde.t_end())),
+                ("frac", format!("{:.4}", t_ring / sde.t_end())),
+                ("floors", floors),
+            ],
+        )
+    }
+
+    /// Derived parameters echoed in metrics.json.
+    fn parameters(&self, c: &Computed) -> serde_json::Value {
+        json!({
+            "ks_alpha": ALPHA,
+            "ks_critical_value": c.crit,
+            "sampling_seed": c.sampling_seed,
+            "oracle_resolution": [self.oracle.n_radial, self.oracle.n_angular],
+            "oracle_reference_resolution": reference_resolution(&self.oracle),
+            "best_run": c.measured[c.best_idx].name,
+            "runs": c.measured.iter().map(|m| json!({
+                "name": m.name,
+                "family": family(&m.config),
+                "nfe": m.nfe,
+                "wall_time_s": m.wall_s,
+                "d_radius": m.ks_radius.statistic,
+                "d_angle": m.ks_angle.statistic,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The reference quadrature: 2× the manifest's, at least the default 20 × 40.
+fn reference_resolution(o: &OracleTable) -> [usize; 2] {
+    [(2 * o.n_radial).max(20), (2 * o.n_angular).max(40)]
+}
+
+/// Looks of an [`nfe_panel`]: x padding (log₁₀ units), y padding (below, above), dot radius,
+/// and the top of the viridis range used when there are more than four curves.
+pub(crate) struct NfeStyle {
+    pub x_pad: f64,
+    pub y_pad: (f64, f64),
+    pub radius: u32,
+    pub viridis_max: f64,
+}
+
+/// A log–log panel of one statistic against NFE: one curve `(label, [(nfe, value)])` per
+/// family (points sorted by NFE; values floored at 1e-6) and a horizontal bar `(value, label)`.
+pub(crate) fn nfe_panel(
+    (title, y_label): (&str, &str),
+    curves: &[(String, Vec<(usize, f64)>)],
+    bar: (f64, String),
+    s: &NfeStyle,
+) -> Panel {
     const FIXED: [plotters::style::RGBColor; 4] = [
         palette::DATA,
         palette::DATA2,
         palette::MARK,
         palette::EXACT2,
     ];
-    if n <= FIXED.len() {
-        FIXED[i]
-    } else {
-        viridis(i as f64 / (n - 1) as f64 * 0.9)
+    let all = || curves.iter().flat_map(|c| c.1.iter());
+    let nfe_max = all().map(|p| p.0).max().unwrap_or(1).max(2) as f64;
+    let nfe_min = all().map(|p| p.0).min().unwrap_or(1).max(1) as f64;
+    let (x0, x1) = (nfe_min.log10() - s.x_pad, nfe_max.log10() + s.x_pad);
+    let (mut lines, mut points) = (Vec::new(), Vec::new());
+    for (i, (label, pts)) in curves.iter().enumerate() {
+        let mut pts: Vec<(f64, f64)> = pts
+            .iter()
+            .map(|&(n, v)| ((n.max(1) as f64).log10(), v.max(1e-6).log10()))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let color = if curves.len() <= FIXED.len() {
+            FIXED[i]
+        } else {
+            viridis(i as f64 / (curves.len() - 1) as f64 * s.viridis_max)
+        };
+        let (alpha, radius) = (1.0, s.radius);
+        points.push(Points {
+            points: pts.clone(),
+            color,
+            alpha,
+            radius,
+        });
+        let label = Some(label.clone());
+        lines.push(Line {
+            points: pts,
+            color,
+            alpha,
+            width: 2,
+            label,
+        });
+    }
+    let yb = bar.0.log10();
+    lines.push(Line {
+        points: vec![(x0, yb), (x1, yb)],
+        color: palette::EXACT,
+        alpha: 0.8,
+        width: 1,
+        label: Some(bar.1),
+    });
+    let (ylo, yhi) = all()
+        .map(|p| p.1.max(1e-6).log10())
+        .chain([yb])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
+    Panel {
+        title: title.into(),
+        x_label: "NFE (log₁₀)".into(),
+        y_label: y_label.into(),
+        lines,
+        points,
+        x_range: Some((x0, x1)),
+        y_range: Some((ylo - s.y_pad.0, yhi + s.y_pad.1)),
+        y_log10: true,
+        ..Default::default()
     }
 }
 
@@ -595,59 +708,22 @@ fn ks_vs_nfe_figure(
             families.push(f);
         }
     }
-    let nfe_max = measured.iter().map(|m| m.nfe).max().unwrap_or(1).max(2) as f64;
-    let nfe_min = measured.iter().map(|m| m.nfe).min().unwrap_or(1).max(1) as f64;
-    let (x0, x1) = (nfe_min.log10() - 0.15, nfe_max.log10() + 0.15);
+    let style = NfeStyle {
+        x_pad: 0.15,
+        y_pad: (0.15, 0.35),
+        radius: 4,
+        viridis_max: 0.9,
+    };
     let panel = |title: &str, pick: &dyn Fn(&Measured) -> f64| {
-        let mut lines = Vec::new();
-        let mut points = Vec::new();
-        for (i, f) in families.iter().enumerate() {
-            let mut pts: Vec<(f64, f64)> = measured
-                .iter()
-                .filter(|m| &family(&m.config) == f)
-                .map(|m| ((m.nfe.max(1) as f64).log10(), pick(m).max(1e-6).log10()))
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = family_color(i, families.len());
-            points.push(Points {
-                points: pts.clone(),
-                color,
-                alpha: 1.0,
-                radius: 4,
-            });
-            lines.push(Line {
-                points: pts,
-                color,
-                alpha: 1.0,
-                width: 2,
-                label: Some(f.clone()),
-            });
-        }
-        lines.push(Line {
-            points: vec![(x0, crit.log10()), (x1, crit.log10())],
-            color: palette::EXACT,
-            alpha: 0.8,
-            width: 1,
-            label: Some(format!("KS critical value, α = {ALPHA}")),
-        });
-        let ys = measured
+        let curves: Vec<(String, Vec<(usize, f64)>)> = families
             .iter()
-            .map(|m| pick(m).max(1e-6).log10())
-            .chain([crit.log10()]);
-        let (ylo, yhi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-            (a.min(y), b.max(y))
-        });
-        Panel {
-            title: title.into(),
-            x_label: "NFE (log₁₀)".into(),
-            y_label: "KS D".into(),
-            lines,
-            points,
-            x_range: Some((x0, x1)),
-            y_range: Some((ylo - 0.15, yhi + 0.35)),
-            y_log10: true,
-            ..Default::default()
-        }
+            .map(|f| {
+                let pts = measured.iter().filter(|m| &family(&m.config) == f);
+                (f.clone(), pts.map(|m| (m.nfe, pick(m))).collect())
+            })
+            .collect();
+        let bar = (crit, format!("KS critical value, α = {ALPHA}"));
+        nfe_panel((title, "KS D"), &curves, bar, &style)
     };
     let left = panel("radius |x|: KS D vs NFE", &|m| m.ks_radius.statistic);
     let right = panel("angle atan2(y, x): KS D vs NFE", &|m| m.ks_angle.statistic);

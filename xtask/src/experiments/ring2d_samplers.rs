@@ -32,16 +32,23 @@ use smoluchowski::metrics::{
     angles, ks_one_sample, ks_one_sample_isf, radii, sliced_wasserstein, KsResult,
 };
 use smoluchowski::nets::{NetScore, ScoreNetConfig};
-use smoluchowski::samplers::{sample_with_progress, GridSpacing, Method, SamplerConfig};
+use smoluchowski::samplers::{
+    configs_for_budgets, dormand_prince_configs, sample_with_progress, GridSpacing, Method,
+    SamplerConfig,
+};
 use smoluchowski::sde::{ForwardSde, Ring2dOracle, Score, Sde};
 
-use super::ring2d::{derived_seed, train_score_net, DatasetTable, SdeTable, TrainingTable};
-use super::ring2d_oracle::serde_name;
-use crate::figures::{self, palette, viridis, Line, Panel, Points};
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use super::ring2d_oracle::{nfe_panel, serde_name, NfeStyle};
+use crate::figures;
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_npy, OutputDir};
 use crate::progress::Progress;
+use crate::report;
+use crate::seeding::derived_seed;
+use crate::stats::{Ks, Rendered, TypedExperiment, Value};
+use crate::tables::{DatasetTable, SdeTable, TrainingTable};
+use crate::training::{train_score_net, Trained};
 use crate::validate::{fmt_f64, Checker};
 
 /// Registration of this kind.
@@ -92,11 +99,11 @@ impl SamplerSpec {
         matches!(self.method, Method::DormandPrince { .. })
     }
 
-    /// The configuration with `steps` grid steps.
-    fn config(&self, method: Method, steps: usize) -> SamplerConfig {
+    /// The family's configuration (one step; the budgets choose the steps).
+    fn base(&self) -> SamplerConfig {
         SamplerConfig {
-            method,
-            steps,
+            method: self.method,
+            steps: 1,
             t_eps: self.t_eps,
             final_denoise: self.final_denoise,
             grid: self.grid,
@@ -104,33 +111,27 @@ impl SamplerSpec {
     }
 
     /// `(label, config)` of every run at the budgets `nfe` (`label` = `nfe<budget>` or
-    /// `tol<tol>`), or the first budget that no step count fits.
+    /// `tol<tol>`), or the first budget that no step count fits
+    /// ([`configs_for_budgets`], [`dormand_prince_configs`]).
     fn runs(&self, nfe: &[usize]) -> Result<Vec<(String, SamplerConfig)>, usize> {
         if let Method::DormandPrince { rtol, .. } = self.method {
             if self.tolerances.is_empty() {
-                return Ok(vec![(format!("rtol{rtol:e}"), self.config(self.method, 1))]);
+                return Ok(vec![(format!("rtol{rtol:e}"), self.base())]);
             }
-            return Ok(self
-                .tolerances
-                .iter()
-                .map(|&tol| {
-                    let m = Method::DormandPrince {
-                        rtol: tol,
-                        atol: tol,
-                    };
-                    (format!("tol{tol:e}"), self.config(m, 1))
-                })
+            return Ok(dormand_prince_configs(&self.base(), &self.tolerances)
+                .into_iter()
+                .map(|(tol, c)| (format!("tol{tol:e}"), c))
                 .collect());
         }
-        nfe.iter()
-            .filter(|&&b| self.max_nfe.is_none_or(|m| b <= m))
-            .map(|&b| {
-                self.config(self.method, 1)
-                    .steps_for_nfe(b)
-                    .map(|s| (format!("nfe{b}"), self.config(self.method, s)))
-                    .ok_or(b)
-            })
-            .collect()
+        let budgets: Vec<usize> = nfe
+            .iter()
+            .copied()
+            .filter(|&b| self.max_nfe.is_none_or(|m| b <= m))
+            .collect();
+        Ok(configs_for_budgets(&self.base(), &budgets)?
+            .into_iter()
+            .map(|(b, c)| (format!("nfe{b}"), c))
+            .collect())
     }
 }
 
@@ -309,6 +310,12 @@ impl Ring2dSamplersManifest {
             let at = format!("sampling.samplers[{i}]");
             c.unique_name(&mut seen, &format!("{at}.name"), &s.name);
             c.require(
+                !RESERVED.contains(&s.name.as_str()),
+                &format!("{at}.name"),
+                &format!("none of {RESERVED:?}"),
+                format!("{:?}", s.name),
+            );
+            c.require(
                 s.tolerances.is_empty() || s.adaptive(),
                 &format!("{at}.tolerances"),
                 "empty unless method is dormand_prince",
@@ -417,35 +424,53 @@ struct Sweep {
     best: Option<(usize, Vec<f64>)>,
 }
 
-/// Samples every plan with `score`, measures it, and keeps the samples of the run minimising
-/// `rank` among those with NFE ≤ `few`.
-#[allow(clippy::too_many_arguments)]
-fn sweep<M: Score + ?Sized>(
-    ctx: &mut RunContext<'_>,
-    what: &str,
-    m: &Ring2dSamplersManifest,
-    sde: &Sde,
-    ring: &Ring2d,
-    score: &mut M,
-    plans: &[Plan],
+/// What a sweep samples with, and how it ranks its runs.
+struct SweepSpec<'a> {
+    /// `model` or `floor` (statistic prefix).
+    what: &'a str,
+    plans: &'a [Plan],
     n: usize,
     seed: u64,
-    reference: &[f64],
+    /// Runs with NFE ≤ this are ranked.
     few: usize,
-    rank: &dyn Fn(&Measured) -> f64,
+    rank: &'a dyn Fn(&Measured) -> f64,
+}
+
+/// The data the runs are measured against.
+struct Truth<'a> {
+    sde: &'a Sde,
+    ring: &'a Ring2d,
+    /// Fresh data for the sliced Wasserstein distance.
+    reference: &'a [f64],
+}
+
+/// Samples every plan with `score`, measures it, and keeps the samples of the run minimising
+/// `rank` among those with NFE ≤ `few`.
+fn sweep<M: Score + ?Sized>(
+    ctx: &mut RunContext<'_>,
+    m: &Ring2dSamplersManifest,
+    truth: &Truth<'_>,
+    score: &mut M,
+    spec: &SweepSpec<'_>,
 ) -> Result<Sweep> {
     let ev = &m.evaluation;
     let sw_seed = derived_seed(ctx.seed, "sliced_wasserstein");
-    let mut runs = Vec::with_capacity(plans.len());
+    let mut runs = Vec::with_capacity(spec.plans.len());
     let mut best: Option<(usize, f64, Vec<f64>)> = None;
-    for p in plans {
-        let key = p.key(m, what);
+    for p in spec.plans {
+        let key = p.key(m, spec.what);
         let mut bar = Progress::new(&key, p.config.steps as u64, "steps");
         let start = Instant::now();
         let out = ctx.time(&format!("sample {key}"), || {
-            sample_with_progress(sde, score, &p.config, n, seed, None, |i, _| {
-                bar.update(i as u64, String::new)
-            })
+            sample_with_progress(
+                truth.sde,
+                score,
+                &p.config,
+                spec.n,
+                spec.seed,
+                None,
+                |i, _| bar.update(i as u64, String::new),
+            )
         });
         bar.finish();
         let out = out.map_err(|e| anyhow!("{key}: {e}"))?;
@@ -453,9 +478,15 @@ fn sweep<M: Score + ?Sized>(
         let x: Vec<f64> = out.samples.iter().map(|&v| f64::from(v)).collect();
         let (ks_radius, ks_angle, sw) = ctx.time(&format!("measure {key}"), || {
             (
-                ks_one_sample(&radii(&x), |v| ring.radial_cdf(v)),
-                ks_one_sample(&angles(&x), |v| ring.angular_cdf(v)),
-                sliced_wasserstein(&x, reference, 2, ev.sliced_wasserstein_projections, sw_seed),
+                ks_one_sample(&radii(&x), |v| truth.ring.radial_cdf(v)),
+                ks_one_sample(&angles(&x), |v| truth.ring.angular_cdf(v)),
+                sliced_wasserstein(
+                    &x,
+                    truth.reference,
+                    2,
+                    ev.sliced_wasserstein_projections,
+                    sw_seed,
+                ),
             )
         });
         let r = Measured {
@@ -472,8 +503,8 @@ fn sweep<M: Score + ?Sized>(
             "  {key}: {} steps, NFE {}, D_radius {:.5}, D_angle {:.5}, SW2 {:.5}, {:.1} s",
             r.steps, r.nfe, ks_radius.statistic, ks_angle.statistic, sw, wall_s
         );
-        if r.nfe <= few {
-            let v = rank(&r);
+        if r.nfe <= spec.few {
+            let v = (spec.rank)(&r);
             if best.as_ref().is_none_or(|b| v < b.1) {
                 best = Some((runs.len(), v, x));
             }
@@ -501,7 +532,6 @@ fn sw_noise_floor(ring: &Ring2d, n: usize, reference: &[f64], seed: u64, k: usiz
     )
 }
 
-/// How NFE maps to steps for `method`.
 /// The sampler's NFE rule (from the solver itself) plus the final denoising evaluation.
 fn nfe_rule(s: &SamplerSpec) -> String {
     let d = if s.final_denoise {
@@ -528,61 +558,155 @@ fn describe(s: &SamplerSpec) -> String {
     )
 }
 
-impl Experiment for Ring2dSamplersManifest {
+/// `<prefix>.<sampler>.<label>.*`: one run.
+#[derive(Debug, Default, Serialize)]
+pub struct RunStats {
+    pub ks_radius: Ks,
+    pub ks_angle: Ks,
+    pub sliced_wasserstein: Value,
+    pub nfe: Value,
+}
+
+/// Runs keyed by sampler name, then by label (`nfe20`, `tol1e-3`).
+pub type Runs = BTreeMap<String, BTreeMap<String, RunStats>>;
+
+/// `floor.*`: the runs with the exact score and their own yardsticks.
+#[derive(Debug, Default, Serialize)]
+pub struct FloorStats {
+    #[serde(flatten)]
+    pub runs: Runs,
+    pub ks_critical_value: Value,
+    pub sliced_wasserstein_noise_floor: Value,
+}
+
+/// `reference.*`: the yardstick's D values.
+#[derive(Debug, Default, Serialize)]
+pub struct ReferenceStats {
+    pub ks_radius: Value,
+    pub ks_angle: Value,
+}
+
+/// `best_few_step.*`.
+#[derive(Debug, Default, Serialize)]
+pub struct BestStats {
+    pub nfe: Value,
+    pub ks_radius: Value,
+    pub ks_angle: Value,
+}
+
+/// The statistics of a `ring2d-samplers` run.
+#[derive(Debug, Default, Serialize)]
+pub struct SamplersStats {
+    pub model: Runs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<FloorStats>,
+    pub ks_critical_value: Value,
+    pub sliced_wasserstein_noise_floor: Value,
+    pub reference: ReferenceStats,
+    pub best_few_step: BestStats,
+    pub best_few_step_ratio_radius: Value,
+    pub best_few_step_ratio_angle: Value,
+    pub best_few_step_ratio: Value,
+    pub final_training_loss: Value,
+}
+
+impl RunStats {
+    fn of(r: &Measured) -> RunStats {
+        RunStats {
+            ks_radius: r.ks_radius.into(),
+            ks_angle: r.ks_angle.into(),
+            sliced_wasserstein: r.sw.into(),
+            nfe: (r.nfe as f64).into(),
+        }
+    }
+}
+
+/// The floor: its size, runs, critical value and SW2 noise floor.
+struct Floor {
+    n: usize,
+    runs: Vec<Measured>,
+    crit: f64,
+    sw_floor: f64,
+}
+
+/// What compute hands to render.
+pub struct Computed {
+    sde: Sde,
+    ring: Ring2d,
+    trained: Trained,
+    final_loss: f64,
+    sampling_seed: u64,
+    model: Vec<Measured>,
+    /// Position of the yardstick in `model`, its label.
+    ref_pos: usize,
+    ref_label: String,
+    best: Measured,
+    best_x: Vec<f64>,
+    crit: f64,
+    sw_floor: f64,
+    floor: Option<Floor>,
+}
+
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const HOW_TO_READ: &str = include_str!("ring2d_samplers/how_to_read.md");
+const CHECK_YOURSELF: &str = include_str!("ring2d_samplers/check_yourself.md");
+const HEADLINE: &str = include_str!("ring2d_samplers/headline.md");
+const SAMPLERS_NOTE: &str = include_str!("ring2d_samplers/samplers_note.md");
+
+/// Top-level names under `floor.` a sampler may not take.
+const RESERVED: [&str; 2] = ["ks_critical_value", "sliced_wasserstein_noise_floor"];
+
+impl Ring2dSamplersManifest {
+    /// The runs of `measured` keyed by sampler and label.
+    fn runs_stats(&self, measured: &[Measured]) -> Runs {
+        let mut runs = Runs::new();
+        for r in measured {
+            runs.entry(self.sampling.samplers[r.sampler].name.clone())
+                .or_default()
+                .insert(r.label.clone(), RunStats::of(r));
+        }
+        runs
+    }
+
+    /// The declared runs of `plans` (placeholder values).
+    fn declared_runs(&self, plans: &[Plan]) -> Runs {
+        let mut runs = Runs::new();
+        for p in plans {
+            runs.entry(self.sampling.samplers[p.sampler].name.clone())
+                .or_default()
+                .insert(p.label.clone(), RunStats::default());
+        }
+        runs
+    }
+}
+
+impl TypedExperiment for Ring2dSamplersManifest {
+    type Stats = SamplersStats;
+    type Computed = Computed;
+
     fn header(&self) -> &ExperimentHeader {
         &self.experiment
     }
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    fn declared(&self) -> SamplersStats {
+        SamplersStats {
+            model: self.declared_runs(&self.plans(false)),
+            floor: self.floor.as_ref().map(|_| FloorStats {
+                runs: self.declared_runs(&self.plans(true)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        let mut s = BTreeMap::new();
-        for (prefix, floor) in [("model", false), ("floor", true)] {
-            for p in self.plans(floor) {
-                let k = p.key(self, prefix);
-                s.insert(format!("{k}.ks_radius"), StatKind::Ks);
-                s.insert(format!("{k}.ks_angle"), StatKind::Ks);
-                s.insert(format!("{k}.sliced_wasserstein"), StatKind::Value);
-                s.insert(format!("{k}.nfe"), StatKind::Value);
-            }
-        }
-        for k in [
-            "ks_critical_value",
-            "sliced_wasserstein_noise_floor",
-            "reference.ks_radius",
-            "reference.ks_angle",
-            "best_few_step.nfe",
-            "best_few_step.ks_radius",
-            "best_few_step.ks_angle",
-            "best_few_step_ratio_radius",
-            "best_few_step_ratio_angle",
-            "best_few_step_ratio",
-            "final_training_loss",
-        ] {
-            s.insert(k.into(), StatKind::Value);
-        }
-        if self.floor.is_some() {
-            s.insert("floor.ks_critical_value".into(), StatKind::Value);
-            s.insert(
-                "floor.sliced_wasserstein_noise_floor".into(),
-                StatKind::Value,
-            );
-        }
-        s
-    }
-
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(SamplersStats, Computed)> {
         let seed = ctx.seed;
         let sde = self.sde.build()?;
         let ring = Ring2d::new(self.dataset.scale).map_err(|e| anyhow!("dataset: {e}"))?;
-        let sp = &self.sampling;
         let ev = &self.evaluation;
-        let n = sp.n_samples;
+        let n = self.sampling.n_samples;
         let k_sw = ev.sliced_wasserstein_projections;
 
-        // ---- 1. the model ---------------------------------------------------------------
         let ckpts = ctx.checkpoints.clone();
         let trained = ctx.time("train", || {
             train_score_net(
@@ -605,66 +729,186 @@ impl Experiment for Ring2dSamplersManifest {
             ring.sample_into(&mut rng, &mut r);
             r
         });
+        let truth = Truth {
+            sde: &sde,
+            ring: &ring,
+            reference: &reference,
+        };
+        let sampling_seed = derived_seed(seed, "sampling");
+        let model = self.model_sweep(ctx, &truth, &trained, sampling_seed)?;
+        let floor = self.floor_sweep(ctx, &truth)?;
+        let crit = ks_one_sample_isf(ALPHA, n);
+        let sw_floor = ctx.time("sw_floor", || {
+            sw_noise_floor(&ring, n, &reference, seed, k_sw)
+        });
 
-        // ---- 2. every sampler on the model --------------------------------------------------
+        let (yard, best) = (&model.runs[model.ref_pos], &model.runs[model.best_idx]);
+        let (ref_r, ref_a) = (yard.ks_radius.statistic, yard.ks_angle.statistic);
+        let (br, ba) = (best.ks_radius.statistic, best.ks_angle.statistic);
+        let stats = SamplersStats {
+            model: self.runs_stats(&model.runs),
+            floor: floor.as_ref().map(|f| FloorStats {
+                runs: self.runs_stats(&f.runs),
+                ks_critical_value: f.crit.into(),
+                sliced_wasserstein_noise_floor: f.sw_floor.into(),
+            }),
+            ks_critical_value: crit.into(),
+            sliced_wasserstein_noise_floor: sw_floor.into(),
+            reference: ReferenceStats {
+                ks_radius: ref_r.into(),
+                ks_angle: ref_a.into(),
+            },
+            best_few_step: BestStats {
+                nfe: (best.nfe as f64).into(),
+                ks_radius: br.into(),
+                ks_angle: ba.into(),
+            },
+            best_few_step_ratio_radius: (br / ref_r).into(),
+            best_few_step_ratio_angle: (ba / ref_a).into(),
+            best_few_step_ratio: (br / ref_r).max(ba / ref_a).into(),
+            final_training_loss: final_loss.into(),
+        };
+        let computed = Computed {
+            best: best.clone(),
+            sde,
+            ring,
+            trained,
+            final_loss,
+            sampling_seed,
+            ref_pos: model.ref_pos,
+            ref_label: model.ref_label,
+            model: model.runs,
+            best_x: model.best_x,
+            crit,
+            sw_floor,
+            floor,
+        };
+        Ok((stats, computed))
+    }
+
+    fn render(
+        &self,
+        stats: &SamplersStats,
+        c: &Computed,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered> {
+        let sp = &self.sampling;
+        let n = sp.n_samples;
+        let out = ctx.out;
+        let best_name = format!("{}.{}", sp.samplers[c.best.sampler].name, c.best.label);
+        let figures = ctx.time("write", || -> Result<Vec<Figure>> {
+            c.trained
+                .net
+                .save(&out.file("model.safetensors"))
+                .map_err(|e| anyhow!("cannot save the model: {e}"))?;
+            write_npy(&out.file("samples.npy"), &[n, 2], &c.best_x)?;
+            self.figures(out, c, &best_name)
+        })?;
+        let mut sections = vec![
+            ("Headline".to_string(), self.headline(stats, c, &best_name)),
+            ("Samplers".to_string(), self.samplers_section()),
+            (
+                "Results: trained model".to_string(),
+                self.results_table(&c.model, c.crit, c.sw_floor, n),
+            ),
+        ];
+        if let Some(f) = &c.floor {
+            sections.push((
+                "Results: exact score (the network-free floor)".to_string(),
+                self.results_table(&f.runs, f.crit, f.sw_floor, f.n),
+            ));
+        }
+        sections.push(("How to read this".into(), self.how_to_read(c)));
+        sections.push((
+            "Check it yourself (NumPy/SciPy)".into(),
+            report::fill(
+                CHECK_YOURSELF,
+                &[
+                    ("best_name", best_name.clone()),
+                    ("k", self.dataset.scale.to_string()),
+                    ("alpha", ALPHA.to_string()),
+                    ("n", n.to_string()),
+                ],
+            ),
+        ));
+        Ok(Rendered {
+            parameters: self.parameters(c, &best_name),
+            figures,
+            files: vec![
+                (
+                    "samples.npy".into(),
+                    format!("the {n} samples of the best few-step run `{best_name}` (float64, shape ({n}, 2))"),
+                ),
+                (
+                    "model.safetensors".into(),
+                    "the trained network (EMA weights if enabled)".into(),
+                ),
+            ],
+            sections,
+        })
+    }
+}
+
+/// The model's sweep: runs in manifest order, the yardstick's position, the best few-step run.
+struct ModelSweep {
+    runs: Vec<Measured>,
+    ref_pos: usize,
+    ref_label: String,
+    best_idx: usize,
+    best_x: Vec<f64>,
+}
+
+impl Ring2dSamplersManifest {
+    /// Every sampler on the trained model; the yardstick runs first, so that the best few-step
+    /// run can be ranked against it.
+    fn model_sweep(
+        &self,
+        ctx: &mut RunContext<'_>,
+        truth: &Truth<'_>,
+        trained: &Trained,
+        sampling_seed: u64,
+    ) -> Result<ModelSweep> {
+        let sp = &self.sampling;
         let plans = self.plans(false);
         let ref_idx = sp
             .samplers
             .iter()
             .position(|s| s.name == sp.reference)
             .ok_or_else(|| anyhow!("sampling.reference: no such sampler"))?;
-        // The yardstick runs first, so that the best few-step run can be ranked against it.
         let ref_plan = plans
             .iter()
             .filter(|p| p.sampler == ref_idx)
             .max_by_key(|p| p.config.steps)
             .cloned()
             .ok_or_else(|| anyhow!("no reference run"))?;
-        let mut score = NetScore::new(&trained.net, &sde);
-        let sampling_seed = derived_seed(seed, "sampling");
-        let yard = sweep(
-            ctx,
-            "model",
-            self,
-            &sde,
-            &ring,
-            &mut score,
-            std::slice::from_ref(&ref_plan),
-            n,
-            sampling_seed,
-            &reference,
-            0,
-            &|_| 0.0,
-        )?
-        .runs
-        .remove(0);
+        let mut score = NetScore::new(&trained.net, truth.sde);
+        let yard_spec = SweepSpec {
+            what: "model",
+            plans: std::slice::from_ref(&ref_plan),
+            n: sp.n_samples,
+            seed: sampling_seed,
+            few: 0,
+            rank: &|_| 0.0,
+        };
+        let yard = sweep(ctx, self, truth, &mut score, &yard_spec)?
+            .runs
+            .remove(0);
         let (ref_r, ref_a) = (yard.ks_radius.statistic, yard.ks_angle.statistic);
         let ratio =
             |r: &Measured| (r.ks_radius.statistic / ref_r).max(r.ks_angle.statistic / ref_a);
-        let others: Vec<Plan> = plans
-            .iter()
-            .filter(|p| !(p.sampler == ref_idx && p.label == ref_plan.label))
-            .cloned()
-            .collect();
-        let mut model = sweep(
-            ctx,
-            "model",
-            self,
-            &sde,
-            &ring,
-            &mut score,
-            &others,
-            n,
-            sampling_seed,
-            &reference,
-            sp.few_step_nfe,
-            &ratio,
-        )?;
+        let is_ref = |p: &Plan| p.sampler == ref_idx && p.label == ref_plan.label;
+        let others: Vec<Plan> = plans.iter().filter(|p| !is_ref(p)).cloned().collect();
+        let spec = SweepSpec {
+            what: "model",
+            plans: &others,
+            n: sp.n_samples,
+            seed: sampling_seed,
+            few: sp.few_step_nfe,
+            rank: &ratio,
+        };
+        let mut model = sweep(ctx, self, truth, &mut score, &spec)?;
         // Restore the manifest's order.
-        let ref_pos = plans
-            .iter()
-            .position(|p| p.sampler == ref_idx && p.label == ref_plan.label)
-            .unwrap_or(0);
+        let ref_pos = plans.iter().position(is_ref).unwrap_or(0);
         model.runs.insert(ref_pos, yard);
         if let Some((i, _)) = model.best.as_mut() {
             if *i >= ref_pos {
@@ -675,120 +919,106 @@ impl Experiment for Ring2dSamplersManifest {
             .best
             .take()
             .ok_or_else(|| anyhow!("no run with NFE <= sampling.few_step_nfe"))?;
-        let best = model.runs[best_idx].clone();
+        Ok(ModelSweep {
+            runs: model.runs,
+            ref_pos,
+            ref_label: ref_plan.label,
+            best_idx,
+            best_x,
+        })
+    }
 
-        // ---- 3. the floor: the exact score --------------------------------------------------
-        let floor = match &self.floor {
-            None => None,
-            Some(f) => {
-                let mut oracle =
-                    Ring2dOracle::with_resolution(sde, ring.clone(), f.n_radial, f.n_angular)
-                        .map_err(|e| anyhow!("floor: {e}"))?;
-                let s = sweep(
-                    ctx,
-                    "floor",
-                    self,
-                    &sde,
-                    &ring,
-                    &mut oracle,
-                    &self.plans(true),
-                    f.n_samples,
-                    derived_seed(seed, "floor_sampling"),
-                    &reference,
-                    0,
-                    &|_| 0.0,
-                )?;
-                Some((f.n_samples, s.runs))
-            }
+    /// The same samplers with the exact score ([`Ring2dOracle`]), if `[floor]` is given.
+    fn floor_sweep(&self, ctx: &mut RunContext<'_>, truth: &Truth<'_>) -> Result<Option<Floor>> {
+        let Some(f) = &self.floor else {
+            return Ok(None);
         };
-
-        // ---- 4. statistics ------------------------------------------------------------------
-        let crit = ks_one_sample_isf(ALPHA, n);
-        let sw_floor = ctx.time("sw_floor", || {
-            sw_noise_floor(&ring, n, &reference, seed, k_sw)
-        });
-        let mut stats = BTreeMap::new();
-        let mut put_runs = |prefix: &str, runs: &[Measured]| {
-            for r in runs {
-                let k = format!("{prefix}.{}.{}", sp.samplers[r.sampler].name, r.label);
-                stats.insert(format!("{k}.ks_radius"), Statistic::from(r.ks_radius));
-                stats.insert(format!("{k}.ks_angle"), Statistic::from(r.ks_angle));
-                stats.insert(format!("{k}.sliced_wasserstein"), Statistic::value(r.sw));
-                stats.insert(format!("{k}.nfe"), Statistic::value(r.nfe as f64));
-            }
+        let seed = ctx.seed;
+        let mut oracle =
+            Ring2dOracle::with_resolution(*truth.sde, truth.ring.clone(), f.n_radial, f.n_angular)
+                .map_err(|e| anyhow!("floor: {e}"))?;
+        let plans = self.plans(true);
+        let spec = SweepSpec {
+            what: "floor",
+            plans: &plans,
+            n: f.n_samples,
+            seed: derived_seed(seed, "floor_sampling"),
+            few: 0,
+            rank: &|_| 0.0,
         };
-        put_runs("model", &model.runs);
-        let mut floor_extra = None;
-        if let Some((nf, runs)) = &floor {
-            put_runs("floor", runs);
-            let c = ks_one_sample_isf(ALPHA, *nf);
-            let swf = sw_noise_floor(&ring, *nf, &reference, seed, k_sw);
-            floor_extra = Some((c, swf));
-        }
-        let (br, ba) = (best.ks_radius.statistic, best.ks_angle.statistic);
-        for (k, v) in [
-            ("ks_critical_value", crit),
-            ("sliced_wasserstein_noise_floor", sw_floor),
-            ("reference.ks_radius", ref_r),
-            ("reference.ks_angle", ref_a),
-            ("best_few_step.nfe", best.nfe as f64),
-            ("best_few_step.ks_radius", br),
-            ("best_few_step.ks_angle", ba),
-            ("best_few_step_ratio_radius", br / ref_r),
-            ("best_few_step_ratio_angle", ba / ref_a),
-            ("best_few_step_ratio", (br / ref_r).max(ba / ref_a)),
-            ("final_training_loss", final_loss),
-        ] {
-            stats.insert(k.into(), Statistic::value(v));
-        }
-        if let Some((c, swf)) = floor_extra {
-            stats.insert("floor.ks_critical_value".into(), Statistic::value(c));
-            stats.insert(
-                "floor.sliced_wasserstein_noise_floor".into(),
-                Statistic::value(swf),
-            );
-        }
+        let s = sweep(ctx, self, truth, &mut oracle, &spec)?;
+        let k_sw = self.evaluation.sliced_wasserstein_projections;
+        Ok(Some(Floor {
+            n: f.n_samples,
+            runs: s.runs,
+            crit: ks_one_sample_isf(ALPHA, f.n_samples),
+            sw_floor: sw_noise_floor(truth.ring, f.n_samples, truth.reference, seed, k_sw),
+        }))
+    }
 
-        // ---- 5. files -----------------------------------------------------------------------
-        let out = ctx.out;
-        let best_name = format!("{}.{}", sp.samplers[best.sampler].name, best.label);
-        let figures = ctx.time("write", || -> Result<Vec<Figure>> {
-            trained
-                .net
-                .save(&out.file("model.safetensors"))
-                .map_err(|e| anyhow!("cannot save the model: {e}"))?;
-            write_npy(&out.file("samples.npy"), &[n, 2], &best_x)?;
-            let mut figs = vec![nfe_figure(
+    fn figures(&self, out: &OutputDir, c: &Computed, best_name: &str) -> Result<Vec<Figure>> {
+        let sp = &self.sampling;
+        let mut figs = vec![nfe_figure(
+            out,
+            ("ks_vs_nfe_model.png", "trained model"),
+            &sp.samplers,
+            &c.model,
+            (c.crit, c.sw_floor),
+            sp.n_samples,
+        )?];
+        if let Some(f) = &c.floor {
+            figs.push(nfe_figure(
                 out,
-                "ks_vs_nfe_model.png",
-                "trained model",
+                ("ks_vs_nfe_floor.png", "exact score (Ring2dOracle)"),
                 &sp.samplers,
-                &model.runs,
-                crit,
-                sw_floor,
-                n,
-            )?];
-            if let (Some((nf, runs)), Some((c, swf))) = (&floor, floor_extra) {
-                figs.push(nfe_figure(
-                    out,
-                    "ks_vs_nfe_floor.png",
-                    "exact score (Ring2dOracle)",
-                    &sp.samplers,
-                    runs,
-                    c,
-                    swf,
-                    *nf,
-                )?);
-            }
-            figs.push(best_figure(out, &ring, &best_x, &best_name)?);
-            Ok(figs)
-        })?;
+                &f.runs,
+                (f.crit, f.sw_floor),
+                f.n,
+            )?);
+        }
+        figs.push(best_figure(out, &c.ring, &c.best_x, best_name)?);
+        Ok(figs)
+    }
 
-        // ---- 6. report ----------------------------------------------------------------------
+    fn headline(&self, s: &SamplersStats, c: &Computed, best_name: &str) -> String {
+        let sp = &self.sampling;
+        let (ref_r, ref_a) = (s.reference.ks_radius.value, s.reference.ks_angle.value);
+        let (br, ba) = (
+            s.best_few_step.ks_radius.value,
+            s.best_few_step.ks_angle.value,
+        );
+        let verdict = if s.best_few_step_ratio.value <= 1.5 {
+            "**reached**"
+        } else {
+            "**not reached**"
+        };
+        let yard = &c.model[c.ref_pos];
+        report::fill(
+            HEADLINE,
+            &[
+                ("ref_name", format!("{}.{}", sp.reference, c.ref_label)),
+                ("ref_steps", yard.steps.to_string()),
+                ("ref_nfe", yard.nfe.to_string()),
+                ("ref_r", format!("{ref_r:.5}")),
+                ("ref_a", format!("{ref_a:.5}")),
+                ("few", sp.few_step_nfe.to_string()),
+                ("best_name", best_name.to_string()),
+                ("bs", c.best.steps.to_string()),
+                ("bn", c.best.nfe.to_string()),
+                ("br", format!("{br:.5}")),
+                ("rr", format!("{:.2}", br / ref_r)),
+                ("ba", format!("{ba:.5}")),
+                ("ra", format!("{:.2}", ba / ref_a)),
+                ("verdict", verdict.to_string()),
+            ],
+        )
+    }
+
+    fn samplers_section(&self) -> String {
         let mut samplers_md = String::from(
             "| sampler | method, grid, t_eps | NFE as a function of the steps |\n|---|---|---|\n",
         );
-        for s in &sp.samplers {
+        for s in &self.sampling.samplers {
             let _ = writeln!(
                 samplers_md,
                 "| {} | {} | {} |",
@@ -797,141 +1027,81 @@ impl Experiment for Ring2dSamplersManifest {
                 nfe_rule(s)
             );
         }
-        let _ = write!(
-            samplers_md,
-            "\nFor an NFE budget B each fixed-step sampler takes the largest step count whose NFE \
-             is ≤ B (so PF-Heun at B = 5 takes 2 steps = 4 evaluations; the NFE column reports what \
-             was used). Dormand–Prince is adaptive: it runs once per tolerance (rtol = atol) and \
-             reports its NFE."
-        );
-        let results = |runs: &[Measured], crit: f64, swf: f64, nn: usize| {
-            let mut t = String::from(
-                "| sampler | budget | steps | NFE | D radius (p) | D angle (p) | SW₂ | wall s |\n\
-                 |---|---|---:|---:|---|---|---:|---:|\n",
-            );
-            for r in runs {
-                let mark = |d: f64| if d < crit { "" } else { " *" };
-                let _ = writeln!(
-                    t,
-                    "| {} | {} | {} | {} | {:.5}{} ({:.3}) | {:.5}{} ({:.3}) | {:.5} | {:.1} |",
-                    sp.samplers[r.sampler].name,
-                    r.label,
-                    r.steps,
-                    r.nfe,
-                    r.ks_radius.statistic,
-                    mark(r.ks_radius.statistic),
-                    r.ks_radius.pvalue,
-                    r.ks_angle.statistic,
-                    mark(r.ks_angle.statistic),
-                    r.ks_angle.pvalue,
-                    r.sw,
-                    r.wall_s
-                );
-            }
-            let _ = write!(
-                t,
-                "\nn = {nn} per run. `*`: D above the KS critical value {crit:.5} (α = {ALPHA}), i.e. \
-                 distinguishable from ring2d at this n. SW₂ noise floor (two independent data \
-                 draws of these sizes): {swf:.5}."
-            );
-            t
-        };
-        let model_md = results(&model.runs, crit, sw_floor, n);
-        let verdict = if (br / ref_r).max(ba / ref_a) <= 1.5 {
-            "**reached**"
-        } else {
-            "**not reached**"
-        };
-        let ref_name = format!("{}.{}", sp.reference, ref_plan.label);
-        let headline = format!(
-            "Yardstick: `{ref_name}` ({ref_steps} steps, NFE {ref_nfe}) on the same model: D radius \
-             {ref_r:.5}, D angle {ref_a:.5}.\n\n\
-             Best run with NFE ≤ {few} (smallest max(D_r/D_r^ref, D_θ/D_θ^ref)): `{best_name}` \
-             ({bs} steps, NFE {bn}): D radius {br:.5} ({rr:.2}× the yardstick), D angle {ba:.5} \
-             ({ra:.2}×). The issue's bar, within 1.5× for both: {verdict}.\n\n\
-             `samples.npy` holds its samples.",
-            ref_steps = ref_plan.config.steps,
-            ref_nfe = model.runs[ref_pos].nfe,
-            few = sp.few_step_nfe,
-            bs = best.steps,
-            bn = best.nfe,
-            rr = br / ref_r,
-            ra = ba / ref_a,
-        );
-        let mut sections = vec![
-            ("Headline".to_string(), headline),
-            ("Samplers".to_string(), samplers_md),
-            ("Results: trained model".to_string(), model_md),
-        ];
-        if let (Some((nf, runs)), Some((c, swf))) = (&floor, floor_extra) {
-            sections.push((
-                "Results: exact score (the network-free floor)".to_string(),
-                results(runs, c, swf, *nf),
-            ));
-        }
-        let f = self.floor.as_ref();
-        sections.push((
-            "How to read this".into(),
-            format!(
-                "One network is trained ({steps} steps, the ring2d recipe; final training loss \
-                 {final_loss:.4}) and sampled by every sampler at every NFE budget, all runs from the \
-                 same prior draw x_T (common random numbers: the deterministic samplers differ only \
-                 through their discretisation). NFE counts batched score evaluations, including \
-                 Tweedie's final denoising when enabled. D is the one-sample KS distance of the \
-                 radius |x| (vs Gamma(k, rate k), k = {k}) and of the angle atan2(y, x) (vs \
-                 1/(8 max(cos²θ, sin²θ))); SW₂ is the sliced Wasserstein-2 distance ({k_sw} \
-                 directions) to {nref} fresh data points.\n\n\
-                 The floor table runs the same samplers with the exact score (Ring2dOracle: \
-                 quadrature over ring2d's density, {nr} × {na} nodes), so what is left there is \
-                 discretisation (grid, t_eps) plus sampling noise; it is ~100× slower per point than \
-                 the network, hence n = {fnn} and the budgets {fnfe:?} there. A model row above its \
-                 floor row owes the difference to the network; at NFE ≥ 100 both are dominated by \
-                 the network's error and by sampling noise (median D of exact samples ≈ 0.83/√n).\n\n\
-                 Why few steps are hard here: the ring is thin (radial sd 1/√k = {s0:.4}), its \
-                 radial structure forms only at noise levels σ/m below ~0.1, and between σ/m ≈ 3 \
-                 and 0.1 the trajectories snap from a blob onto the ring (x̂₀ moves from near 0 to \
-                 the ring). Grids that spend steps far above (σ/m up to {smax:.0} at T) or far below \
-                 that window waste them; the truncated log-SNR grid jumps from T to σ/m = \
-                 sigma_max in one (nearly exact) first-order step and spaces the rest evenly in \
-                 log-SNR.\n\n\
-                 Deterministic vs stochastic: every ODE solver (PF-Euler, PF-Heun, DDIM η = 0, EDM, \
-                 DPM-Solver++ 2M/3M, Dormand–Prince) converges, as NFE grows, to the model's own \
-                 probability-flow map, whose error is fixed by the network (`pf_heun` at its largest \
-                 budget shows it); no ODE solver can do better than that limit. The stochastic \
-                 samplers (Euler–Maruyama, DDPM, DPM-Solver++ SDE with η > 0) inject fresh noise that \
-                 partly re-equilibrates the network's errors, so their limit is lower; with a \
-                 multistep update and a good grid (DPM-Solver++(3M) SDE on the truncated grid) they \
-                 get close to it in few evaluations.",
-                steps = self.training.0.steps,
-                k = self.dataset.scale,
-                nref = ev.reference_samples,
-                nr = f.map_or(0, |f| f.n_radial),
-                na = f.map_or(0, |f| f.n_angular),
-                fnn = f.map_or(0, |f| f.n_samples),
-                fnfe = f.map(|f| f.nfe.clone()).unwrap_or_default(),
-                s0 = 1.0 / self.dataset.scale.sqrt(),
-                smax = sde.marginal_std(sde.t_end()) / sde.mean_coef(sde.t_end()),
-            ),
-        ));
-        sections.push((
-            "Check it yourself (NumPy/SciPy)".into(),
-            format!(
-                "```python\n\
-                 import numpy as np\n\
-                 from scipy import stats\n\
-                 x = np.load(\"samples.npy\")  # run {best_name}\n\
-                 r = np.hypot(x[:, 0], x[:, 1]); th = np.arctan2(x[:, 1], x[:, 0])\n\
-                 k = {k}\n\
-                 print(stats.kstest(r, stats.gamma(a=k, scale=1 / k).cdf))  # = best_few_step.ks_radius\n\
-                 g = np.linspace(-np.pi, np.pi, 200001); pdf = 1 / (8 * np.maximum(np.cos(g)**2, np.sin(g)**2))\n\
-                 cdf = np.concatenate([[0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(g))])\n\
-                 print(stats.kstest(th, lambda t: np.interp(t, g, cdf)))  # = best_few_step.ks_angle\n\
-                 print(stats.kstwo.isf({ALPHA}, {n}))  # = ks_critical_value\n\
-                 ```\n",
-                k = self.dataset.scale,
-            ),
-        ));
+        samplers_md.push('\n');
+        samplers_md.push_str(&report::fill(SAMPLERS_NOTE, &[]));
+        samplers_md
+    }
 
+    fn results_table(&self, runs: &[Measured], crit: f64, swf: f64, nn: usize) -> String {
+        let sp = &self.sampling;
+        let mut t = String::from(
+            "| sampler | budget | steps | NFE | D radius (p) | D angle (p) | SW₂ | wall s |\n\
+             |---|---|---:|---:|---|---|---:|---:|\n",
+        );
+        for r in runs {
+            let mark = |d: f64| if d < crit { "" } else { " *" };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {:.5}{} ({:.3}) | {:.5}{} ({:.3}) | {:.5} | {:.1} |",
+                sp.samplers[r.sampler].name,
+                r.label,
+                r.steps,
+                r.nfe,
+                r.ks_radius.statistic,
+                mark(r.ks_radius.statistic),
+                r.ks_radius.pvalue,
+                r.ks_angle.statistic,
+                mark(r.ks_angle.statistic),
+                r.ks_angle.pvalue,
+                r.sw,
+                r.wall_s
+            );
+        }
+        let _ = write!(
+            t,
+            "\nn = {nn} per run. `*`: D above the KS critical value {crit:.5} (α = {ALPHA}), i.e. \
+             distinguishable from ring2d at this n. SW₂ noise floor (two independent data \
+             draws of these sizes): {swf:.5}."
+        );
+        t
+    }
+
+    fn how_to_read(&self, c: &Computed) -> String {
+        let f = self.floor.as_ref();
+        let sde = &c.sde;
+        report::fill(
+            HOW_TO_READ,
+            &[
+                ("steps", self.training.0.steps.to_string()),
+                ("final_loss", format!("{:.4}", c.final_loss)),
+                ("k", self.dataset.scale.to_string()),
+                (
+                    "k_sw",
+                    self.evaluation.sliced_wasserstein_projections.to_string(),
+                ),
+                ("nref", self.evaluation.reference_samples.to_string()),
+                ("nr", f.map_or(0, |f| f.n_radial).to_string()),
+                ("na", f.map_or(0, |f| f.n_angular).to_string()),
+                ("fnn", f.map_or(0, |f| f.n_samples).to_string()),
+                (
+                    "fnfe",
+                    format!("{:?}", f.map(|f| f.nfe.clone()).unwrap_or_default()),
+                ),
+                ("s0", format!("{:.4}", 1.0 / self.dataset.scale.sqrt())),
+                (
+                    "smax",
+                    format!(
+                        "{:.0}",
+                        sde.marginal_std(sde.t_end()) / sde.mean_coef(sde.t_end())
+                    ),
+                ),
+            ],
+        )
+    }
+
+    /// Derived parameters echoed in metrics.json.
+    fn parameters(&self, c: &Computed, best_name: &str) -> serde_json::Value {
+        let sp = &self.sampling;
         let run_json = |runs: &[Measured]| {
             runs.iter()
                 .map(|r| {
@@ -949,129 +1119,57 @@ impl Experiment for Ring2dSamplersManifest {
                 })
                 .collect::<Vec<_>>()
         };
-        let parameters = json!({
+        json!({
             "ks_alpha": ALPHA,
-            "ks_critical_value": crit,
-            "sampling_seed": sampling_seed,
+            "ks_critical_value": c.crit,
+            "sampling_seed": c.sampling_seed,
             "training_seed": self.training.0.seed,
-            "resumed_from_step": trained.resumed_from,
-            "train_steps_per_s": trained.steps_per_sec,
+            "resumed_from_step": c.trained.resumed_from,
+            "train_steps_per_s": c.trained.steps_per_sec,
             "best_few_step_run": best_name,
-            "model_runs": run_json(&model.runs),
-            "floor_runs": floor.as_ref().map(|(_, r)| run_json(r)),
-        });
-        Ok(RunResults {
-            parameters,
-            statistics: stats,
-            figures,
-            files: vec![
-                (
-                    "samples.npy".into(),
-                    format!("the {n} samples of the best few-step run `{best_name}` (float64, shape ({n}, 2))"),
-                ),
-                (
-                    "model.safetensors".into(),
-                    "the trained network (EMA weights if enabled)".into(),
-                ),
-            ],
-            sections,
+            "model_runs": run_json(&c.model),
+            "floor_runs": c.floor.as_ref().map(|f| run_json(&f.runs)),
         })
     }
 }
 
-/// Colour of curve `i` of `n`.
-fn family_color(i: usize, n: usize) -> plotters::style::RGBColor {
-    const FIXED: [plotters::style::RGBColor; 4] = [
-        palette::DATA,
-        palette::DATA2,
-        palette::MARK,
-        palette::EXACT2,
-    ];
-    if n <= FIXED.len() {
-        FIXED[i]
-    } else {
-        viridis(i as f64 / (n - 1) as f64 * 0.95)
-    }
-}
-
-/// KS D (radius, angle) and SW₂ against NFE, log–log, one curve per sampler family.
-#[allow(clippy::too_many_arguments)]
+/// KS D (radius, angle) and SW₂ against NFE, log–log, one curve per sampler family, with the
+/// KS critical value and the SW₂ noise floor `(crit, sw_floor)`.
 fn nfe_figure(
     out: &OutputDir,
-    file: &str,
-    what: &str,
+    (file, what): (&str, &str),
     samplers: &[SamplerSpec],
     runs: &[Measured],
-    crit: f64,
-    sw_floor: f64,
+    (crit, sw_floor): (f64, f64),
     n: usize,
 ) -> Result<Figure> {
-    let nfe_max = runs.iter().map(|m| m.nfe).max().unwrap_or(1).max(2) as f64;
-    let nfe_min = runs.iter().map(|m| m.nfe).min().unwrap_or(1).max(1) as f64;
-    let (x0, x1) = (nfe_min.log10() - 0.1, nfe_max.log10() + 0.1);
-    let panel =
-        |title: &str, y_label: &str, bar: (f64, String), pick: &dyn Fn(&Measured) -> f64| {
-            let mut lines = Vec::new();
-            let mut points = Vec::new();
-            for (i, s) in samplers.iter().enumerate() {
-                let mut pts: Vec<(f64, f64)> = runs
-                    .iter()
-                    .filter(|m| m.sampler == i)
-                    .map(|m| ((m.nfe.max(1) as f64).log10(), pick(m).max(1e-6).log10()))
-                    .collect();
-                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let color = family_color(i, samplers.len());
-                points.push(Points {
-                    points: pts.clone(),
-                    color,
-                    alpha: 1.0,
-                    radius: 3,
-                });
-                lines.push(Line {
-                    points: pts,
-                    color,
-                    alpha: 1.0,
-                    width: 2,
-                    label: Some(s.name.clone()),
-                });
-            }
-            lines.push(Line {
-                points: vec![(x0, bar.0.log10()), (x1, bar.0.log10())],
-                color: palette::EXACT,
-                alpha: 0.8,
-                width: 1,
-                label: Some(bar.1),
-            });
-            let (ylo, yhi) = runs
-                .iter()
-                .map(|m| pick(m).max(1e-6).log10())
-                .chain([bar.0.log10()])
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-                    (a.min(y), b.max(y))
-                });
-            Panel {
-                title: title.into(),
-                x_label: "NFE (log₁₀)".into(),
-                y_label: y_label.into(),
-                lines,
-                points,
-                x_range: Some((x0, x1)),
-                y_range: Some((ylo - 0.1, yhi + 0.5)),
-                y_log10: true,
-                ..Default::default()
-            }
-        };
-    let ks_bar = (crit, format!("KS critical value, α = {ALPHA}"));
+    let style = NfeStyle {
+        x_pad: 0.1,
+        y_pad: (0.1, 0.5),
+        radius: 3,
+        viridis_max: 0.95,
+    };
+    let panel = |labels: (&str, &str), bar: (f64, String), pick: &dyn Fn(&Measured) -> f64| {
+        let curves: Vec<(String, Vec<(usize, f64)>)> = samplers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let pts = runs.iter().filter(|m| m.sampler == i);
+                (s.name.clone(), pts.map(|m| (m.nfe, pick(m))).collect())
+            })
+            .collect();
+        nfe_panel(labels, &curves, bar, &style)
+    };
+    let ks_bar = || (crit, format!("KS critical value, α = {ALPHA}"));
     let panels = [
-        panel("radius: KS D vs NFE", "KS D", ks_bar.clone(), &|m| {
+        panel(("radius: KS D vs NFE", "KS D"), ks_bar(), &|m| {
             m.ks_radius.statistic
         }),
-        panel("angle: KS D vs NFE", "KS D", ks_bar, &|m| {
+        panel(("angle: KS D vs NFE", "KS D"), ks_bar(), &|m| {
             m.ks_angle.statistic
         }),
         panel(
-            "2-D: sliced W₂ vs NFE",
-            "SW₂",
+            ("2-D: sliced W₂ vs NFE", "SW₂"),
             (sw_floor, "noise floor (data vs data)".into()),
             &|m| m.sw,
         ),
@@ -1196,7 +1294,7 @@ sliced_wasserstein_projections = 4
     fn a_good_manifest_loads_and_declares_its_statistics() {
         let m: Ring2dSamplersManifest = manifest::parse_as(&manifest_text(GOOD)).unwrap();
         m.check().unwrap();
-        let s = m.statistics();
+        let s = crate::harness::Experiment::statistics(&m);
         for k in [
             "model.em.nfe5.ks_radius",
             "model.em.nfe10.ks_angle",
@@ -1257,7 +1355,7 @@ sliced_wasserstein_projections = 4
         );
         let m: Ring2dSamplersManifest = manifest::parse_as(&manifest_text(&text)).unwrap();
         m.check().unwrap();
-        let s = m.statistics();
+        let s = crate::harness::Experiment::statistics(&m);
         assert!(s.contains_key("model.sde3.nfe5.ks_radius"));
         assert!(s.contains_key("floor.sde3.nfe5.ks_angle"));
         assert!(!s.contains_key("model.sde3.nfe10.ks_radius"));
