@@ -38,6 +38,7 @@ mod dynamics;
 mod error;
 mod grid;
 pub mod langevin;
+pub mod langevin_init;
 mod likelihood;
 pub mod noise;
 mod ode;
