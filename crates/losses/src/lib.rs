@@ -33,6 +33,7 @@ mod config;
 mod dsm;
 mod memory;
 pub mod optim;
+mod score_map;
 mod ssm;
 mod train;
 mod trainloop;
@@ -43,6 +44,7 @@ pub use config::{
 pub use dsm::{dsm_loss, dsm_loss_with_time, DsmBatch, LossReport, NUM_TIME_BUCKETS};
 pub use memory::{ssm_memory_estimates, train_memory_estimates};
 pub use optim::{OptimSettings, Optimizer};
+pub use score_map::local_relative_score_error;
 pub use smoluchowski_sde::DdpmKernel;
 pub use ssm::{
     eval_rng, fd_ssm_terms, relative_score_error, sliced_score_matching_loss, ssm_loss_and_grad,

@@ -16,6 +16,7 @@
 //! assert!(ks_two_sample(&x, &shifted).pvalue < 1e-10);
 //! ```
 
+mod binned;
 mod distance;
 mod error;
 mod hist;
@@ -25,6 +26,10 @@ mod marginals;
 mod planar;
 mod paired;
 
+pub use binned::{
+    bin_fractions, bin_masses, binomial_l1_noise, ks_critical_asymptotic, l1_distance,
+    nearest_center_variance_ratio,
+};
 pub use distance::{energy_distance, sliced_wasserstein, wasserstein_1d, wasserstein_p_1d};
 pub use error::MetricsError;
 pub use hist::{Histogram1d, Histogram2d};

@@ -39,6 +39,7 @@ mod dynamics;
 mod error;
 mod grid;
 pub mod langevin;
+pub mod langevin_init;
 mod likelihood;
 mod likelihood_eval;
 pub mod noise;

@@ -12,25 +12,34 @@
 //! - `l1_particles_fp`: the same against the solver's bin masses `h Σ_{i ∈ b} p_i`;
 //! - `ks_particles`: one-sample KS of the particles against the exact CDF `F_t`.
 //!
-//! Particles are simulated in fixed chunks of [`CHUNK`]; chunk `c` of process `name` uses
-//! `seeding::stream(seed, name, c)` (initial draws, then Euler–Maruyama noise), so the numbers do
-//! not depend on the thread count.
+//! Particles are simulated by `smoluchowski::sde::simulate_ensemble` in fixed chunks of
+//! [`CHUNK`]; chunk `c` of process `name` uses `seeding::stream(seed, name, c)` (initial draws,
+//! then Euler–Maruyama noise), so the numbers do not depend on the thread count. The solver runs
+//! checkpoint to checkpoint (`FokkerPlanck1d::solve_checkpoints`); the binned comparisons and
+//! their noise floor are `smoluchowski::metrics::{bin_fractions, bin_masses, l1_distance,
+//! binomial_l1_noise}`.
 
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
 use plotters::style::RGBColor;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, GaussianMixture};
-use smoluchowski::metrics::ks_one_sample;
-use smoluchowski::sde::{euler_maruyama, FokkerPlanck1d, ForwardSde, MixtureOracle, OuSde, VpSde};
+use smoluchowski::metrics::{
+    bin_fractions, bin_masses, binomial_l1_noise, ks_one_sample, l1_distance,
+};
+use smoluchowski::sde::{
+    simulate_ensemble, FokkerPlanck1d, ForwardSde, MixtureOracle, OuSde, Stop, VpSde,
+};
 
 use crate::figures::{self, Bars, Line, Panel};
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
-use crate::output::write_npy;
-use crate::seeding;
+use crate::output::{write_npy, OutputDir};
+use crate::report;
+use crate::stats::{Ks, Rendered, TypedExperiment, Value};
 use crate::validate::Checker;
 
 /// Registration of this kind.
@@ -311,46 +320,46 @@ fn threads() -> usize {
         .unwrap_or(1)
 }
 
-/// Positions of `n` particles drawn from `p0` at each stop `(t_i, steps_i)` (Euler–Maruyama
-/// with `steps_i` steps from the previous stop); chunk `c` uses `seeding::stream(seed, name, c)`
-/// for its initial draws and then its noise, spread over `threads` threads (no effect on the
-/// result).
-pub fn simulate<S: ForwardSde + Sync>(
-    sde: &S,
-    p0: &GaussianMixture,
-    n: usize,
-    stops: &[(f64, usize)],
-    seed: u64,
-    name: &str,
-    threads: usize,
-) -> Vec<Vec<f64>> {
-    let n_chunks = n.div_ceil(CHUNK);
-    let run_chunk = |c: usize| -> Vec<Vec<f64>> {
-        let len = CHUNK.min(n - c * CHUNK);
-        let mut rng = seeding::stream(seed, name, c as u64);
-        let mut x = p0.sample(&mut rng, len);
-        let mut t = 0.0;
-        stops
-            .iter()
-            .map(|&(t_stop, steps)| {
-                euler_maruyama(sde, &mut x, t, t_stop, steps, &mut rng, None);
-                t = t_stop;
-                x.clone()
-            })
-            .collect()
-    };
-    let per_chunk = seeding::run_chunks(n_chunks, threads, run_chunk);
-    let mut out: Vec<Vec<f64>> = stops.iter().map(|_| Vec::with_capacity(n)).collect();
-    for snaps in per_chunk {
-        for (o, s) in out.iter_mut().zip(snaps) {
-            o.extend_from_slice(&s);
-        }
-    }
-    out
+/// The stops `(t_i, steps_i)`: `steps_i` steps of `dt` from `t_{i−1}` (or 0) to `t_i`.
+fn stops(times: &[f64], dt: f64) -> Vec<Stop> {
+    times
+        .iter()
+        .scan(0.0, |prev, &t| {
+            let k = whole_steps(t - *prev, dt).unwrap_or(1);
+            *prev = t;
+            Some((t, k))
+        })
+        .collect()
 }
 
+/// `<process>.t<i>.*`: one checkpoint.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckpointStats {
+    /// `h Σ_i |p_i − p_t(x_i)|`: solver vs exact density.
+    pub l1_fp_exact: Value,
+    /// `Σ_b |n_b/n − P_b|`: particle histogram vs exact bin masses.
+    pub l1_particles_exact: Value,
+    /// The same against the solver's bin masses.
+    pub l1_particles_fp: Value,
+    /// One-sample KS of the particles against the exact CDF.
+    pub ks_particles: Ks,
+}
+
+/// `<process>.*`: the mass drift and the checkpoints `t1`, `t2`, ...
+#[derive(Debug, Default, Serialize)]
+pub struct ProcessStats {
+    /// `max |h Σ p − 1|` over the checkpoints.
+    pub mass_drift: Value,
+    /// Keyed `t1`, `t2`, ... in checkpoint order.
+    #[serde(flatten)]
+    pub checkpoints: BTreeMap<String, CheckpointStats>,
+}
+
+/// The statistics of a `fokker-planck` run, keyed by process (`free`, `ou`, `vp`).
+pub type FokkerPlanckStats = BTreeMap<String, ProcessStats>;
+
 /// Everything measured for one process.
-struct ProcessRun {
+pub struct ProcessRun {
     times: Vec<f64>,
     /// Solver density at the cell centres, per time.
     fp: Vec<Vec<f64>>,
@@ -360,131 +369,19 @@ struct ProcessRun {
     hist: Vec<Vec<f64>>,
     /// Largest `|h Σ p − 1|` over the times.
     mass_drift: f64,
+    /// Per-checkpoint derived parameters.
+    params: Vec<serde_json::Value>,
 }
 
-/// `Σ_b |a_b − b_b|`.
-fn l1(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum()
+/// The solver grid and the three processes' runs (report order).
+pub struct Computed {
+    fp: FokkerPlanck1d,
+    runs: Vec<ProcessRun>,
 }
 
-/// Expected `Σ_b |n_b/n − P_b|` from sampling alone: `Σ_b √(2 P_b (1 − P_b) / (π n))` (the
-/// normal approximation to each binomial count).
-fn expected_l1_noise(p: &[f64], n: usize) -> f64 {
-    p.iter()
-        .map(|&q| (2.0 * q * (1.0 - q) / (std::f64::consts::PI * n as f64)).sqrt())
-        .sum()
-}
-
-impl FokkerPlanckManifest {
-    #[allow(clippy::too_many_arguments)]
-    fn run_process<S: ForwardSde + Sync + Clone>(
-        &self,
-        name: &str,
-        sde: S,
-        times: &[f64],
-        fp: &FokkerPlanck1d,
-        seed: u64,
-        stats: &mut BTreeMap<String, Statistic>,
-        params: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> Result<ProcessRun> {
-        let p0 = self.mixture()?;
-        let oracle = MixtureOracle::new(sde.clone(), p0.clone());
-        let g = &self.grid;
-        let pc = &self.particles;
-        let per_bin = g.cells / pc.bins;
-        let edges: Vec<f64> = (0..=pc.bins)
-            .map(|b| g.lo + (b * per_bin) as f64 * fp.cell_width())
-            .collect();
-
-        // Solver, checkpoint to checkpoint.
-        let density = |t: f64, x: f64| oracle.marginal(t).log_density(&[x]).exp();
-        let mut p = fp.project(|x| density(0.0, x));
-        let mut t_prev = 0.0;
-        let mut fp_out = Vec::new();
-        let mut exact_out = Vec::new();
-        let mut mass_drift: f64 = (fp.mass(&p) - 1.0).abs();
-        for &t in times {
-            let steps = whole_steps(t - t_prev, g.fp_dt).unwrap_or(1);
-            p = fp.solve(&sde, &p, t_prev, t, steps);
-            mass_drift = mass_drift.max((fp.mass(&p) - 1.0).abs());
-            let marg = oracle.marginal(t);
-            exact_out.push(fp.project(|x| marg.log_density(&[x]).exp()));
-            fp_out.push(p.clone());
-            t_prev = t;
-        }
-
-        // Particles.
-        let stops: Vec<(f64, usize)> = times
-            .iter()
-            .scan(0.0, |prev, &t| {
-                let k = whole_steps(t - *prev, pc.dt).unwrap_or(1);
-                *prev = t;
-                Some((t, k))
-            })
-            .collect();
-        let snaps = simulate(&sde, &p0, pc.n, &stops, seed, name, threads());
-
-        let mut hist_out = Vec::new();
-        let mut tparams = Vec::new();
-        for (i, &t) in times.iter().enumerate() {
-            let key = |s: &str| format!("{name}.t{}.{s}", i + 1);
-            let x = &snaps[i];
-            // Bin fractions (mass outside [lo, hi] is left out, as for the exact masses).
-            let mut counts = vec![0usize; pc.bins];
-            let w = (g.hi - g.lo) / pc.bins as f64;
-            for &v in x {
-                if v >= g.lo && v < g.hi {
-                    let b = (((v - g.lo) / w) as usize).min(pc.bins - 1);
-                    counts[b] += 1;
-                }
-            }
-            let frac: Vec<f64> = counts.iter().map(|&c| c as f64 / pc.n as f64).collect();
-            let exact_mass: Vec<f64> = edges
-                .windows(2)
-                .map(|e| oracle.marginal_cdf(0, t, e[1]) - oracle.marginal_cdf(0, t, e[0]))
-                .collect();
-            let fp_mass: Vec<f64> = fp_out[i]
-                .chunks_exact(per_bin)
-                .map(|c| fp.cell_width() * c.iter().sum::<f64>())
-                .collect();
-            stats.insert(
-                key("l1_fp_exact"),
-                Statistic::value(fp.l1_distance(&fp_out[i], &exact_out[i])),
-            );
-            stats.insert(
-                key("l1_particles_exact"),
-                Statistic::value(l1(&frac, &exact_mass)),
-            );
-            stats.insert(
-                key("l1_particles_fp"),
-                Statistic::value(l1(&frac, &fp_mass)),
-            );
-            stats.insert(
-                key("ks_particles"),
-                Statistic::from(ks_one_sample(x, |v| oracle.marginal_cdf(0, t, v))),
-            );
-            tparams.push(json!({
-                "t": t,
-                "fp_steps_from_previous": whole_steps(t - if i == 0 { 0.0 } else { times[i - 1] }, g.fp_dt),
-                "em_steps_from_previous": stops[i].1,
-                "mean_coef": sde.mean_coef(t),
-                "kernel_std": sde.marginal_std(t),
-                "l1_fp_exact_binned": l1(&fp_mass, &exact_mass),
-                "expected_l1_particles_noise": expected_l1_noise(&exact_mass, pc.n),
-            }));
-            hist_out.push(frac);
-        }
-        stats.insert(format!("{name}.mass_drift"), Statistic::value(mass_drift));
-        params.insert(name.to_string(), json!({ "checkpoints": tparams }));
-        Ok(ProcessRun {
-            times: times.to_vec(),
-            fp: fp_out,
-            exact: exact_out,
-            hist: hist_out,
-            mass_drift,
-        })
-    }
-}
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const HOW_TO_READ: &str = include_str!("fokker_planck/how_to_read.md");
+const CHECK_YOURSELF: &str = include_str!("fokker_planck/check_yourself.md");
 
 const TIME_COLORS: [RGBColor; 4] = [
     RGBColor(31, 119, 180),
@@ -493,71 +390,83 @@ const TIME_COLORS: [RGBColor; 4] = [
     RGBColor(148, 103, 189),
 ];
 
-impl Experiment for FokkerPlanckManifest {
-    fn header(&self) -> &ExperimentHeader {
-        &self.experiment
-    }
+impl FokkerPlanckManifest {
+    /// Solver and particles for one process; its statistics and what the figure needs.
+    fn run_process<S: ForwardSde + Sync + Clone>(
+        &self,
+        name: &str,
+        sde: S,
+        times: &[f64],
+        fp: &FokkerPlanck1d,
+        seed: u64,
+    ) -> Result<(ProcessStats, ProcessRun)> {
+        let p0 = self.mixture()?;
+        let oracle = MixtureOracle::new(sde.clone(), p0.clone());
+        let (g, pc) = (&self.grid, &self.particles);
+        let per_bin = g.cells / pc.bins;
+        let edges: Vec<f64> = (0..=pc.bins)
+            .map(|b| g.lo + (b * per_bin) as f64 * fp.cell_width())
+            .collect();
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
+        let density = |t: f64, x: f64| oracle.marginal(t).log_density(&[x]).exp();
+        let fp_stops = stops(times, g.fp_dt);
+        let solved = fp.solve_checkpoints(&sde, &fp.project(|x| density(0.0, x)), &fp_stops);
+        let exact: Vec<Vec<f64>> = times
+            .iter()
+            .map(|&t| {
+                let marg = oracle.marginal(t);
+                fp.project(|x| marg.log_density(&[x]).exp())
+            })
+            .collect();
+        let em_stops = stops(times, pc.dt);
+        let init = |rng: &mut ChaCha8Rng, len: usize| p0.sample(rng, len);
+        let snaps = simulate_ensemble(&sde, init, pc.n, CHUNK, &em_stops, seed, name, threads());
 
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        let mut m = BTreeMap::new();
-        for (name, times) in self.processes() {
-            m.insert(format!("{name}.mass_drift"), StatKind::Value);
-            for i in 1..=times.len() {
-                for (s, k) in [
-                    ("l1_fp_exact", StatKind::Value),
-                    ("l1_particles_exact", StatKind::Value),
-                    ("l1_particles_fp", StatKind::Value),
-                    ("ks_particles", StatKind::Ks),
-                ] {
-                    m.insert(format!("{name}.t{i}.{s}"), k);
-                }
-            }
+        let mut stats = ProcessStats {
+            mass_drift: solved.mass_drift.into(),
+            checkpoints: BTreeMap::new(),
+        };
+        let (mut hist, mut params) = (Vec::new(), Vec::new());
+        for (i, &t) in times.iter().enumerate() {
+            let x = &snaps[i];
+            let frac = bin_fractions(x, g.lo, g.hi, pc.bins);
+            let exact_mass = bin_masses(&edges, |v| oracle.marginal_cdf(0, t, v));
+            let fp_mass: Vec<f64> = solved.densities[i]
+                .chunks_exact(per_bin)
+                .map(|c| fp.cell_width() * c.iter().sum::<f64>())
+                .collect();
+            let cp = CheckpointStats {
+                l1_fp_exact: fp.l1_distance(&solved.densities[i], &exact[i]).into(),
+                l1_particles_exact: l1_distance(&frac, &exact_mass).into(),
+                l1_particles_fp: l1_distance(&frac, &fp_mass).into(),
+                ks_particles: ks_one_sample(x, |v| oracle.marginal_cdf(0, t, v)).into(),
+            };
+            stats.checkpoints.insert(format!("t{}", i + 1), cp);
+            params.push(json!({
+                "t": t,
+                "fp_steps_from_previous": whole_steps(t - if i == 0 { 0.0 } else { times[i - 1] }, g.fp_dt),
+                "em_steps_from_previous": em_stops[i].1,
+                "mean_coef": sde.mean_coef(t),
+                "kernel_std": sde.marginal_std(t),
+                "l1_fp_exact_binned": l1_distance(&fp_mass, &exact_mass),
+                "expected_l1_particles_noise": binomial_l1_noise(&exact_mass, pc.n),
+            }));
+            hist.push(frac);
         }
-        m
+        let run = ProcessRun {
+            times: times.to_vec(),
+            fp: solved.densities,
+            exact,
+            hist,
+            mass_drift: solved.mass_drift,
+            params,
+        };
+        Ok((stats, run))
     }
 
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
-        let g = &self.grid;
-        let fp = FokkerPlanck1d::new(g.lo, g.hi, g.cells).map_err(|e| anyhow!("grid: {e}"))?;
-        let seed = ctx.seed;
-        let mut stats = BTreeMap::new();
-        let mut params = serde_json::Map::new();
-
-        let free = OuSde::free(self.free.diffusion, *self.free.times.last().unwrap_or(&1.0))
-            .map_err(|e| anyhow!("free: {e}"))?;
-        let ou = OuSde::new(
-            self.ou.a,
-            self.ou.diffusion,
-            *self.ou.times.last().unwrap_or(&1.0),
-        )
-        .map_err(|e| anyhow!("ou: {e}"))?;
-        let vp = VpSde::new(self.vp.beta_min, self.vp.beta_max, self.vp.t_end)
-            .map_err(|e| anyhow!("vp: {e}"))?;
-
-        let runs = [
-            ctx.time("free", || {
-                self.run_process(
-                    "free",
-                    free,
-                    &self.free.times,
-                    &fp,
-                    seed,
-                    &mut stats,
-                    &mut params,
-                )
-            })?,
-            ctx.time("ou", || {
-                self.run_process("ou", ou, &self.ou.times, &fp, seed, &mut stats, &mut params)
-            })?,
-            ctx.time("vp", || {
-                self.run_process("vp", vp, &self.vp.times, &fp, seed, &mut stats, &mut params)
-            })?,
-        ];
-        let titles = [
+    /// Panel titles in report order.
+    fn titles(&self) -> [String; 3] {
+        [
             format!("free diffusion, D = {}", self.free.diffusion),
             format!(
                 "Ornstein–Uhlenbeck, a = {}, D = {}",
@@ -567,160 +476,238 @@ impl Experiment for FokkerPlanckManifest {
                 "VP, β ∈ [{}, {}], T = {}",
                 self.vp.beta_min, self.vp.beta_max, self.vp.t_end
             ),
-        ];
+        ]
+    }
 
-        // ---- files ----------------------------------------------------------------------
-        let out = ctx.out;
-        let mut figures = Vec::new();
-        let mut files = Vec::new();
-        let centers = fp.centers();
-        ctx.time("write", || -> Result<()> {
-            write_npy(&out.file("grid.npy"), &[centers.len()], &centers)?;
+    /// `grid.npy` and `fp_<process>.npy`; their descriptions.
+    fn write_arrays(&self, c: &Computed, out: &OutputDir) -> Result<Vec<(String, String)>> {
+        let centers = c.fp.centers();
+        write_npy(&out.file("grid.npy"), &[centers.len()], &centers)?;
+        let mut files = vec![(
+            "grid.npy".to_string(),
+            format!("cell centres x_i (float64, shape ({},))", centers.len()),
+        )];
+        for ((name, _), run) in self.processes().iter().zip(&c.runs) {
+            let flat: Vec<f64> = run.fp.concat();
+            let file = format!("fp_{name}.npy");
+            write_npy(&out.file(&file), &[run.times.len(), centers.len()], &flat)?;
             files.push((
-                "grid.npy".to_string(),
-                format!("cell centres x_i (float64, shape ({},))", centers.len()),
-            ));
-            for ((name, _), run) in self.processes().iter().zip(&runs) {
-                let flat: Vec<f64> = run.fp.concat();
-                let file = format!("fp_{name}.npy");
-                write_npy(&out.file(&file), &[run.times.len(), centers.len()], &flat)?;
-                files.push((
-                    file,
-                    format!(
-                        "solver density of `{name}` at t = {:?} (float64, shape ({}, {}))",
-                        run.times,
-                        run.times.len(),
-                        centers.len()
-                    ),
-                ));
-            }
-
-            let pc = &self.particles;
-            let bin_w = (g.hi - g.lo) / pc.bins as f64;
-            let edges: Vec<f64> = (0..=pc.bins).map(|b| g.lo + b as f64 * bin_w).collect();
-            let mut panels = Vec::new();
-            for (run, title) in runs.iter().zip(&titles) {
-                // Plot window: where any of the densities exceeds 1e-3 of its maximum.
-                let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-                for e in &run.exact {
-                    let m = e.iter().cloned().fold(0.0, f64::max);
-                    for (x, &v) in centers.iter().zip(e) {
-                        if v > 1e-3 * m {
-                            lo = lo.min(*x);
-                            hi = hi.max(*x);
-                        }
-                    }
-                }
-                let mut panel = Panel {
-                    title: title.clone(),
-                    x_label: "x".into(),
-                    y_label: "density p(x, t)".into(),
-                    x_range: Some((lo, hi)),
-                    ..Default::default()
-                };
-                for (i, &t) in run.times.iter().enumerate() {
-                    let color = TIME_COLORS[i % TIME_COLORS.len()];
-                    panel.bars.push(Bars {
-                        edges: edges.clone(),
-                        heights: run.hist[i].iter().map(|f| f / bin_w).collect(),
-                        color,
-                        alpha: 0.25,
-                        label: None,
-                    });
-                    let pts = |d: &[f64]| -> Vec<(f64, f64)> {
-                        centers
-                            .iter()
-                            .zip(d)
-                            .filter(|(x, _)| **x >= lo && **x <= hi)
-                            .map(|(&x, &v)| (x, v))
-                            .collect()
-                    };
-                    panel.lines.push(Line {
-                        points: pts(&run.fp[i]),
-                        color,
-                        alpha: 1.0,
-                        width: 4,
-                        label: Some(format!("Fokker–Planck, t = {t}")),
-                    });
-                    panel.lines.push(Line {
-                        points: pts(&run.exact[i]),
-                        color: figures::palette::EXACT,
-                        alpha: 1.0,
-                        width: 1,
-                        label: (i == 0).then(|| "exact".to_string()),
-                    });
-                }
-                panels.push(panel);
-            }
-            figures::draw_row(&out.file("fokker_planck.png"), &panels, (560, 440))?;
-            figures.push(Figure {
-                file: "fokker_planck.png".into(),
-                caption: format!(
-                    "The bimodal p₀ pushed through free diffusion, Ornstein–Uhlenbeck and VP. Thick \
-                     coloured lines: the Fokker–Planck solution ({} cells, Crank–Nicolson dt = {}); \
-                     thin black lines: the exact density; shaded bars: histograms of {} \
-                     Euler–Maruyama particles (dt = {}) at the same times.",
-                    g.cells, g.fp_dt, pc.n, pc.dt
+                file,
+                format!(
+                    "solver density of `{name}` at t = {:?} (float64, shape ({}, {}))",
+                    run.times,
+                    run.times.len(),
+                    centers.len()
                 ),
-            });
-            Ok(())
-        })?;
+            ));
+        }
+        Ok(files)
+    }
 
-        let parameters = json!({
-            "cell_width": fp.cell_width(),
+    /// One panel per process: particle histograms, solver and exact densities per checkpoint.
+    fn density_panel(&self, run: &ProcessRun, title: &str, centers: &[f64]) -> Panel {
+        let (g, pc) = (&self.grid, &self.particles);
+        let bin_w = (g.hi - g.lo) / pc.bins as f64;
+        let edges: Vec<f64> = (0..=pc.bins).map(|b| g.lo + b as f64 * bin_w).collect();
+        // Plot window: where any of the densities exceeds 1e-3 of its maximum.
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for e in &run.exact {
+            let m = e.iter().cloned().fold(0.0, f64::max);
+            for (x, &v) in centers.iter().zip(e) {
+                if v > 1e-3 * m {
+                    lo = lo.min(*x);
+                    hi = hi.max(*x);
+                }
+            }
+        }
+        let mut panel = Panel {
+            title: title.to_string(),
+            x_label: "x".into(),
+            y_label: "density p(x, t)".into(),
+            x_range: Some((lo, hi)),
+            ..Default::default()
+        };
+        let pts = |d: &[f64]| -> Vec<(f64, f64)> {
+            centers
+                .iter()
+                .zip(d)
+                .filter(|(x, _)| **x >= lo && **x <= hi)
+                .map(|(&x, &v)| (x, v))
+                .collect()
+        };
+        for (i, &t) in run.times.iter().enumerate() {
+            let color = TIME_COLORS[i % TIME_COLORS.len()];
+            panel.bars.push(Bars {
+                edges: edges.clone(),
+                heights: run.hist[i].iter().map(|f| f / bin_w).collect(),
+                color,
+                alpha: 0.25,
+                label: None,
+            });
+            panel.lines.push(Line {
+                points: pts(&run.fp[i]),
+                color,
+                alpha: 1.0,
+                width: 4,
+                label: Some(format!("Fokker–Planck, t = {t}")),
+            });
+            panel.lines.push(Line {
+                points: pts(&run.exact[i]),
+                color: figures::palette::EXACT,
+                alpha: 1.0,
+                width: 1,
+                label: (i == 0).then(|| "exact".to_string()),
+            });
+        }
+        panel
+    }
+
+    /// `fokker_planck.png`: the three processes side by side.
+    fn density_figure(&self, c: &Computed, out: &OutputDir) -> Result<Figure> {
+        let centers = c.fp.centers();
+        let panels: Vec<Panel> = c
+            .runs
+            .iter()
+            .zip(&self.titles())
+            .map(|(run, title)| self.density_panel(run, title, &centers))
+            .collect();
+        figures::draw_row(&out.file("fokker_planck.png"), &panels, (560, 440))?;
+        let (g, pc) = (&self.grid, &self.particles);
+        Ok(Figure {
+            file: "fokker_planck.png".into(),
+            caption: format!(
+                "The bimodal p₀ pushed through free diffusion, Ornstein–Uhlenbeck and VP. Thick \
+                 coloured lines: the Fokker–Planck solution ({} cells, Crank–Nicolson dt = {}); \
+                 thin black lines: the exact density; shaded bars: histograms of {} \
+                 Euler–Maruyama particles (dt = {}) at the same times.",
+                g.cells, g.fp_dt, pc.n, pc.dt
+            ),
+        })
+    }
+
+    /// Derived parameters echoed in metrics.json.
+    fn parameters(&self, c: &Computed) -> serde_json::Value {
+        let g = &self.grid;
+        let processes: serde_json::Map<String, serde_json::Value> = self
+            .processes()
+            .iter()
+            .zip(&c.runs)
+            .map(|((name, _), run)| (name.to_string(), json!({ "checkpoints": run.params })))
+            .collect();
+        json!({
+            "cell_width": c.fp.cell_width(),
             "bin_width": (g.hi - g.lo) / self.particles.bins as f64,
-            "processes": params,
-            "mass_drift": runs.iter().map(|r| r.mass_drift).collect::<Vec<_>>(),
+            "processes": processes,
+            "mass_drift": c.runs.iter().map(|r| r.mass_drift).collect::<Vec<_>>(),
             "chunk_size": CHUNK,
             "rng": "ChaCha8Rng::seed_from_u64(seed), stream = fnv1a64(\"<process>/<chunk>\")",
-        });
-        let how_to_read = format!(
-            "`l1_fp_exact` is h Σ|p_i − p_t(x_i)| between the solver and the exact density at the \
-             cell centres: pure discretisation error (space h = {h:.4}, time dt = {dt}), no \
-             randomness. `l1_particles_exact` is Σ_b |n_b/n − P_b| between the particles' bin \
-             fractions and the exact bin masses (bins of width {bw:.4}); sampling alone gives \
-             about Σ_b √(2 P_b(1 − P_b)/(π n)) (listed per checkpoint in `metrics.json` as \
-             `expected_l1_particles_noise`). `l1_particles_fp` is the same against the solver's \
-             bin masses: the two agree because the solver is ~100× closer to the truth than the \
-             particles can resolve. `ks_particles` is the one-sample KS test of the n = {n} \
-             particles against the exact CDF (Euler–Maruyama bias O(dt) is far below its \
-             resolution). `mass_drift` is max |h Σ p − 1|: the scheme conserves mass to round-off \
-             (the tails beyond [lo, hi] are below 1e-12).",
-            h = fp.cell_width(),
-            dt = g.fp_dt,
-            bw = (g.hi - g.lo) / self.particles.bins as f64,
-            n = self.particles.n,
-        );
-        let check_yourself = format!(
-            "```python\n\
-             import numpy as np\n\
-             from scipy import stats\n\
-             x = np.load(\"grid.npy\"); p = np.load(\"fp_vp.npy\")\n\
-             w, mu, s = np.array({w:?}), np.array({mu:?}), np.array({s:?})\n\
-             def vp(t, bmin={bmin}, bmax={bmax}, T={tend}):\n\
-             \x20   m = np.exp(-0.5 * (bmin * t + 0.5 * (bmax - bmin) * t**2 / T)); return m, np.sqrt(1 - m**2)\n\
-             for i, t in enumerate({vt:?}):\n\
-             \x20   m, sig = vp(t)\n\
-             \x20   exact = sum(wk * stats.norm.pdf(x, m * mk, np.hypot(m * sk, sig)) for wk, mk, sk in zip(w, mu, s))\n\
-             \x20   print(t, (x[1] - x[0]) * np.abs(p[i] - exact).sum())  # = vp.t<i+1>.l1_fp_exact\n\
-             ```\n",
-            w = self.data.weights,
-            mu = self.data.means,
-            s = self.data.stds,
-            bmin = self.vp.beta_min,
-            bmax = self.vp.beta_max,
-            tend = self.vp.t_end,
-            vt = self.vp.times,
-        );
-        Ok(RunResults {
-            parameters,
-            statistics: stats,
-            figures,
-            files,
-            sections: vec![
-                ("How to read this".into(), how_to_read),
-                ("Check it yourself (NumPy/SciPy)".into(), check_yourself),
+        })
+    }
+
+    /// "How to read this" and "Check it yourself".
+    fn sections(&self, c: &Computed) -> Vec<(String, String)> {
+        let g = &self.grid;
+        let how = report::fill(
+            HOW_TO_READ,
+            &[
+                ("h", format!("{:.4}", c.fp.cell_width())),
+                ("dt", g.fp_dt.to_string()),
+                (
+                    "bw",
+                    format!("{:.4}", (g.hi - g.lo) / self.particles.bins as f64),
+                ),
+                ("n", self.particles.n.to_string()),
             ],
+        );
+        let check = report::fill(
+            CHECK_YOURSELF,
+            &[
+                ("w", format!("{:?}", self.data.weights)),
+                ("mu", format!("{:?}", self.data.means)),
+                ("s", format!("{:?}", self.data.stds)),
+                ("bmin", self.vp.beta_min.to_string()),
+                ("bmax", self.vp.beta_max.to_string()),
+                ("tend", self.vp.t_end.to_string()),
+                ("vt", format!("{:?}", self.vp.times)),
+            ],
+        );
+        vec![
+            ("How to read this".into(), how),
+            ("Check it yourself (NumPy/SciPy)".into(), check),
+        ]
+    }
+}
+
+impl TypedExperiment for FokkerPlanckManifest {
+    type Stats = FokkerPlanckStats;
+    type Computed = Computed;
+
+    fn header(&self) -> &ExperimentHeader {
+        &self.experiment
+    }
+
+    fn declared(&self) -> FokkerPlanckStats {
+        self.processes()
+            .iter()
+            .map(|(name, times)| {
+                let checkpoints = (1..=times.len())
+                    .map(|i| (format!("t{i}"), CheckpointStats::default()))
+                    .collect();
+                let p = ProcessStats {
+                    mass_drift: Value::default(),
+                    checkpoints,
+                };
+                (name.to_string(), p)
+            })
+            .collect()
+    }
+
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(FokkerPlanckStats, Computed)> {
+        let g = &self.grid;
+        let fp = FokkerPlanck1d::new(g.lo, g.hi, g.cells).map_err(|e| anyhow!("grid: {e}"))?;
+        let seed = ctx.seed;
+        let free = OuSde::free(self.free.diffusion, *self.free.times.last().unwrap_or(&1.0))
+            .map_err(|e| anyhow!("free: {e}"))?;
+        let ou_end = *self.ou.times.last().unwrap_or(&1.0);
+        let ou =
+            OuSde::new(self.ou.a, self.ou.diffusion, ou_end).map_err(|e| anyhow!("ou: {e}"))?;
+        let vp = VpSde::new(self.vp.beta_min, self.vp.beta_max, self.vp.t_end)
+            .map_err(|e| anyhow!("vp: {e}"))?;
+        let results = [
+            ctx.time("free", || {
+                self.run_process("free", free, &self.free.times, &fp, seed)
+            })?,
+            ctx.time("ou", || {
+                self.run_process("ou", ou, &self.ou.times, &fp, seed)
+            })?,
+            ctx.time("vp", || {
+                self.run_process("vp", vp, &self.vp.times, &fp, seed)
+            })?,
+        ];
+        let mut stats = BTreeMap::new();
+        let mut runs = Vec::new();
+        for ((name, _), (s, r)) in self.processes().iter().zip(results) {
+            stats.insert(name.to_string(), s);
+            runs.push(r);
+        }
+        Ok((stats, Computed { fp, runs }))
+    }
+
+    fn render(
+        &self,
+        _stats: &FokkerPlanckStats,
+        c: &Computed,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered> {
+        let out = ctx.out;
+        let (files, figure) = ctx.time("write", || -> Result<_> {
+            Ok((self.write_arrays(c, out)?, self.density_figure(c, out)?))
+        })?;
+        Ok(Rendered {
+            parameters: self.parameters(c),
+            figures: vec![figure],
+            files,
+            sections: self.sections(c),
         })
     }
 }
@@ -728,23 +715,41 @@ impl Experiment for FokkerPlanckManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::kinds;
 
-    #[test]
-    fn simulate_is_independent_of_thread_count() {
-        let sde = OuSde::new(1.0, 0.5, 1.0).unwrap();
-        let p0 = GaussianMixture::bimodal_1d();
-        let n = 2 * CHUNK + 10;
-        let stops = [(0.1, 10), (0.2, 10)];
-        let a = simulate(&sde, &p0, n, &stops, 3, "t", 1);
-        let b = simulate(&sde, &p0, n, &stops, 3, "t", 3);
-        assert_eq!(a, b);
-        assert_eq!(a[1].len(), n);
-        assert_ne!(a, simulate(&sde, &p0, n, &stops, 4, "t", 2));
+    fn manifest() -> FokkerPlanckManifest {
+        let text = include_str!("../../../experiments/fokker-planck.toml");
+        toml::from_str(text).unwrap()
     }
 
     #[test]
-    fn expected_noise_matches_a_direct_binomial_sum() {
-        // One bin of mass ½ with n = 100: E|B/n − ½| ≈ √(2·¼/(π·100)) = 0.0399.
-        assert!((expected_l1_noise(&[0.5], 100) - 0.039_894).abs() < 1e-5);
+    fn declared_keys_are_the_golden_names() {
+        let k = kinds(&manifest().declared());
+        assert_eq!(k.len(), 3 * (1 + 3 * 4));
+        assert_eq!(k["vp.mass_drift"], crate::harness::StatKind::Value);
+        assert_eq!(k["ou.t3.ks_particles"], crate::harness::StatKind::Ks);
+        assert!(k.contains_key("free.t2.l1_particles_fp"));
+        let golden = include_str!("../../../experiments/fokker-planck.golden.toml");
+        for line in golden.lines().filter(|l| l.starts_with("stat = ")) {
+            let name = line.trim_start_matches("stat = ").trim_matches('"');
+            assert!(k.contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn stops_count_whole_steps_between_checkpoints() {
+        assert_eq!(
+            stops(&[0.1, 0.5, 1.0], 1e-3),
+            vec![(0.1, 100), (0.5, 400), (1.0, 500)]
+        );
+    }
+
+    #[test]
+    fn report_templates_fill() {
+        let m = manifest();
+        let fp = FokkerPlanck1d::new(m.grid.lo, m.grid.hi, m.grid.cells).unwrap();
+        let s = m.sections(&Computed { fp, runs: vec![] });
+        assert!(s[0].1.contains("n = 100000"));
+        assert!(s[1].1.contains("enumerate([0.05, 0.2, 1.0])"));
     }
 }

@@ -15,26 +15,38 @@
 //!   mean squared distance to the nearest mean over `2 s²` (`var_ratio`) is `1/(1 − ε/(2s²))`
 //!   for ULA and `1` for MALA.
 //!
+//! Initial states: `samplers::langevin_init::{unit_circle_states, component_mean_states}`;
+//! ULA's exact bias `samplers::langevin_init::ula_gaussian_variance_ratio`; the within-mode ratio
+//! `metrics::nearest_center_variance_ratio`.
+//!
 //! Chains run in fixed chunks with per-chunk ChaCha8 streams (`langevin_chains`), seeded per run
 //! from `seeding::stream(seed, "<dataset>.<method>.eps<i>", 0)`: thread-count independent.
 
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
+use plotters::style::RGBColor;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{GaussianMixture, Ring2d};
-use smoluchowski::metrics::ks_one_sample;
+use smoluchowski::metrics::{
+    ks_critical_asymptotic, ks_one_sample, nearest_center_variance_ratio, radii,
+};
 use smoluchowski::samplers::langevin::{
     langevin_chains, LangevinConfig, LangevinMethod, LangevinOutput, LogDensity, MixtureLogDensity,
 };
+use smoluchowski::samplers::langevin_init::{
+    component_mean_states, ula_gaussian_variance_ratio, unit_circle_states,
+};
 
 use crate::figures::{self, palette, Legend, Line, Panel, Points};
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
-use crate::output::write_npy;
+use crate::output::{write_npy, OutputDir};
+use crate::report;
 use crate::seeding;
+use crate::stats::{Ks, Rendered, TypedExperiment, Value};
 use crate::validate::Checker;
 
 /// Registration of this kind.
@@ -193,17 +205,17 @@ fn variance(x: &[f64]) -> f64 {
     x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1.0)
 }
 
-/// Asymptotic KS critical value `√(−ln(α/2)/2) / √n`.
-fn ks_critical(alpha: f64, n: usize) -> f64 {
-    (-(0.5 * alpha).ln() / 2.0).sqrt() / (n as f64).sqrt()
+/// Angles `atan2(y, x)` of 2-D rows.
+fn angles(x: &[f64]) -> Vec<f64> {
+    x.chunks_exact(2).map(|p| p[1].atan2(p[0])).collect()
 }
 
-/// One run's outputs: final states and acceptance.
-struct RunOut {
-    samples: Vec<f64>,
-    acceptance: f64,
+/// The runs of one method in step order (`eps0`, `eps1`, ...).
+fn in_order<T>(runs: &BTreeMap<String, T>) -> Vec<&T> {
+    (0..runs.len()).map(|i| &runs[&format!("eps{i}")]).collect()
 }
 
+/// One run's final states and acceptance rate.
 fn run_chains<T: LogDensity + Sync>(
     target: &T,
     init: &[f64],
@@ -211,491 +223,535 @@ fn run_chains<T: LogDensity + Sync>(
     step: f64,
     n_steps: usize,
     seed: u64,
-) -> Result<RunOut> {
+) -> Result<LangevinOutput> {
     let cfg = LangevinConfig::final_state(method, step, n_steps);
-    let out: LangevinOutput =
-        langevin_chains(target, init, &cfg, seed).map_err(|e| anyhow!("{e}"))?;
-    Ok(RunOut {
-        acceptance: out.acceptance_rate(),
-        samples: out.samples,
-    })
+    langevin_chains(target, init, &cfg, seed).map_err(|e| anyhow!("{e}"))
 }
 
 fn run_seed(seed: u64, name: &str) -> u64 {
     seeding::stream(seed, name, 0).gen()
 }
 
-impl Experiment for LangevinManifest {
-    fn header(&self) -> &ExperimentHeader {
-        &self.experiment
-    }
+/// `ring2d.<method>.eps<i>.*`.
+#[derive(Debug, Default, Serialize)]
+pub struct RingRunStats {
+    /// KS of the radii against `Gamma(k, rate k)`.
+    pub ks_radius: Ks,
+    /// KS of the angles against the exact angular law.
+    pub ks_angle: Ks,
+    /// Radius sample variance times `k`.
+    pub radial_var_ratio: Value,
+    /// Metropolis–Hastings acceptance rate (1 for ULA).
+    pub acceptance: Value,
+}
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
+/// `mixture.<method>.eps<i>.*`.
+#[derive(Debug, Default, Serialize)]
+pub struct MixtureRunStats {
+    /// KS of `x₁` against the exact marginal.
+    pub ks_x: Ks,
+    /// Mean squared distance to the nearest mean over `2s²`.
+    pub var_ratio: Value,
+    /// Metropolis–Hastings acceptance rate (1 for ULA).
+    pub acceptance: Value,
+}
 
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        let mut s = BTreeMap::new();
-        for (m, _) in METHODS {
-            for i in 0..self.ring2d.steps.len() {
-                let k = format!("ring2d.{m}.eps{i}");
-                s.insert(format!("{k}.ks_radius"), StatKind::Ks);
-                s.insert(format!("{k}.ks_angle"), StatKind::Ks);
-                s.insert(format!("{k}.radial_var_ratio"), StatKind::Value);
-                s.insert(format!("{k}.acceptance"), StatKind::Value);
-            }
-            for i in 0..self.mixture.steps.len() {
-                let k = format!("mixture.{m}.eps{i}");
-                s.insert(format!("{k}.ks_x"), StatKind::Ks);
-                s.insert(format!("{k}.var_ratio"), StatKind::Value);
-                s.insert(format!("{k}.acceptance"), StatKind::Value);
-            }
-        }
-        s
-    }
+/// Method (`ula`, `mala`) → `eps<i>` → run.
+pub type Sweep<T> = BTreeMap<String, BTreeMap<String, T>>;
 
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
-        let seed = ctx.seed;
-        let mut stats = BTreeMap::new();
-        let r = &self.ring2d;
-        let mx = &self.mixture;
+/// The statistics of a `langevin` run.
+#[derive(Debug, Default, Serialize)]
+pub struct LangevinStats {
+    /// The ring2d sweep.
+    pub ring2d: Sweep<RingRunStats>,
+    /// The mixture sweep.
+    pub mixture: Sweep<MixtureRunStats>,
+}
+
+/// The final states of both methods at the largest step (ULA, MALA).
+pub struct Computed {
+    ring_last: Vec<Vec<f64>>,
+    mix_last: Vec<Vec<f64>>,
+}
+
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const HOW_TO_READ: &str = include_str!("langevin/how_to_read.md");
+const CHECK_YOURSELF: &str = include_str!("langevin/check_yourself.md");
+
+fn sweep<T: Default>(n_steps: usize) -> Sweep<T> {
+    METHODS
+        .iter()
+        .map(|(m, _)| {
+            let runs = (0..n_steps).map(|i| (format!("eps{i}"), T::default()));
+            (m.to_string(), runs.collect())
+        })
+        .collect()
+}
+
+/// `(log₁₀ x, log₁₀ y)` points of a per-step series.
+fn log_points(eps: &[f64], y: &[f64], floor: f64) -> Vec<(f64, f64)> {
+    eps.iter()
+        .zip(y)
+        .map(|(e, v)| (e.log10(), v.max(floor).log10()))
+        .collect()
+}
+
+/// A series as a line with dots.
+fn series(pts: Vec<(f64, f64)>, color: RGBColor, label: String) -> (Line, Points) {
+    (
+        Line {
+            points: pts.clone(),
+            color,
+            alpha: 1.0,
+            width: 2,
+            label: Some(label),
+        },
+        Points {
+            points: pts,
+            color,
+            alpha: 1.0,
+            radius: 4,
+        },
+    )
+}
+
+/// The horizontal KS critical-value line across the step range.
+fn crit_line(eps: &[f64], crit: f64) -> Line {
+    Line {
+        points: vec![
+            (eps[0].log10() - 0.1, crit.log10()),
+            (eps[eps.len() - 1].log10() + 0.1, crit.log10()),
+        ],
+        color: palette::MARK,
+        alpha: 1.0,
+        width: 1,
+        label: Some(format!("KS critical value, α = {ALPHA}")),
+    }
+}
+
+/// A scatter panel of the first [`SCATTER`] 2-D states.
+fn scatter(x: &[f64], title: String, lim: f64) -> Panel {
+    Panel {
+        title,
+        x_label: "x₁".into(),
+        y_label: "x₂".into(),
+        points: vec![Points {
+            points: x
+                .chunks_exact(2)
+                .take(SCATTER)
+                .map(|p| (p[0], p[1]))
+                .collect(),
+            color: palette::DATA,
+            alpha: 0.35,
+            radius: 1,
+        }],
+        x_range: Some((-lim, lim)),
+        y_range: Some((-lim, lim)),
+        ..Default::default()
+    }
+}
+
+impl LangevinManifest {
+    /// Every (method, step) run on ring2d from uniform angles on the unit circle.
+    fn ring_runs(&self, ctx: &mut RunContext<'_>) -> Result<(Sweep<RingRunStats>, Vec<Vec<f64>>)> {
+        let (r, seed) = (&self.ring2d, ctx.seed);
         let ring = Ring2d::new(r.scale).map_err(|e| anyhow!("ring2d: {e}"))?;
-        let mixture = self.mixture()?;
-        let target = MixtureLogDensity::new(&mixture);
-
-        // ---- initial states (shared by every run of a dataset) ----------------------------
-        let ring_init: Vec<f64> = {
-            let mut rng = seeding::stream(seed, "ring2d.init", 0);
-            (0..r.n_chains)
-                .flat_map(|_| {
-                    let th: f64 = rng.gen_range(-std::f64::consts::PI..std::f64::consts::PI);
-                    [th.cos(), th.sin()]
-                })
-                .collect()
-        };
-        let mix_init: Vec<f64> = {
-            let mut rng = seeding::stream(seed, "mixture.init", 0);
-            let cum: Vec<f64> = mixture
-                .weights()
-                .iter()
-                .scan(0.0, |a, &w| {
-                    *a += w;
-                    Some(*a)
-                })
-                .collect();
-            (0..mx.n_chains)
-                .flat_map(|_| {
-                    let u: f64 = rng.gen();
-                    let k = cum.partition_point(|&c| c <= u).min(cum.len() - 1);
-                    [mixture.mean(k)[0], mixture.mean(k)[1]]
-                })
-                .collect()
-        };
-
-        // ---- ring2d -------------------------------------------------------------------------
-        let k = r.scale;
-        let mut ring_d = BTreeMap::new(); // (method, "radius"/"angle") -> Vec<D>
-        let mut ring_last: Vec<Vec<f64>> = Vec::new();
-        let mut params_ring = Vec::new();
+        let init = unit_circle_states(&mut seeding::stream(seed, "ring2d.init", 0), r.n_chains);
+        let mut stats = sweep::<RingRunStats>(r.steps.len());
+        let mut last = Vec::new();
         for (i, &eps) in r.steps.iter().enumerate() {
             let n_steps = whole_steps(r.time, eps).unwrap_or(1);
             for (m, method) in METHODS {
                 let key = format!("ring2d.{m}.eps{i}");
                 let out = ctx.time(&key, || {
-                    run_chains(
-                        &ring,
-                        &ring_init,
-                        method,
-                        eps,
-                        n_steps,
-                        run_seed(seed, &key),
-                    )
+                    run_chains(&ring, &init, method, eps, n_steps, run_seed(seed, &key))
                 })?;
-                let rad: Vec<f64> = out
-                    .samples
-                    .chunks_exact(2)
-                    .map(|p| p[0].hypot(p[1]))
-                    .collect();
-                let ang: Vec<f64> = out
-                    .samples
-                    .chunks_exact(2)
-                    .map(|p| p[1].atan2(p[0]))
-                    .collect();
-                let ks_r = ks_one_sample(&rad, |x| ring.radial_cdf(x));
-                let ks_a = ks_one_sample(&ang, |x| ring.angular_cdf(x));
-                ring_d
-                    .entry((m, "radius"))
-                    .or_insert_with(Vec::new)
-                    .push(ks_r.statistic);
-                ring_d
-                    .entry((m, "angle"))
-                    .or_insert_with(Vec::new)
-                    .push(ks_a.statistic);
-                stats.insert(format!("{key}.ks_radius"), Statistic::from(ks_r));
-                stats.insert(format!("{key}.ks_angle"), Statistic::from(ks_a));
-                stats.insert(
-                    format!("{key}.radial_var_ratio"),
-                    Statistic::value(variance(&rad) * k),
-                );
-                stats.insert(
-                    format!("{key}.acceptance"),
-                    Statistic::value(out.acceptance),
-                );
+                let rad = radii(&out.samples);
+                let ang = angles(&out.samples);
+                let s = RingRunStats {
+                    ks_radius: ks_one_sample(&rad, |x| ring.radial_cdf(x)).into(),
+                    ks_angle: ks_one_sample(&ang, |x| ring.angular_cdf(x)).into(),
+                    radial_var_ratio: (variance(&rad) * r.scale).into(),
+                    acceptance: out.acceptance_rate().into(),
+                };
+                stats
+                    .get_mut(m)
+                    .expect("method")
+                    .insert(format!("eps{i}"), s);
                 if i + 1 == r.steps.len() {
-                    ring_last.push(out.samples);
+                    last.push(out.samples);
                 }
             }
-            params_ring.push(json!({
-                "eps": eps,
-                "n_steps": n_steps,
-                "ula_radial_var_ratio_approx": 1.0 / (1.0 - eps * k / 2.0),
-            }));
         }
+        Ok((stats, last))
+    }
 
-        // ---- mixture ------------------------------------------------------------------------
-        let s2 = mx.std * mx.std;
-        let means: Vec<[f64; 2]> = (0..mixture.n_components())
-            .map(|c| [mixture.mean(c)[0], mixture.mean(c)[1]])
+    /// Every (method, step) run on the mixture from component means.
+    fn mixture_runs(
+        &self,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<(Sweep<MixtureRunStats>, Vec<Vec<f64>>)> {
+        let (mx, seed) = (&self.mixture, ctx.seed);
+        let mixture = self.mixture()?;
+        let target = MixtureLogDensity::new(&mixture);
+        let mut rng = seeding::stream(seed, "mixture.init", 0);
+        let init = component_mean_states(&mixture, &mut rng, mx.n_chains);
+        let centers: Vec<f64> = (0..mixture.n_components())
+            .flat_map(|c| [mixture.mean(c)[0], mixture.mean(c)[1]])
             .collect();
-        let var_ratio = |x: &[f64]| -> f64 {
-            let sum: f64 = x
-                .chunks_exact(2)
-                .map(|p| {
-                    means
-                        .iter()
-                        .map(|m| (p[0] - m[0]).powi(2) + (p[1] - m[1]).powi(2))
-                        .fold(f64::INFINITY, f64::min)
-                })
-                .sum();
-            sum / (x.len() / 2) as f64 / (2.0 * s2)
-        };
-        let mut mix_d = BTreeMap::new();
-        let mut mix_ratio = BTreeMap::new();
-        let mut mix_last: Vec<Vec<f64>> = Vec::new();
-        let mut params_mix = Vec::new();
+        let mut stats = sweep::<MixtureRunStats>(mx.steps.len());
+        let mut last = Vec::new();
         for (i, &eps) in mx.steps.iter().enumerate() {
             let n_steps = whole_steps(mx.time, eps).unwrap_or(1);
             for (m, method) in METHODS {
                 let key = format!("mixture.{m}.eps{i}");
                 let out = ctx.time(&key, || {
-                    run_chains(
-                        &target,
-                        &mix_init,
-                        method,
-                        eps,
-                        n_steps,
-                        run_seed(seed, &key),
-                    )
+                    run_chains(&target, &init, method, eps, n_steps, run_seed(seed, &key))
                 })?;
                 let xs: Vec<f64> = out.samples.chunks_exact(2).map(|p| p[0]).collect();
-                let ks = ks_one_sample(&xs, |x| mixture.marginal_cdf(0, x));
-                mix_d.entry(m).or_insert_with(Vec::new).push(ks.statistic);
-                let vr = var_ratio(&out.samples);
-                mix_ratio.entry(m).or_insert_with(Vec::new).push(vr);
-                stats.insert(format!("{key}.ks_x"), Statistic::from(ks));
-                stats.insert(format!("{key}.var_ratio"), Statistic::value(vr));
-                stats.insert(
-                    format!("{key}.acceptance"),
-                    Statistic::value(out.acceptance),
-                );
+                let vr = nearest_center_variance_ratio(&out.samples, &centers, 2, mx.std * mx.std);
+                let s = MixtureRunStats {
+                    ks_x: ks_one_sample(&xs, |x| mixture.marginal_cdf(0, x)).into(),
+                    var_ratio: vr.into(),
+                    acceptance: out.acceptance_rate().into(),
+                };
+                stats
+                    .get_mut(m)
+                    .expect("method")
+                    .insert(format!("eps{i}"), s);
                 if i + 1 == mx.steps.len() {
-                    mix_last.push(out.samples);
+                    last.push(out.samples);
                 }
             }
-            params_mix.push(json!({
-                "eps": eps,
-                "n_steps": n_steps,
-                "ula_var_ratio_exact": 1.0 / (1.0 - eps / (2.0 * s2)),
-            }));
         }
+        Ok((stats, last))
+    }
 
-        // ---- files ----------------------------------------------------------------------------
-        let out = ctx.out;
-        let mut figures = Vec::new();
+    /// `ring2d_<method>.npy`, `mixture_<method>.npy`; their descriptions.
+    fn write_arrays(&self, c: &Computed, out: &OutputDir) -> Result<Vec<(String, String)>> {
         let mut files = Vec::new();
-        let crit_ring = ks_critical(ALPHA, r.n_chains);
-        let crit_mix = ks_critical(ALPHA, mx.n_chains);
-        ctx.time("write", || -> Result<()> {
-            let eps_max_r = r.steps[r.steps.len() - 1];
-            let eps_max_m = mx.steps[mx.steps.len() - 1];
-            for ((m, _), x) in METHODS.iter().zip(&ring_last) {
-                let f = format!("ring2d_{m}.npy");
+        for (data, last, steps) in [
+            ("ring2d", &c.ring_last, &self.ring2d.steps),
+            ("mixture", &c.mix_last, &self.mixture.steps),
+        ] {
+            let eps_max = steps[steps.len() - 1];
+            for ((m, _), x) in METHODS.iter().zip(last) {
+                let f = format!("{data}_{m}.npy");
                 write_npy(&out.file(&f), &[x.len() / 2, 2], x)?;
                 files.push((
                     f,
                     format!(
-                        "ring2d final states of {} at ε = {eps_max_r} (float64, shape ({}, 2))",
+                        "{data} final states of {} at ε = {eps_max} (float64, shape ({}, 2))",
                         m.to_uppercase(),
                         x.len() / 2
                     ),
                 ));
             }
-            for ((m, _), x) in METHODS.iter().zip(&mix_last) {
-                let f = format!("mixture_{m}.npy");
-                write_npy(&out.file(&f), &[x.len() / 2, 2], x)?;
-                files.push((
-                    f,
-                    format!(
-                        "mixture final states of {} at ε = {eps_max_m} (float64, shape ({}, 2))",
-                        m.to_uppercase(),
-                        x.len() / 2
-                    ),
-                ));
-            }
+        }
+        Ok(files)
+    }
 
-            // KS D vs log10 ε.
-            let series = |eps: &[f64], d: &[f64], color, label: String| -> (Line, Points) {
-                let pts: Vec<(f64, f64)> = eps
-                    .iter()
-                    .zip(d)
-                    .map(|(e, v)| (e.log10(), v.max(1e-6).log10()))
-                    .collect();
-                (
-                    Line {
-                        points: pts.clone(),
-                        color,
-                        alpha: 1.0,
-                        width: 2,
-                        label: Some(label),
-                    },
-                    Points {
-                        points: pts,
-                        color,
-                        alpha: 1.0,
-                        radius: 4,
-                    },
-                )
-            };
-            let crit_line = |eps: &[f64], crit: f64| Line {
-                points: vec![
-                    (eps[0].log10() - 0.1, crit.log10()),
-                    (eps[eps.len() - 1].log10() + 0.1, crit.log10()),
-                ],
-                color: palette::MARK,
+    /// KS D of ring2d's radius and angle per step, log-log.
+    fn ring_ks_panel(&self, stats: &LangevinStats) -> Panel {
+        let r = &self.ring2d;
+        let grey = RGBColor(44, 160, 44);
+        let purple = RGBColor(148, 103, 189);
+        let mut panel = Panel {
+            title: format!("ring2d (k = {}), n = {}", r.scale, r.n_chains),
+            x_label: "log₁₀ ε".into(),
+            y_label: "KS D".into(),
+            y_log10: true,
+            legend: Legend::UpperLeft,
+            ..Default::default()
+        };
+        for ((m, what), color) in [
+            (("ula", "radius"), palette::DATA),
+            (("ula", "angle"), grey),
+            (("mala", "radius"), palette::DATA2),
+            (("mala", "angle"), purple),
+        ] {
+            let d: Vec<f64> = in_order(&stats.ring2d[m])
+                .into_iter()
+                .map(|s| match what {
+                    "radius" => s.ks_radius.statistic,
+                    _ => s.ks_angle.statistic,
+                })
+                .collect();
+            let label = format!("{} {what}", m.to_uppercase());
+            let (l, p) = series(log_points(&r.steps, &d, 1e-6), color, label);
+            panel.lines.push(l);
+            panel.points.push(p);
+        }
+        panel.lines.push(crit_line(
+            &r.steps,
+            ks_critical_asymptotic(ALPHA, r.n_chains),
+        ));
+        panel
+    }
+
+    /// KS D of the mixture's `x₁` per step, log-log.
+    fn mixture_ks_panel(&self, stats: &LangevinStats) -> Panel {
+        let mx = &self.mixture;
+        let mut panel = Panel {
+            title: format!(
+                "{} Gaussians (s = {}), coordinate x₁",
+                mx.n_components, mx.std
+            ),
+            x_label: "log₁₀ ε".into(),
+            y_label: "KS D".into(),
+            y_log10: true,
+            legend: Legend::UpperLeft,
+            ..Default::default()
+        };
+        for (m, color) in [("ula", palette::DATA), ("mala", palette::DATA2)] {
+            let d: Vec<f64> = in_order(&stats.mixture[m])
+                .iter()
+                .map(|s| s.ks_x.statistic)
+                .collect();
+            let (l, p) = series(log_points(&mx.steps, &d, 1e-6), color, m.to_uppercase());
+            panel.lines.push(l);
+            panel.points.push(p);
+        }
+        panel.lines.push(crit_line(
+            &mx.steps,
+            ks_critical_asymptotic(ALPHA, mx.n_chains),
+        ));
+        panel
+    }
+
+    /// The mixture's within-mode variance ratio per step against ULA's exact value.
+    fn ratio_panel(&self, stats: &LangevinStats) -> Panel {
+        let mx = &self.mixture;
+        let s2 = mx.std * mx.std;
+        let mut panel = Panel {
+            title: "8 Gaussians: within-mode variance / s²".into(),
+            x_label: "log₁₀ ε".into(),
+            y_label: "E|x − μ|² / (2 s²)".into(),
+            legend: Legend::UpperLeft,
+            y_log10: true,
+            ..Default::default()
+        };
+        let lo = mx.steps[0].log10() - 0.1;
+        let hi = mx.steps[mx.steps.len() - 1].log10() + 0.1;
+        // The exact ULA curve diverges at ε = 2s²: stop it at 0.9 · 2s².
+        let hi_curve = hi.min((1.8 * s2).log10());
+        panel.lines.push(Line {
+            points: figures::curve(lo, hi_curve, 200, |le| {
+                ula_gaussian_variance_ratio(10f64.powf(le), s2).log10()
+            }),
+            color: palette::EXACT,
+            alpha: 1.0,
+            width: 2,
+            label: Some("ULA exact 1/(1 − ε/(2s²))".into()),
+        });
+        panel.lines.push(Line {
+            points: vec![(lo, 0.0), (hi, 0.0)],
+            color: palette::EXACT2,
+            alpha: 1.0,
+            width: 1,
+            label: Some("target: 1".into()),
+        });
+        for (m, color) in [("ula", palette::DATA), ("mala", palette::DATA2)] {
+            let v: Vec<f64> = in_order(&stats.mixture[m])
+                .iter()
+                .map(|s| s.var_ratio.value)
+                .collect();
+            let pts = log_points(&mx.steps, &v, f64::MIN);
+            panel.points.push(Points {
+                points: pts.clone(),
+                color,
                 alpha: 1.0,
+                radius: 5,
+            });
+            panel.lines.push(Line {
+                points: pts,
+                color,
+                alpha: 0.6,
                 width: 1,
-                label: Some(format!("KS critical value, α = {ALPHA}")),
-            };
-            let grey = plotters::style::RGBColor(44, 160, 44);
-            let purple = plotters::style::RGBColor(148, 103, 189);
-            let mut ring_panel = Panel {
-                title: format!("ring2d (k = {k}), n = {}", r.n_chains),
-                x_label: "log₁₀ ε".into(),
-                y_label: "KS D".into(),
-                y_log10: true,
-                legend: Legend::UpperLeft,
-                ..Default::default()
-            };
-            for ((m, what), color) in [
-                (("ula", "radius"), palette::DATA),
-                (("ula", "angle"), grey),
-                (("mala", "radius"), palette::DATA2),
-                (("mala", "angle"), purple),
-            ] {
-                let (l, p) = series(
-                    &r.steps,
-                    &ring_d[&(m, what)],
-                    color,
-                    format!("{} {what}", m.to_uppercase()),
-                );
-                ring_panel.lines.push(l);
-                ring_panel.points.push(p);
-            }
-            ring_panel.lines.push(crit_line(&r.steps, crit_ring));
-            let mut mix_panel = Panel {
-                title: format!(
-                    "{} Gaussians (s = {}), coordinate x₁",
-                    mx.n_components, mx.std
-                ),
-                x_label: "log₁₀ ε".into(),
-                y_label: "KS D".into(),
-                y_log10: true,
-                legend: Legend::UpperLeft,
-                ..Default::default()
-            };
-            for (m, color) in [("ula", palette::DATA), ("mala", palette::DATA2)] {
-                let (l, p) = series(&mx.steps, &mix_d[m], color, m.to_uppercase());
-                mix_panel.lines.push(l);
-                mix_panel.points.push(p);
-            }
-            mix_panel.lines.push(crit_line(&mx.steps, crit_mix));
-            let mut ratio_panel = Panel {
-                title: "8 Gaussians: within-mode variance / s²".into(),
-                x_label: "log₁₀ ε".into(),
-                y_label: "E|x − μ|² / (2 s²)".into(),
-                legend: Legend::UpperLeft,
-                y_log10: true,
-                ..Default::default()
-            };
-            let lo = mx.steps[0].log10() - 0.1;
-            let hi = mx.steps[mx.steps.len() - 1].log10() + 0.1;
-            // The exact ULA curve diverges at ε = 2s²: stop it at 0.9 · 2s².
-            let hi_curve = hi.min((1.8 * s2).log10());
-            ratio_panel.lines.push(Line {
-                points: figures::curve(lo, hi_curve, 200, |le| {
-                    (1.0 / (1.0 - 10f64.powf(le) / (2.0 * s2))).log10()
-                }),
-                color: palette::EXACT,
-                alpha: 1.0,
-                width: 2,
-                label: Some("ULA exact 1/(1 − ε/(2s²))".into()),
+                label: Some(format!("{} measured", m.to_uppercase())),
             });
-            ratio_panel.lines.push(Line {
-                points: vec![(lo, 0.0), (hi, 0.0)],
-                color: palette::EXACT2,
-                alpha: 1.0,
-                width: 1,
-                label: Some("target: 1".into()),
-            });
-            for (m, color) in [("ula", palette::DATA), ("mala", palette::DATA2)] {
-                let pts: Vec<(f64, f64)> = mx
-                    .steps
-                    .iter()
-                    .zip(&mix_ratio[m])
-                    .map(|(e, v)| (e.log10(), v.log10()))
-                    .collect();
-                ratio_panel.points.push(Points {
-                    points: pts.clone(),
-                    color,
-                    alpha: 1.0,
-                    radius: 5,
-                });
-                ratio_panel.lines.push(Line {
-                    points: pts,
-                    color,
-                    alpha: 0.6,
-                    width: 1,
-                    label: Some(format!("{} measured", m.to_uppercase())),
-                });
-            }
-            figures::draw_row(
-                &out.file("ks_vs_step.png"),
-                &[ring_panel, mix_panel, ratio_panel],
-                (560, 440),
-            )?;
-            figures.push(Figure {
-                file: "ks_vs_step.png".into(),
-                caption: format!(
-                    "KS statistic D of the final states of independent chains against the exact \
-                     marginals, per step size ε (equal Langevin time per chain), log-log; red: the \
-                     KS critical value at α = {ALPHA}. ULA's D grows with ε (its O(ε) bias); MALA \
-                     stays at the sampling-noise level. Right: the 8-Gaussians' within-mode \
-                     variance ratio against ULA's exact stationary value 1/(1 − ε/(2s²))."
-                ),
-            });
+        }
+        panel
+    }
 
-            // Scatter at the largest step.
-            let scatter = |x: &[f64], title: String, lim: f64| Panel {
-                title,
-                x_label: "x₁".into(),
-                y_label: "x₂".into(),
-                points: vec![Points {
-                    points: x
-                        .chunks_exact(2)
-                        .take(SCATTER)
-                        .map(|p| (p[0], p[1]))
-                        .collect(),
-                    color: palette::DATA,
-                    alpha: 0.35,
-                    radius: 1,
-                }],
-                x_range: Some((-lim, lim)),
-                y_range: Some((-lim, lim)),
-                ..Default::default()
-            };
-            let lim_r = 1.0 + 6.0 / k.sqrt();
-            let lim_m = mx.radius + 6.0 * mx.std;
-            let panels = vec![
-                scatter(
-                    &ring_last[0],
-                    format!("ring2d, ULA, ε = {eps_max_r}"),
-                    lim_r,
-                ),
-                scatter(
-                    &ring_last[1],
-                    format!("ring2d, MALA, ε = {eps_max_r}"),
-                    lim_r,
-                ),
-                scatter(
-                    &mix_last[0],
-                    format!("mixture, ULA, ε = {eps_max_m}"),
-                    lim_m,
-                ),
-                scatter(
-                    &mix_last[1],
-                    format!("mixture, MALA, ε = {eps_max_m}"),
-                    lim_m,
-                ),
-            ];
-            figures::draw_row(&out.file("samples.png"), &panels, (420, 420))?;
-            figures.push(Figure {
-                file: "samples.png".into(),
-                caption: format!(
-                    "{SCATTER} final states at the largest step: ULA's ring is visibly too thick \
-                     (radial variance ×{:.2}) and its mixture modes too wide; MALA's are not.",
-                    1.0 / (1.0 - eps_max_r * k / 2.0)
-                ),
-            });
-            Ok(())
-        })?;
+    /// `ks_vs_step.png`.
+    fn ks_figure(&self, stats: &LangevinStats, out: &OutputDir) -> Result<Figure> {
+        let panels = [
+            self.ring_ks_panel(stats),
+            self.mixture_ks_panel(stats),
+            self.ratio_panel(stats),
+        ];
+        figures::draw_row(&out.file("ks_vs_step.png"), &panels, (560, 440))?;
+        Ok(Figure {
+            file: "ks_vs_step.png".into(),
+            caption: format!(
+                "KS statistic D of the final states of independent chains against the exact \
+                 marginals, per step size ε (equal Langevin time per chain), log-log; red: the \
+                 KS critical value at α = {ALPHA}. ULA's D grows with ε (its O(ε) bias); MALA \
+                 stays at the sampling-noise level. Right: the 8-Gaussians' within-mode \
+                 variance ratio against ULA's exact stationary value 1/(1 − ε/(2s²))."
+            ),
+        })
+    }
 
-        let parameters = json!({
+    /// `samples.png`: final states at the largest step.
+    fn samples_figure(&self, c: &Computed, out: &OutputDir) -> Result<Figure> {
+        let (r, mx) = (&self.ring2d, &self.mixture);
+        let eps_max_r = r.steps[r.steps.len() - 1];
+        let eps_max_m = mx.steps[mx.steps.len() - 1];
+        let lim_r = 1.0 + 6.0 / r.scale.sqrt();
+        let lim_m = mx.radius + 6.0 * mx.std;
+        let panels = vec![
+            scatter(
+                &c.ring_last[0],
+                format!("ring2d, ULA, ε = {eps_max_r}"),
+                lim_r,
+            ),
+            scatter(
+                &c.ring_last[1],
+                format!("ring2d, MALA, ε = {eps_max_r}"),
+                lim_r,
+            ),
+            scatter(
+                &c.mix_last[0],
+                format!("mixture, ULA, ε = {eps_max_m}"),
+                lim_m,
+            ),
+            scatter(
+                &c.mix_last[1],
+                format!("mixture, MALA, ε = {eps_max_m}"),
+                lim_m,
+            ),
+        ];
+        figures::draw_row(&out.file("samples.png"), &panels, (420, 420))?;
+        Ok(Figure {
+            file: "samples.png".into(),
+            caption: format!(
+                "{SCATTER} final states at the largest step: ULA's ring is visibly too thick \
+                 (radial variance ×{:.2}) and its mixture modes too wide; MALA's are not.",
+                1.0 / (1.0 - eps_max_r * r.scale / 2.0)
+            ),
+        })
+    }
+
+    /// Derived parameters echoed in metrics.json.
+    fn parameters(&self) -> serde_json::Value {
+        let (r, mx) = (&self.ring2d, &self.mixture);
+        let s2 = mx.std * mx.std;
+        let params_ring: Vec<_> = r
+            .steps
+            .iter()
+            .map(|&eps| {
+                json!({
+                    "eps": eps,
+                    "n_steps": whole_steps(r.time, eps).unwrap_or(1),
+                    "ula_radial_var_ratio_approx": 1.0 / (1.0 - eps * r.scale / 2.0),
+                })
+            })
+            .collect();
+        let params_mix: Vec<_> = mx
+            .steps
+            .iter()
+            .map(|&eps| {
+                json!({
+                    "eps": eps,
+                    "n_steps": whole_steps(mx.time, eps).unwrap_or(1),
+                    "ula_var_ratio_exact": ula_gaussian_variance_ratio(eps, s2),
+                })
+            })
+            .collect();
+        json!({
             "ring2d": {
                 "runs": params_ring,
-                "ks_critical_value_alpha_0.01": crit_ring,
+                "ks_critical_value_alpha_0.01": ks_critical_asymptotic(ALPHA, r.n_chains),
                 "init": "unit circle, angle uniform in (−π, π)",
             },
             "mixture": {
                 "runs": params_mix,
-                "ks_critical_value_alpha_0.01": crit_mix,
+                "ks_critical_value_alpha_0.01": ks_critical_asymptotic(ALPHA, mx.n_chains),
                 "init": "component mean, component drawn with the weights",
                 "var_ratio_standard_error": 1.0 / (mx.n_chains as f64).sqrt(),
             },
             "rng": "per run: langevin_chains seed = first u64 of seeding::stream(seed, \"<dataset>.<method>.eps<i>\", 0); per chunk of 256 chains: ChaCha8 keyed (seed, \"langevin\"), stream = chunk",
-        });
-        let how_to_read = format!(
-            "Each run is {nr} (ring2d) or {nm} (mixture) independent chains, all run for the same \
-             Langevin time, so their final states are i.i.d. draws of the chain's law after that \
-             time; the KS rows compare them with the exact marginals. At α = {ALPHA} the critical \
-             value is {cr:.4} ({nr} chains) and {cm:.4} ({nm}). ULA's D grows with ε, MALA's does \
-             not. `var_ratio` (mixture) is the mean squared distance to the nearest component \
-             mean over 2s²: exactly 1/(1 − ε/(2s²)) under ULA (the AR(1) chain \
-             x ← (1 − ε/s²)x + √(2ε)z), 1 under MALA; its standard error is ≈ 1/√n = {se:.4}. \
-             `radial_var_ratio` (ring2d) is the radius' sample variance times k (1 for the exact \
-             Gamma(k, k)); for ULA it is ≈ 1/(1 − εk/2) (the radial potential's curvature is k). \
-             `acceptance` is MALA's Metropolis–Hastings acceptance rate over all steps (1 for ULA). \
-             Mixture chains start at component means with the right weights because no Langevin \
-             chain crosses between modes this far apart in feasible time: the test is of the \
-             within-mode law, not of mode discovery.",
-            nr = r.n_chains,
-            nm = mx.n_chains,
-            cr = crit_ring,
-            cm = crit_mix,
-            se = 1.0 / (mx.n_chains as f64).sqrt(),
+        })
+    }
+
+    /// "How to read this" and "Check it yourself".
+    fn sections(&self) -> Vec<(String, String)> {
+        let (r, mx) = (&self.ring2d, &self.mixture);
+        let how = report::fill(
+            HOW_TO_READ,
+            &[
+                ("nr", r.n_chains.to_string()),
+                ("nm", mx.n_chains.to_string()),
+                ("alpha", ALPHA.to_string()),
+                (
+                    "cr",
+                    format!("{:.4}", ks_critical_asymptotic(ALPHA, r.n_chains)),
+                ),
+                (
+                    "cm",
+                    format!("{:.4}", ks_critical_asymptotic(ALPHA, mx.n_chains)),
+                ),
+                ("se", format!("{:.4}", 1.0 / (mx.n_chains as f64).sqrt())),
+            ],
         );
-        let check_yourself = format!(
-            "```python\n\
-             import numpy as np\n\
-             from scipy import stats\n\
-             x = np.load(\"ring2d_mala.npy\"); k = {k}\n\
-             print(stats.kstest(np.hypot(x[:, 0], x[:, 1]), stats.gamma(a=k, scale=1 / k).cdf))  # = ring2d.mala.eps{ir}.ks_radius\n\
-             th = np.arctan2(x[:, 1], x[:, 0])\n\
-             def F(t):  # exact angular CDF: mass 1/4 per face of the square\n\
-             \x20   t = np.asarray(t); f = np.floor((t + np.pi / 4) / (np.pi / 2)); u = t - f * np.pi / 2\n\
-             \x20   return np.clip(1 / 2 + f / 4 + np.tan(u) / 8, 0, 1)\n\
-             print(stats.kstest(th, F))  # = ring2d.mala.eps{ir}.ks_angle\n\
-             ```\n",
-            ir = r.steps.len() - 1,
+        let check = report::fill(
+            CHECK_YOURSELF,
+            &[
+                ("k", r.scale.to_string()),
+                ("ir", (r.steps.len() - 1).to_string()),
+            ],
         );
-        Ok(RunResults {
-            parameters,
-            statistics: stats,
+        vec![
+            ("How to read this".into(), how),
+            ("Check it yourself (NumPy/SciPy)".into(), check),
+        ]
+    }
+}
+
+impl TypedExperiment for LangevinManifest {
+    type Stats = LangevinStats;
+    type Computed = Computed;
+
+    fn header(&self) -> &ExperimentHeader {
+        &self.experiment
+    }
+
+    fn declared(&self) -> LangevinStats {
+        LangevinStats {
+            ring2d: sweep(self.ring2d.steps.len()),
+            mixture: sweep(self.mixture.steps.len()),
+        }
+    }
+
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(LangevinStats, Computed)> {
+        let (ring2d, ring_last) = self.ring_runs(ctx)?;
+        let (mixture, mix_last) = self.mixture_runs(ctx)?;
+        let computed = Computed {
+            ring_last,
+            mix_last,
+        };
+        Ok((LangevinStats { ring2d, mixture }, computed))
+    }
+
+    fn render(
+        &self,
+        stats: &LangevinStats,
+        c: &Computed,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered> {
+        let out = ctx.out;
+        let (files, figures) = ctx.time("write", || -> Result<_> {
+            let files = self.write_arrays(c, out)?;
+            let figures = vec![self.ks_figure(stats, out)?, self.samples_figure(c, out)?];
+            Ok((files, figures))
+        })?;
+        Ok(Rendered {
+            parameters: self.parameters(),
             figures,
             files,
-            sections: vec![
-                ("How to read this".into(), how_to_read),
-                ("Check it yourself (NumPy/SciPy)".into(), check_yourself),
-            ],
+            sections: self.sections(),
         })
     }
 }
@@ -703,16 +759,40 @@ impl Experiment for LangevinManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::kinds;
 
-    #[test]
-    fn ks_critical_value_matches_the_asymptotic_formula() {
-        // √(−ln(0.005)/2) = 1.6276 (SciPy: kstwobign.isf(0.01) = 1.6276).
-        assert!((ks_critical(0.01, 1) - 1.627_58).abs() < 1e-4);
+    fn manifest() -> LangevinManifest {
+        toml::from_str(include_str!("../../../experiments/langevin.toml")).unwrap()
     }
 
     #[test]
     fn whole_steps_requires_divisibility() {
         assert_eq!(whole_steps(0.5, 2.5e-4), Some(2000));
         assert_eq!(whole_steps(0.5, 3e-4), None);
+    }
+
+    #[test]
+    fn declared_keys_cover_the_golden_names() {
+        let m = manifest();
+        let k = kinds(&m.declared());
+        let n = 2 * (4 * m.ring2d.steps.len() + 3 * m.mixture.steps.len());
+        assert_eq!(k.len(), n);
+        assert_eq!(k["ring2d.mala.eps0.ks_angle"], crate::harness::StatKind::Ks);
+        assert_eq!(
+            k["mixture.ula.eps0.var_ratio"],
+            crate::harness::StatKind::Value
+        );
+        let golden = include_str!("../../../experiments/langevin.golden.toml");
+        for line in golden.lines().filter(|l| l.starts_with("stat = ")) {
+            let name = line.trim_start_matches("stat = ").trim_matches('"');
+            assert!(k.contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn report_templates_fill() {
+        let s = manifest().sections();
+        assert!(s[0].1.contains("α = 0.01"));
+        assert!(s[1].1.contains("ks_angle"));
     }
 }

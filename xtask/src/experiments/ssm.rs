@@ -10,7 +10,6 @@
 //!
 //! Seeds (by name from `experiment.seed`): `network_init`, `ssm`, `dsm`, `evaluation`.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
@@ -18,17 +17,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, GaussianMixture};
 use smoluchowski::losses::{
-    relative_score_error, ssm_memory_estimates, ScoreObjective, SsmConfig, SsmTrainer,
+    local_relative_score_error, relative_score_error, ssm_memory_estimates, ScoreObjective,
+    SsmConfig, SsmTrainer,
 };
 use smoluchowski::nets::{NetOutput, ScoreNet, ScoreNetConfig};
 
-use super::ring2d::derived_seed;
 use crate::figures::{self, palette, viridis, Cells, Line, Panel, Points};
-use crate::harness::{Experiment, Figure, KindEntry, RunContext, RunResults, StatKind, Statistic};
+use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
-use crate::output::write_text;
+use crate::output::{write_text, OutputDir};
 use crate::progress::Progress;
-use crate::seeding;
+use crate::report;
+use crate::seeding::{self, derived_seed};
+use crate::stats::{Rendered, TypedExperiment, Value};
 use crate::validate::Checker;
 
 /// Registration of this kind.
@@ -161,27 +162,57 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     Ok(Box::new(parsed))
 }
 
-fn stat_names() -> Vec<(&'static str, StatKind)> {
-    vec![
-        ("ssm_relative_error", StatKind::Value),
-        ("ssm_relative_error_vs_target", StatKind::Value),
-        ("dsm_relative_error", StatKind::Value),
-        ("dsm_relative_error_vs_target", StatKind::Value),
-        ("untrained_relative_error", StatKind::Value),
-        ("ssm_final_loss", StatKind::Value),
-        ("dsm_final_loss", StatKind::Value),
-        ("throughput.ssm_steps_per_s", StatKind::Value),
-        ("throughput.dsm_steps_per_s", StatKind::Value),
-    ]
+/// `throughput.*` (not pinned: machine-dependent).
+#[derive(Debug, Default, Serialize)]
+pub struct Throughput {
+    /// SSM training steps per second.
+    pub ssm_steps_per_s: Value,
+    /// DSM training steps per second.
+    pub dsm_steps_per_s: Value,
 }
 
-struct Run {
+/// The statistics of an `ssm-mixture` run.
+#[derive(Debug, Default, Serialize)]
+pub struct SsmStats {
+    /// SSM network vs `∇ log p`, relative L2.
+    pub ssm_relative_error: Value,
+    /// SSM network vs the score of `p ∗ N(0, ssm.noise_std²)`.
+    pub ssm_relative_error_vs_target: Value,
+    /// DSM network vs `∇ log p`.
+    pub dsm_relative_error: Value,
+    /// DSM network vs the score of `p ∗ N(0, dsm.noise_std²)`.
+    pub dsm_relative_error_vs_target: Value,
+    /// The initial network vs `∇ log p`.
+    pub untrained_relative_error: Value,
+    /// Mean loss of SSM's last 100 steps.
+    pub ssm_final_loss: Value,
+    /// Mean loss of DSM's last 100 steps.
+    pub dsm_final_loss: Value,
+    /// Training speed.
+    pub throughput: Throughput,
+}
+
+/// One trained network.
+pub struct Run {
     net: ScoreNet,
     final_loss: f64,
     steps_per_sec: f64,
+    wall_s: f64,
 }
 
+/// Both trained networks and the data law.
+pub struct Trained {
+    data: GaussianMixture,
+    ssm: Run,
+    dsm: Run,
+}
+
+/// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
+const ERRORS_TABLE: &str = include_str!("ssm/errors_table.md");
+const HOW_TO_READ: &str = include_str!("ssm/how_to_read.md");
+
 fn train(label: &str, net: ScoreNet, data: &GaussianMixture, cfg: &SsmConfig) -> Result<Run> {
+    let start = Instant::now();
     let mut tr = SsmTrainer::new(net, data, cfg.clone()).map_err(|e| anyhow!("{label}: {e}"))?;
     let mut bar = Progress::new(label, cfg.steps as u64, "steps");
     let mut tail = Vec::new();
@@ -202,167 +233,72 @@ fn train(label: &str, net: ScoreNet, data: &GaussianMixture, cfg: &SsmConfig) ->
         net: tr.into_best_net(),
         final_loss: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
         steps_per_sec: sps,
+        wall_s: start.elapsed().as_secs_f64(),
     })
 }
 
-impl Experiment for SsmManifest {
-    fn header(&self) -> &ExperimentHeader {
-        &self.experiment
+/// `n` cell centres per axis of the square `[−half, half]²`, as rows `(x, y)` (x-major).
+fn grid_points(half: f64, n: usize) -> Vec<f64> {
+    let w = 2.0 * half / n as f64;
+    (0..n * n)
+        .flat_map(|k| {
+            let (i, j) = (k / n, k % n);
+            [-half + (i as f64 + 0.5) * w, -half + (j as f64 + 0.5) * w]
+        })
+        .collect()
+}
+
+fn learned(net: &ScoreNet, grid: &[f64], t: f64) -> Vec<f64> {
+    let gf: Vec<f32> = grid.iter().map(|&a| a as f32).collect();
+    net.predict(&gf, t).iter().map(|&a| a as f64).collect()
+}
+
+impl SsmManifest {
+    /// Half the side of the plotted square.
+    fn half(&self) -> f64 {
+        self.mixture.radius + 4.0 * self.mixture.std + 0.3
     }
 
-    fn manifest_echo(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn statistics(&self) -> BTreeMap<String, StatKind> {
-        stat_names()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
-    }
-
-    fn run(&self, ctx: &mut RunContext<'_>) -> Result<RunResults> {
-        let seed = ctx.seed;
-        let out = ctx.out;
-        let data = self.mixture()?;
-        let init = ScoreNet::new(self.network.clone(), derived_seed(seed, "network_init"))
-            .map_err(|e| anyhow!("network: {e}"))?;
-        let (ssm_cfg, dsm_cfg) = (&self.ssm.0, &self.dsm.0);
-        let t0 = Instant::now();
-        let ssm = ctx.time("train_ssm", || train("SSM", init.clone(), &data, ssm_cfg))?;
-        let ssm_secs = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        let dsm = ctx.time("train_dsm", || train("DSM", init.clone(), &data, dsm_cfg))?;
-        let dsm_secs = t1.elapsed().as_secs_f64();
-
-        let n = self.evaluation.points;
-        let x = data.sample(&mut seeding::stream(seed, "evaluation", 0), n);
+    /// The relative score errors on fresh data points.
+    fn evaluate(&self, t: &Trained, init: &ScoreNet, seed: u64) -> Result<SsmStats> {
+        let (ssm_cfg, dsm_cfg, data) = (&self.ssm.0, &self.dsm.0, &t.data);
+        let x = data.sample(
+            &mut seeding::stream(seed, "evaluation", 0),
+            self.evaluation.points,
+        );
         let ssm_target = data
             .smoothed(ssm_cfg.noise_std)
             .map_err(|e| anyhow!("ssm.noise_std: {e}"))?;
         let dsm_target = data
             .smoothed(dsm_cfg.noise_std)
             .map_err(|e| anyhow!("dsm.noise_std: {e}"))?;
-        let mut stats = BTreeMap::new();
-        ctx.time("evaluate", || {
-            let mut put = |k: &str, v: f64| {
-                stats.insert(k.to_string(), Statistic::value(v));
-            };
-            let exact = |p: &[f64], o: &mut [f64]| data.score(p, o);
-            put(
-                "ssm_relative_error",
-                relative_score_error(&ssm.net, ssm_cfg.time, &x, exact),
-            );
-            put(
-                "ssm_relative_error_vs_target",
-                relative_score_error(&ssm.net, ssm_cfg.time, &x, |p, o| ssm_target.score(p, o)),
-            );
-            put(
-                "dsm_relative_error",
-                relative_score_error(&dsm.net, dsm_cfg.time, &x, exact),
-            );
-            put(
-                "dsm_relative_error_vs_target",
-                relative_score_error(&dsm.net, dsm_cfg.time, &x, |p, o| dsm_target.score(p, o)),
-            );
-            put(
-                "untrained_relative_error",
-                relative_score_error(&init, ssm_cfg.time, &x, exact),
-            );
-            put("ssm_final_loss", ssm.final_loss);
-            put("dsm_final_loss", dsm.final_loss);
-            put("throughput.ssm_steps_per_s", ssm.steps_per_sec);
-            put("throughput.dsm_steps_per_s", dsm.steps_per_sec);
-        });
-        ctx.time("save_models", || -> Result<()> {
-            ssm.net
-                .save(&out.file("ssm_model.safetensors"))
-                .map_err(|e| anyhow!("cannot save the SSM model: {e}"))?;
-            dsm.net
-                .save(&out.file("dsm_model.safetensors"))
-                .map_err(|e| anyhow!("cannot save the DSM model: {e}"))
-        })?;
-        let figs = ctx.time("figures", || self.figures(out, &data, &ssm.net, &dsm.net))?;
-        let v = |k: &str| match stats.get(k) {
-            Some(Statistic::Value { value }) => *value,
-            _ => f64::NAN,
+        let exact = |p: &[f64], o: &mut [f64]| data.score(p, o);
+        let err = |net: &ScoreNet, time: f64, target: &GaussianMixture| -> Value {
+            relative_score_error(net, time, &x, |p, o| target.score(p, o)).into()
         };
-        let table = format!(
-            "| objective | relative L2 error vs ∇ log p | vs its own target | steps | wall time |\n|---|---|---|---|---|\n\
-             | sliced SM (finite differences, σ = {}) | {:.4} | {:.4} | {} | {:.1} s |\n\
-             | denoising SM at σ = {} | {:.4} | {:.4} | {} | {:.1} s |\n\
-             | untrained network | {:.4} | | | |\n",
-            ssm_cfg.noise_std,
-            v("ssm_relative_error"),
-            v("ssm_relative_error_vs_target"),
-            ssm_cfg.steps,
-            ssm_secs,
-            dsm_cfg.noise_std,
-            v("dsm_relative_error"),
-            v("dsm_relative_error_vs_target"),
-            dsm_cfg.steps,
-            dsm_secs,
-            v("untrained_relative_error"),
-        );
-        write_text(&out.file("errors.md"), &table)?;
-        Ok(RunResults {
-            parameters: json!({
-                "evaluation_points": n,
-                "mixture_components": self.mixture.components,
-                "mixture_radius": self.mixture.radius,
-                "mixture_std": self.mixture.std,
-                "ssm_seed": ssm_cfg.seed,
-                "dsm_seed": dsm_cfg.seed,
-                "ssm_wall_time_s": ssm_secs,
-                "dsm_wall_time_s": dsm_secs,
-                "network_parameters": self.network.num_params(),
-            }),
-            statistics: stats,
-            figures: figs,
-            files: vec![
-                ("ssm_model.safetensors".into(), "the SSM-trained score network (config in ssm_model.json)".into()),
-                ("dsm_model.safetensors".into(), "the DSM-trained score network (config in dsm_model.json)".into()),
-                ("errors.md".into(), "the error table of this report".into()),
-            ],
-            sections: vec![
-                ("Learned score vs exact score".into(), table),
-                (
-                    "How to read this report".into(),
-                    format!(
-                        "Sliced score matching needs only samples of the data: no noising kernel, no σ. Its loss \
-                         E_v[vᵀ∇s v + ½(vᵀs)²] equals ½E‖s − ∇ log p‖² up to a constant; dfdx has no second \
-                         derivatives, so vᵀ∇s v is the central difference vᵀ(s(x+hv) − s(x−hv))/(2h). \
-                         `ssm_relative_error` = √(Σ‖s_θ − ∇log p‖² / Σ‖∇log p‖²) over {n} fresh data points (the \
-                         mixture's score is exact and closed-form). Denoising score matching at a fixed σ learns the \
-                         score of the smoothed law p ∗ N(0, σ²) instead (`dsm_relative_error_vs_target`), and its \
-                         regression target ε/σ has variance 1/σ², so at small σ it is noisy; at large σ it is biased. \
-                         `untrained_relative_error` is the starting point."
-                    ),
-                ),
-            ],
+        Ok(SsmStats {
+            ssm_relative_error: relative_score_error(&t.ssm.net, ssm_cfg.time, &x, exact).into(),
+            ssm_relative_error_vs_target: err(&t.ssm.net, ssm_cfg.time, &ssm_target),
+            dsm_relative_error: relative_score_error(&t.dsm.net, dsm_cfg.time, &x, exact).into(),
+            dsm_relative_error_vs_target: err(&t.dsm.net, dsm_cfg.time, &dsm_target),
+            untrained_relative_error: relative_score_error(init, ssm_cfg.time, &x, exact).into(),
+            ssm_final_loss: t.ssm.final_loss.into(),
+            dsm_final_loss: t.dsm.final_loss.into(),
+            throughput: Throughput {
+                ssm_steps_per_s: t.ssm.steps_per_sec.into(),
+                dsm_steps_per_s: t.dsm.steps_per_sec.into(),
+            },
         })
     }
-}
 
-impl SsmManifest {
-    fn figures(
-        &self,
-        out: &crate::output::OutputDir,
-        data: &GaussianMixture,
-        ssm: &ScoreNet,
-        dsm: &ScoreNet,
-    ) -> Result<Vec<Figure>> {
-        let half = self.mixture.radius + 4.0 * self.mixture.std + 0.3;
-        // Background: √density heat map.
-        let bins = 120;
+    /// The √density heat map behind the quiver panels.
+    fn density_cells(&self, data: &GaussianMixture) -> Cells {
+        let (half, bins) = (self.half(), 120);
         let w = 2.0 * half / bins as f64;
-        let mut dens = Vec::with_capacity(bins * bins);
-        for i in 0..bins {
-            for j in 0..bins {
-                let p = [-half + (i as f64 + 0.5) * w, -half + (j as f64 + 0.5) * w];
-                dens.push(data.log_density(&p).exp());
-            }
-        }
+        let dens: Vec<f64> = grid_points(half, bins)
+            .chunks_exact(2)
+            .map(|p| data.log_density(p).exp())
+            .collect();
         let peak = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
         let mut rects = Vec::with_capacity(bins * bins);
         for i in 0..bins {
@@ -372,24 +308,19 @@ impl SsmManifest {
                 rects.push((x0, y0, x0 + w, y0 + w, c));
             }
         }
+        Cells { rects }
+    }
+
+    /// `score_quiver.png`: exact and learned score fields over the density.
+    fn quiver_figure(&self, t: &Trained, out: &OutputDir) -> Result<Figure> {
+        let half = self.half();
+        let cells = self.density_cells(&t.data);
         // Quiver: arrows of length ∝ tanh(|s|/s_ref) on a grid.
         let g = self.evaluation.quiver_grid;
         let cell = 2.0 * half / g as f64;
-        let grid: Vec<f64> = (0..g * g)
-            .flat_map(|k| {
-                let (i, j) = (k / g, k % g);
-                [
-                    -half + (i as f64 + 0.5) * cell,
-                    -half + (j as f64 + 0.5) * cell,
-                ]
-            })
-            .collect();
+        let grid = grid_points(half, g);
         let mut exact = vec![0.0; grid.len()];
-        data.score_rows(&grid, &mut exact);
-        let gf: Vec<f32> = grid.iter().map(|&a| a as f32).collect();
-        let learned = |net: &ScoreNet, t: f64| -> Vec<f64> {
-            net.predict(&gf, t).iter().map(|&a| a as f64).collect()
-        };
+        t.data.score_rows(&grid, &mut exact);
         let s_ref = 1.0 / self.mixture.std;
         let arrows = |s: &[f64], color| -> Vec<Line> {
             grid.chunks_exact(2)
@@ -420,9 +351,7 @@ impl SsmManifest {
             title,
             x_label: "x".into(),
             y_label: "y".into(),
-            cells: Cells {
-                rects: rects.clone(),
-            },
+            cells: cells.clone(),
             lines: arrows(s, color),
             points: vec![bases.clone()],
             x_range: Some((-half, half)),
@@ -430,47 +359,52 @@ impl SsmManifest {
             ..Default::default()
         };
         let white = plotters::style::RGBColor(255, 255, 255);
+        let (ssm, dsm) = (&self.ssm.0, &self.dsm.0);
         let panels = [
             panel("exact ∇ log p".into(), &exact, white),
             panel(
-                format!("sliced SM (σ = {})", self.ssm.0.noise_std),
-                &learned(ssm, self.ssm.0.time),
+                format!("sliced SM (σ = {})", ssm.noise_std),
+                &learned(&t.ssm.net, &grid, ssm.time),
                 palette::DATA2,
             ),
             panel(
-                format!("denoising SM (σ = {})", self.dsm.0.noise_std),
-                &learned(dsm, self.dsm.0.time),
+                format!("denoising SM (σ = {})", dsm.noise_std),
+                &learned(&t.dsm.net, &grid, dsm.time),
                 palette::MARK,
             ),
         ];
         figures::draw_row(&out.file("score_quiver.png"), &panels, (560, 560))?;
+        Ok(Figure {
+            file: "score_quiver.png".into(),
+            caption: format!(
+                "Score fields over the mixture's √density (bright = dense): exact ∇ log p (white), learned by \
+                 sliced score matching (orange) and by denoising score matching at σ = {} (red). Arrow length \
+                 ∝ tanh(|s| · std); a dot marks each arrow's base.",
+                dsm.noise_std
+            ),
+        })
+    }
 
-        // Error heat maps |s_θ − ∇ log p| / (|∇ log p| + 1/std) on a fine grid.
-        let fb = 80;
+    /// `score_error.png`: `|s_θ − ∇ log p| / (|∇ log p| + 1/std)` on a fine grid.
+    fn error_figure(&self, t: &Trained, out: &OutputDir) -> Result<Figure> {
+        let (half, fb) = (self.half(), 80);
         let fw = 2.0 * half / fb as f64;
-        let fine: Vec<f64> = (0..fb * fb)
-            .flat_map(|k| {
-                let (i, j) = (k / fb, k % fb);
-                [-half + (i as f64 + 0.5) * fw, -half + (j as f64 + 0.5) * fw]
-            })
-            .collect();
+        let fine = grid_points(half, fb);
         let mut ex = vec![0.0; fine.len()];
-        data.score_rows(&fine, &mut ex);
-        let ff: Vec<f32> = fine.iter().map(|&a| a as f32).collect();
-        let err_panel = |title: String, net: &ScoreNet, t: f64| {
-            let got = net.predict(&ff, t);
-            let mut rects = Vec::with_capacity(fb * fb);
-            for k in 0..fb * fb {
-                let (e0, e1) = (
-                    got[2 * k] as f64 - ex[2 * k],
-                    got[2 * k + 1] as f64 - ex[2 * k + 1],
-                );
-                let rel = e0.hypot(e1) / (ex[2 * k].hypot(ex[2 * k + 1]) + s_ref);
-                let (x0, y0) = (fine[2 * k] - 0.5 * fw, fine[2 * k + 1] - 0.5 * fw);
-                rects.push((x0, y0, x0 + fw, y0 + fw, viridis(rel.min(1.0))));
-            }
+        t.data.score_rows(&fine, &mut ex);
+        let s_ref = 1.0 / self.mixture.std;
+        let err_panel = |title: &str, net: &ScoreNet, time: f64| {
+            let rel = local_relative_score_error(net, time, &fine, &ex, s_ref);
+            let rects = fine
+                .chunks_exact(2)
+                .zip(rel)
+                .map(|(p, r)| {
+                    let (x0, y0) = (p[0] - 0.5 * fw, p[1] - 0.5 * fw);
+                    (x0, y0, x0 + fw, y0 + fw, viridis(r.min(1.0)))
+                })
+                .collect();
             Panel {
-                title,
+                title: title.into(),
                 x_label: "x".into(),
                 y_label: "y".into(),
                 cells: Cells { rects },
@@ -481,34 +415,157 @@ impl SsmManifest {
         };
         let errs = [
             err_panel(
-                "sliced SM: |s_θ − ∇log p| / (|∇log p| + 1/std)".into(),
-                ssm,
+                "sliced SM: |s_θ − ∇log p| / (|∇log p| + 1/std)",
+                &t.ssm.net,
                 self.ssm.0.time,
             ),
             err_panel(
-                "denoising SM: |s_θ − ∇log p| / (|∇log p| + 1/std)".into(),
-                dsm,
+                "denoising SM: |s_θ − ∇log p| / (|∇log p| + 1/std)",
+                &t.dsm.net,
                 self.dsm.0.time,
             ),
         ];
         figures::draw_row(&out.file("score_error.png"), &errs, (560, 560))?;
-        Ok(vec![
-            Figure {
-                file: "score_quiver.png".into(),
-                caption: format!(
-                    "Score fields over the mixture's √density (bright = dense): exact ∇ log p (white), learned by \
-                     sliced score matching (orange) and by denoising score matching at σ = {} (red). Arrow length \
-                     ∝ tanh(|s| · std); a dot marks each arrow's base.",
-                    self.dsm.0.noise_std
+        Ok(Figure {
+            file: "score_error.png".into(),
+            caption: "Local error of each learned score, |s_θ − ∇ log p| / (|∇ log p| + 1/std), clipped at 1 \
+                      (dark = accurate). Far from the data both networks extrapolate; the relative errors of \
+                      the table are weighted by the data."
+                .into(),
+        })
+    }
+
+    /// The error table (report section and `errors.md`).
+    fn errors_table(&self, s: &SsmStats, t: &Trained) -> String {
+        let (ssm, dsm) = (&self.ssm.0, &self.dsm.0);
+        let f4 = |v: Value| format!("{:.4}", v.value);
+        report::fill(
+            ERRORS_TABLE,
+            &[
+                ("ssm_sigma", ssm.noise_std.to_string()),
+                ("ssm_err", f4(s.ssm_relative_error)),
+                ("ssm_target", f4(s.ssm_relative_error_vs_target)),
+                ("ssm_steps", ssm.steps.to_string()),
+                ("ssm_wall", format!("{:.1}", t.ssm.wall_s)),
+                ("dsm_sigma", dsm.noise_std.to_string()),
+                ("dsm_err", f4(s.dsm_relative_error)),
+                ("dsm_target", f4(s.dsm_relative_error_vs_target)),
+                ("dsm_steps", dsm.steps.to_string()),
+                ("dsm_wall", format!("{:.1}", t.dsm.wall_s)),
+                ("untrained", f4(s.untrained_relative_error)),
+            ],
+        ) + "\n"
+    }
+
+    /// Derived parameters echoed in metrics.json.
+    fn parameters(&self, t: &Trained) -> serde_json::Value {
+        json!({
+            "evaluation_points": self.evaluation.points,
+            "mixture_components": self.mixture.components,
+            "mixture_radius": self.mixture.radius,
+            "mixture_std": self.mixture.std,
+            "ssm_seed": self.ssm.0.seed,
+            "dsm_seed": self.dsm.0.seed,
+            "ssm_wall_time_s": t.ssm.wall_s,
+            "dsm_wall_time_s": t.dsm.wall_s,
+            "network_parameters": self.network.num_params(),
+        })
+    }
+}
+
+impl TypedExperiment for SsmManifest {
+    type Stats = SsmStats;
+    type Computed = Trained;
+
+    fn header(&self) -> &ExperimentHeader {
+        &self.experiment
+    }
+
+    fn declared(&self) -> SsmStats {
+        SsmStats::default()
+    }
+
+    fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(SsmStats, Trained)> {
+        let seed = ctx.seed;
+        let data = self.mixture()?;
+        let init = ScoreNet::new(self.network.clone(), derived_seed(seed, "network_init"))
+            .map_err(|e| anyhow!("network: {e}"))?;
+        let (ssm_cfg, dsm_cfg) = (&self.ssm.0, &self.dsm.0);
+        let ssm = ctx.time("train_ssm", || train("SSM", init.clone(), &data, ssm_cfg))?;
+        let dsm = ctx.time("train_dsm", || train("DSM", init.clone(), &data, dsm_cfg))?;
+        let trained = Trained { data, ssm, dsm };
+        let stats = ctx.time("evaluate", || self.evaluate(&trained, &init, seed))?;
+        Ok((stats, trained))
+    }
+
+    fn render(&self, stats: &SsmStats, t: &Trained, ctx: &mut RunContext<'_>) -> Result<Rendered> {
+        let out = ctx.out;
+        ctx.time("save_models", || -> Result<()> {
+            t.ssm
+                .net
+                .save(&out.file("ssm_model.safetensors"))
+                .map_err(|e| anyhow!("cannot save the SSM model: {e}"))?;
+            t.dsm
+                .net
+                .save(&out.file("dsm_model.safetensors"))
+                .map_err(|e| anyhow!("cannot save the DSM model: {e}"))
+        })?;
+        let figures = ctx.time("figures", || -> Result<Vec<Figure>> {
+            Ok(vec![
+                self.quiver_figure(t, out)?,
+                self.error_figure(t, out)?,
+            ])
+        })?;
+        let table = self.errors_table(stats, t);
+        write_text(&out.file("errors.md"), &table)?;
+        let how = report::fill(HOW_TO_READ, &[("n", self.evaluation.points.to_string())]);
+        Ok(Rendered {
+            parameters: self.parameters(t),
+            figures,
+            files: vec![
+                (
+                    "ssm_model.safetensors".into(),
+                    "the SSM-trained score network (config in ssm_model.json)".into(),
                 ),
-            },
-            Figure {
-                file: "score_error.png".into(),
-                caption: "Local error of each learned score, |s_θ − ∇ log p| / (|∇ log p| + 1/std), clipped at 1 \
-                          (dark = accurate). Far from the data both networks extrapolate; the relative errors of \
-                          the table are weighted by the data."
-                    .into(),
-            },
-        ])
+                (
+                    "dsm_model.safetensors".into(),
+                    "the DSM-trained score network (config in dsm_model.json)".into(),
+                ),
+                ("errors.md".into(), "the error table of this report".into()),
+            ],
+            sections: vec![
+                ("Learned score vs exact score".into(), table),
+                ("How to read this report".into(), how),
+            ],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::kinds;
+
+    #[test]
+    fn declared_keys_are_the_previous_names() {
+        let k = kinds(&SsmStats::default());
+        let want = [
+            "dsm_final_loss",
+            "dsm_relative_error",
+            "dsm_relative_error_vs_target",
+            "ssm_final_loss",
+            "ssm_relative_error",
+            "ssm_relative_error_vs_target",
+            "throughput.dsm_steps_per_s",
+            "throughput.ssm_steps_per_s",
+            "untrained_relative_error",
+        ];
+        assert_eq!(k.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn grid_points_are_cell_centres() {
+        let g = grid_points(1.0, 2);
+        assert_eq!(g, vec![-0.5, -0.5, -0.5, 0.5, 0.5, -0.5, 0.5, 0.5]);
     }
 }
