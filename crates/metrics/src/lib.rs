@@ -23,8 +23,8 @@ mod hist;
 mod kolmogorov;
 mod ks;
 mod marginals;
-mod planar;
 mod paired;
+mod planar;
 
 pub use binned::{
     bin_fractions, bin_masses, binomial_l1_noise, ks_critical_asymptotic, l1_distance,
@@ -36,8 +36,8 @@ pub use hist::{Histogram1d, Histogram2d};
 pub use kolmogorov::{kolmogorov_sf, ks_one_sample_isf, ks_one_sample_sf, ks_one_sided_sf};
 pub use ks::{ks_one_sample, ks_two_sample, KsResult, KS_TWO_SAMPLE_EXACT_MAX_N};
 pub use marginals::{angles, radii};
-pub use planar::{evaluate_planar, mean_std, PlanarEvaluation, ReferenceDistances, ReferenceDraws};
 pub use paired::{
     likelihood_gaps, max_abs_diff, mean_se, paired_differences, paired_mean_se, sample_sd,
     LikelihoodGaps, MeanSe,
 };
+pub use planar::{evaluate_planar, mean_std, PlanarEvaluation, ReferenceDistances, ReferenceDraws};
