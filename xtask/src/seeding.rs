@@ -15,37 +15,7 @@ pub fn stream(seed: u64, name: &str, index: u64) -> ChaCha8Rng {
     smoluchowski::core::streams::named(seed, name, index)
 }
 
-/// `run_chunk(c)` for every chunk `c` in `0..n_chunks`, spread round-robin over `threads`
-/// scoped threads, returned in chunk order. With per-chunk streams (`stream(seed, name, c)`)
-/// the result does not depend on `threads`. A panic in a worker is a bug and is re-raised here.
-pub fn run_chunks<T: Send>(
-    n_chunks: usize,
-    threads: usize,
-    run_chunk: impl Fn(usize) -> T + Sync,
-) -> Vec<T> {
-    let threads = threads.clamp(1, n_chunks.max(1));
-    let mut per_chunk: Vec<Option<T>> = (0..n_chunks).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|w| {
-                let run_chunk = &run_chunk;
-                s.spawn(move || {
-                    (w..n_chunks)
-                        .step_by(threads)
-                        .map(|c| (c, run_chunk(c)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            let done = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            for (c, r) in done {
-                per_chunk[c] = Some(r);
-            }
-        }
-    });
-    per_chunk.into_iter().flatten().collect()
-}
+pub use smoluchowski::sde::run_chunks;
 
 #[cfg(test)]
 mod tests {

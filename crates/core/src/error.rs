@@ -27,6 +27,35 @@ impl ParamError {
         }
     }
 
+    /// As [`ParamError::new`], with the value shown by its `Debug` form (floats in full,
+    /// structured values such as a grid kind with their fields).
+    pub fn debug(
+        path: impl Into<String>,
+        value: impl fmt::Debug,
+        requirement: impl Into<String>,
+    ) -> Self {
+        Self::new(path, format!("{value:?}"), requirement)
+    }
+
+    /// `Ok(())` if `value` is finite and satisfies `ok`, else a [`ParamError::debug`] for `path`
+    /// requiring `finite and <requirement>` (the samplers' and DDPM schedules' convention).
+    pub fn check_finite_debug(
+        path: &str,
+        value: f64,
+        requirement: &str,
+        ok: impl FnOnce(f64) -> bool,
+    ) -> Result<(), Self> {
+        if value.is_finite() && ok(value) {
+            Ok(())
+        } else {
+            Err(Self::debug(
+                path,
+                value,
+                format!("finite and {requirement}"),
+            ))
+        }
+    }
+
     /// `second` must have as many elements as `first` (`first_len`) but has `second_len`.
     pub fn length_mismatch(first: &str, first_len: usize, second: &str, second_len: usize) -> Self {
         Self::new(

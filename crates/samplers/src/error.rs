@@ -8,26 +8,22 @@ pub use smoluchowski_core::ParamError;
 /// is relative to the [`SamplerConfig`](crate::SamplerConfig) (e.g. `method.snr`, `t_eps`).
 pub type SamplerError = ParamError;
 
-/// A [`ParamError`] for `path` with the value shown by its `Debug` form (so floats print in
-/// full and structured values such as a grid kind print with their fields).
+/// A [`ParamError`] for `path` with the value shown by its `Debug` form ([`ParamError::debug`]).
 pub(crate) fn invalid(
     path: impl Into<String>,
     value: impl fmt::Debug,
     requirement: impl Into<String>,
 ) -> ParamError {
-    ParamError::new(path, format!("{value:?}"), requirement)
+    ParamError::debug(path, value, requirement)
 }
 
-/// `Ok(())` if `value` is finite and satisfies `ok`, else an error naming the parameter.
+/// `Ok(())` if `value` is finite and satisfies `ok`, else an error naming the parameter
+/// ([`ParamError::check_finite_debug`]).
 pub(crate) fn check(
     name: &str,
     value: f64,
     requirement: &str,
     ok: impl FnOnce(f64) -> bool,
 ) -> Result<(), SamplerError> {
-    if value.is_finite() && ok(value) {
-        Ok(())
-    } else {
-        Err(invalid(name, value, format!("finite and {requirement}")))
-    }
+    ParamError::check_finite_debug(name, value, requirement, ok)
 }

@@ -32,27 +32,16 @@ use std::fmt;
 
 use crate::{ForwardSde, ParamError, VpSde};
 
-/// A [`ParamError`] for `path` with the value shown by its `Debug` form.
-fn invalid(
-    path: impl Into<String>,
-    value: impl fmt::Debug,
-    requirement: impl Into<String>,
-) -> ParamError {
-    ParamError::new(path, format!("{value:?}"), requirement)
+use ParamError as E;
+
+/// See [`ParamError::debug`].
+fn invalid(path: impl Into<String>, value: impl fmt::Debug, requirement: impl Into<String>) -> E {
+    E::debug(path, value, requirement)
 }
 
-/// `Ok(())` if `value` is finite and satisfies `ok`, else an error naming the parameter.
-fn check(
-    name: &str,
-    value: f64,
-    requirement: &str,
-    ok: impl FnOnce(f64) -> bool,
-) -> Result<(), ParamError> {
-    if value.is_finite() && ok(value) {
-        Ok(())
-    } else {
-        Err(invalid(name, value, format!("finite and {requirement}")))
-    }
+/// See [`ParamError::check_finite_debug`].
+fn check(name: &str, value: f64, requirement: &str, ok: impl FnOnce(f64) -> bool) -> Result<(), E> {
+    E::check_finite_debug(name, value, requirement, ok)
 }
 
 /// Nichol & Dhariwal's cap on the cosine schedule's `β_i` (the last step would be `β_N = 1`).

@@ -71,9 +71,10 @@ where
     out
 }
 
-/// `run_chunk(c)` for `c in 0..n_chunks` on `threads` scoped threads (round-robin), in chunk
-/// order. A worker's panic is re-raised.
-fn run_chunks<T: Send>(
+/// `run_chunk(c)` for `c in 0..n_chunks` on `threads` scoped threads (round-robin), returned
+/// in chunk order. With per-chunk random streams the result does not depend on `threads`. A
+/// worker's panic is re-raised.
+pub fn run_chunks<T: Send>(
     n_chunks: usize,
     threads: usize,
     run_chunk: impl Fn(usize) -> T + Sync,

@@ -29,7 +29,7 @@ mod vp;
 
 pub use ddpm::{DdpmKernel, DdpmSchedule, DdpmScheduleKind, COSINE_MAX_BETA};
 pub use em::{euler_maruyama, Trajectories};
-pub use ensemble::{simulate_ensemble, FpCheckpoints, Stop};
+pub use ensemble::{run_chunks, simulate_ensemble, FpCheckpoints, Stop};
 pub use error::{ParamError, ParameterError, SdeError};
 pub use fokker_planck::{FokkerPlanck1d, TimeScheme};
 pub use forward_draws::{ddpm_vp_kernel_gap, forward_marginal_draws};
