@@ -13,6 +13,7 @@
 
 pub use smoluchowski_core as core;
 pub use smoluchowski_datasets as datasets;
+pub use smoluchowski_figures as figures;
 pub use smoluchowski_losses as losses;
 pub use smoluchowski_metrics as metrics;
 pub use smoluchowski_nets as nets;

@@ -193,7 +193,8 @@ pub enum Outcome {
 
 /// True if the error (anywhere in its chain) is bad user input: exit code 2.
 pub fn is_bad_input(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| e.is::<BadInput>())
+    err.chain()
+        .any(|e| e.is::<BadInput>() || e.is::<crate::validate::Invalid>())
 }
 
 /// `experiments/<name>.toml` of the workspace.

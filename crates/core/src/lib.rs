@@ -9,6 +9,7 @@
 
 pub mod memory;
 pub mod streams;
+pub mod validate;
 
 mod error;
 

@@ -284,7 +284,7 @@ impl FokkerPlanckManifest {
         }
         c.positive("vp.t_end", v.t_end);
         check_times(&mut c, "vp", &v.times, Some(v.t_end), &dts);
-        c.finish()
+        Ok(c.finish()?)
     }
 
     fn mixture(&self) -> Result<GaussianMixture> {

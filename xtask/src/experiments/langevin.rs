@@ -176,7 +176,7 @@ impl LangevinManifest {
             2.0 * m.std * m.std,
             "2 mixture.std²: ULA stability",
         );
-        c.finish()
+        Ok(c.finish()?)
     }
 
     fn mixture(&self) -> Result<GaussianMixture> {

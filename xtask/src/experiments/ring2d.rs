@@ -220,7 +220,7 @@ impl Ring2dManifest {
                  set strip_times = [] to skip the strip",
             );
         }
-        c.finish()
+        Ok(c.finish()?)
     }
 }
 

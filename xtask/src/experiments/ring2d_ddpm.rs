@@ -145,7 +145,7 @@ impl Ring2dDdpmManifest {
         c.count("sampling.n_samples", s.n_samples, 1, MAX_SAMPLES);
         c.count("sampling.vp_steps", s.vp_steps, 1, 100_000);
         c.open_interval("sampling.vp_t_eps", s.vp_t_eps, 0.0, 1.0);
-        c.finish()
+        Ok(c.finish()?)
     }
 }
 

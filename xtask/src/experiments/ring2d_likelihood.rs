@@ -181,7 +181,7 @@ impl Ring2dLikelihoodManifest {
                 MAX_PROBES,
             );
         }
-        c.finish()
+        Ok(c.finish()?)
     }
 }
 

@@ -173,7 +173,7 @@ impl Ring2dOracleManifest {
             "the name of one of sampling.runs",
             format!("{:?}", sp.samples_npy),
         );
-        c.finish()
+        Ok(c.finish()?)
     }
 
     fn build(&self) -> Result<(Sde, Ring2d)> {

@@ -236,7 +236,7 @@ impl Part1Manifest {
             "the name of one of sampling.variants",
             format!("{:?}", sp.samples_npy),
         );
-        c.finish()
+        Ok(c.finish()?)
     }
 }
 

@@ -393,7 +393,7 @@ impl Ring2dSamplersManifest {
             1,
             10_000,
         );
-        c.finish()
+        Ok(c.finish()?)
     }
 }
 

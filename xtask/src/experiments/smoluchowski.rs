@@ -191,7 +191,7 @@ impl SmoluchowskiManifest {
             c.count("ou.n_drawn", o.n_drawn, 0, MAX_DRAWN.min(o.n_particles));
         }
         c.count("ou.bins", o.bins, 5, 1000);
-        c.finish()
+        Ok(c.finish()?)
     }
 }
 

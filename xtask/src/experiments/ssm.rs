@@ -141,7 +141,7 @@ impl SsmManifest {
             2,
             100,
         );
-        c.finish()
+        Ok(c.finish()?)
     }
 
     fn mixture(&self) -> Result<GaussianMixture> {
