@@ -12,6 +12,7 @@
 use rand::Rng;
 use rand_distr::StandardNormal;
 
+mod config;
 pub mod ddpm;
 mod em;
 pub mod ensemble;
@@ -27,6 +28,7 @@ mod ring_oracle;
 mod sde_enum;
 mod vp;
 
+pub use config::{SdeConfig, SdeKind};
 pub use ddpm::{DdpmKernel, DdpmSchedule, DdpmScheduleKind, COSINE_MAX_BETA};
 pub use em::{euler_maruyama, Trajectories};
 pub use ensemble::{run_chunks, simulate_ensemble, FpCheckpoints, Stop};
