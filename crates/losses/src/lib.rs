@@ -30,6 +30,7 @@
 //! a checkpoint continues it bit-identically.
 
 mod config;
+mod curve;
 mod dsm;
 mod memory;
 pub mod optim;
@@ -41,6 +42,7 @@ mod trainloop;
 pub use config::{
     DataMode, LrSchedule, OptimizerConfig, TimeSampling, TrainConfig, TrainConfigError, Weighting,
 };
+pub use curve::curve_csv;
 pub use dsm::{dsm_loss, dsm_loss_with_time, DsmBatch, LossReport, NUM_TIME_BUCKETS};
 pub use memory::{ssm_memory_estimates, train_memory_estimates};
 pub use optim::{OptimSettings, Optimizer};

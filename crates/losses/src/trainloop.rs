@@ -1,6 +1,7 @@
 //! The one training loop, generic over the network ([`ScoreNetwork`]) and the objective
 //! ([`Objective`]).
 
+use crate::curve::{decode_curve, encode_curve};
 use crate::dsm::NUM_TIME_BUCKETS;
 use crate::optim::{grad_norm, OptimSettings, Optimizer};
 use smoluchowski_nets::{tensors_to_bytes, write_atomic, ScoreNetwork};
@@ -184,7 +185,7 @@ fn prepare<N: ScoreNetwork, O: Objective<N>>(
 /// computes loss and gradient, stops on a non-finite loss or gradient (naming the step, before
 /// any update), clips, steps Adam/AdamW ([`Optimizer`]), updates the EMA, records the loss
 /// curve, reports progress, and writes a checkpoint every `checkpoint_every` steps (weights,
-/// EMA, moments, step, both configurations: resuming continues bit-identically).
+/// EMA, moments, step, both configurations, the curve: resuming continues bit-identically).
 pub struct TrainLoop<N: ScoreNetwork, O: Objective<N>> {
     objective: O,
     settings: LoopSettings,
@@ -257,10 +258,22 @@ impl<N: ScoreNetwork, O: Objective<N>> TrainLoop<N, O> {
         let mut t = TrainLoop::with_objective(net, objective);
         t.opt.load(&st).map_err(bad)?;
         t.out_step = step;
+        // Checkpoints of older versions carry no curve: the loop then resumes with an empty one.
+        if let Some(text) = meta.get("curve") {
+            t.curve = decode_curve(text).map_err(bad)?;
+            let covers =
+                t.curve.len() == step && t.curve.iter().enumerate().all(|(i, r)| r.step == i + 1);
+            if !covers {
+                return Err(bad(format!(
+                    "the loss curve does not cover steps 1..={step}"
+                )));
+            }
+        }
         Ok(t)
     }
 
-    /// Writes weights, EMA weights, Adam moments, step and both configurations to `path`
+    /// Writes weights, EMA weights, Adam moments, step, both configurations and the loss curve
+    /// to `path`
     /// (safetensors; atomic: temporary file + rename).
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), TrainError> {
         let meta = HashMap::from([
@@ -268,6 +281,7 @@ impl<N: ScoreNetwork, O: Objective<N>> TrainLoop<N, O> {
             ("step".to_string(), self.out_step.to_string()),
             ("net_config".to_string(), self.net.config_json()),
             ("train_config".to_string(), self.objective.config_json()),
+            ("curve".to_string(), encode_curve(&self.curve)),
         ]);
         let bytes = tensors_to_bytes(&self.opt.tensors(), meta)
             .map_err(|e| TrainError::Checkpoint(path.to_path_buf(), e))?;
@@ -312,7 +326,8 @@ impl<N: ScoreNetwork, O: Objective<N>> TrainLoop<N, O> {
         &self.opt
     }
 
-    /// The loss curve of the steps run by this object (not restored by a resume).
+    /// The loss curve of every completed step (`curve()[k]` is step `k + 1`; restored by a
+    /// resume, so a resumed run has the same curve as an uninterrupted one).
     pub fn curve(&self) -> &[CurveRow] {
         &self.curve
     }
