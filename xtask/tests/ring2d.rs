@@ -240,8 +240,10 @@ fn ring2d_resume_after_interruption_matches_uninterrupted_run() {
     );
     let ckpt = s.out("out.checkpoints");
     assert!(ckpt.join("trainer.safetensors").is_file());
-    let curve = fs::read_to_string(ckpt.join("loss_curve.csv")).unwrap();
-    assert_eq!(curve.lines().count(), 151);
+    assert!(
+        !ckpt.join("loss_curve.csv").exists(),
+        "the loss curve travels inside the trainer checkpoint"
+    );
 
     let o = s.run("out", &["--resume"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
