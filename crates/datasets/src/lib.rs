@@ -5,16 +5,21 @@
 
 use rand::Rng;
 
+mod data_error;
 mod error;
 mod gaussian;
+pub mod idx;
 mod mixture;
 mod mixture_score;
+pub mod mnist;
 mod ring2d;
 mod shapes2d;
 
+pub use data_error::{sha256_hex, DataError};
 pub use error::{check_parameter, DatasetError, ParamError, ParameterError};
 pub use gaussian::Gaussian;
 pub use mixture::GaussianMixture;
+pub use mnist::{Mnist, MnistImages, MnistSource, MnistSplit, PixelScale};
 pub use ring2d::{Ring2d, ANGULAR_ENTROPY};
 pub use shapes2d::{Checkerboard, Circles, SwissRoll, TwoMoons};
 
