@@ -23,6 +23,7 @@
 //! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`].
 
 mod config;
+pub mod conv;
 mod divergence;
 mod fused;
 mod fused_train;

@@ -1,0 +1,741 @@
+//! Image operations for convolutional score networks, forward and backward, on `f32` tensors in
+//! NHWC layout (`x[((b·H + i)·W + j)·C + c]`): so an image batch is a row-major
+//! `(B·H·W) × C` matrix and a convolution is one matrix product per image on the kernel layer
+//! (`crate::kernels`, run-time CPU dispatch).
+//!
+//! - [`Conv2d`]: `k × k` convolution (`k` odd), stride 1 or 2, zero padding `(k − 1)/2`:
+//!   `y[b, i, j, o] = bias_o + Σ_{u, v < k} Σ_c x[b, s·i + u − p, s·j + v − p, c] · W[(u·k + v)·C_in + c, o]`
+//!   (out-of-range pixels are 0). Computed as `im2col(x_b) · W` per image.
+//! - [`group_norm_forward`] / [`group_norm_backward`]: GroupNorm (Wu & He 2018).
+//! - [`upsample2_forward`] / [`upsample2_backward`]: nearest-neighbour ×2.
+//!
+//! Determinism: images are processed independently in parallel; parameter gradients are summed
+//! per image and then over images in index order, so results do not depend on the number of
+//! threads.
+
+use rayon::prelude::*;
+
+use crate::kernels::{Epilogue, Kernels, Strided};
+
+/// A 2-D convolution layer's shape: input `H × W × C_in`, `k × k` kernel (odd `k`), stride
+/// 1 or 2, zero padding `p = (k − 1)/2`, `C_out` output channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2d {
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel size (odd).
+    pub k: usize,
+    /// Stride (1 or 2).
+    pub stride: usize,
+}
+
+impl Conv2d {
+    /// Zero padding `(k − 1)/2`.
+    pub fn pad(&self) -> usize {
+        (self.k - 1) / 2
+    }
+
+    /// Output height `⌊(H + 2p − k)/s⌋ + 1`.
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad() - self.k) / self.stride + 1
+    }
+
+    /// Output width `⌊(W + 2p − k)/s⌋ + 1`.
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad() - self.k) / self.stride + 1
+    }
+
+    /// Rows of the weight matrix, `k² · C_in`.
+    pub fn patch(&self) -> usize {
+        self.k * self.k * self.c_in
+    }
+
+    /// Weight count `k² · C_in · C_out` (row-major `(k²·C_in) × C_out`, row `(u·k + v)·C_in + c`).
+    pub fn weight_len(&self) -> usize {
+        self.patch() * self.c_out
+    }
+
+    /// Input values per image.
+    pub fn in_len(&self) -> usize {
+        self.h * self.w * self.c_in
+    }
+
+    /// Output values per image.
+    pub fn out_len(&self) -> usize {
+        self.out_h() * self.out_w() * self.c_out
+    }
+
+    /// Whether the layer reads its input directly (1×1, stride 1: no patch matrix).
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1
+    }
+
+    /// The patch matrix of one image: row `i·W_out + j` holds the `k² · C_in` inputs under the
+    /// kernel at output pixel `(i, j)` (zeros outside the image).
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let (p, s, c) = (self.pad() as isize, self.stride as isize, self.c_in);
+        let (ow, patch) = (self.out_w(), self.patch());
+        for (r, row) in col.chunks_exact_mut(patch).enumerate() {
+            let (i, j) = ((r / ow) as isize, (r % ow) as isize);
+            for u in 0..self.k {
+                let yi = s * i + u as isize - p;
+                for v in 0..self.k {
+                    let xj = s * j + v as isize - p;
+                    let dst = &mut row[(u * self.k + v) * c..(u * self.k + v + 1) * c];
+                    if yi < 0 || xj < 0 || yi >= self.h as isize || xj >= self.w as isize {
+                        dst.fill(0.0);
+                    } else {
+                        let at = (yi as usize * self.w + xj as usize) * c;
+                        dst.copy_from_slice(&x[at..at + c]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the patch-matrix gradient `dcol` back onto the image gradient `dx` (the adjoint of
+    /// [`Conv2d::im2col`]), in a fixed order.
+    fn col2im(&self, dcol: &[f32], dx: &mut [f32]) {
+        let (p, s, c) = (self.pad() as isize, self.stride as isize, self.c_in);
+        let (ow, patch) = (self.out_w(), self.patch());
+        for (r, row) in dcol.chunks_exact(patch).enumerate() {
+            let (i, j) = ((r / ow) as isize, (r % ow) as isize);
+            for u in 0..self.k {
+                let yi = s * i + u as isize - p;
+                for v in 0..self.k {
+                    let xj = s * j + v as isize - p;
+                    if yi < 0 || xj < 0 || yi >= self.h as isize || xj >= self.w as isize {
+                        continue;
+                    }
+                    let at = (yi as usize * self.w + xj as usize) * c;
+                    let src = &row[(u * self.k + v) * c..(u * self.k + v + 1) * c];
+                    for (d, &g) in dx[at..at + c].iter_mut().zip(src) {
+                        *d += g;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `y ← conv(x) + bias` for a batch (`x`: `n · in_len()`, `y`: `n · out_len()`).
+    pub fn forward(&self, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
+        let kern = Kernels::detect();
+        let (il, ol, patch, rows) = (
+            self.in_len(),
+            self.out_len(),
+            self.patch(),
+            self.out_h() * self.out_w(),
+        );
+        assert_eq!(weight.len(), self.weight_len(), "weight length");
+        assert_eq!(bias.len(), self.c_out, "bias length");
+        assert_eq!(x.len() / il, y.len() / ol, "batch sizes of x and y");
+        x.par_chunks_exact(il)
+            .zip(y.par_chunks_exact_mut(ol))
+            .for_each_init(Vec::new, |col, (xb, yb)| {
+                let a = if self.pointwise() {
+                    xb
+                } else {
+                    col.resize(rows * patch, 0.0);
+                    self.im2col(xb, col);
+                    col
+                };
+                let a = Strided {
+                    data: a,
+                    rs: patch,
+                    cs: 1,
+                };
+                kern.matmul(
+                    rows,
+                    self.c_out,
+                    patch,
+                    a,
+                    weight,
+                    self.c_out,
+                    yb,
+                    self.c_out,
+                    Epilogue::Bias(bias),
+                );
+            });
+    }
+
+    /// Backward pass for a batch: given `dy = ∂L/∂y`, adds `∂L/∂W = Σ_b im2col(x_b)ᵀ dy_b` to
+    /// `dw` and `∂L/∂bias = Σ_{b,i,j} dy` to `db`, and (if given) writes
+    /// `dx = col2im(dy_b Wᵀ)`.
+    pub fn backward(
+        &self,
+        x: &[f32],
+        weight: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let kern = Kernels::detect();
+        let (il, ol, patch, rows) = (
+            self.in_len(),
+            self.out_len(),
+            self.patch(),
+            self.out_h() * self.out_w(),
+        );
+        let n = x.len() / il;
+        assert_eq!(dy.len(), n * ol, "dy length");
+        // Per-image weight gradients (each summed over pixels in order), then summed over
+        // images in index order: the same bits for any thread count.
+        let per_image: Vec<Vec<f32>> = x
+            .par_chunks_exact(il)
+            .zip(dy.par_chunks_exact(ol))
+            .map_init(Vec::new, |col, (xb, gb)| {
+                let a = if self.pointwise() {
+                    xb
+                } else {
+                    col.resize(rows * patch, 0.0);
+                    self.im2col(xb, col);
+                    col
+                };
+                let mut g = vec![0.0f32; self.weight_len()];
+                let at = Strided {
+                    data: a,
+                    rs: 1,
+                    cs: patch,
+                };
+                kern.matmul(
+                    patch,
+                    self.c_out,
+                    rows,
+                    at,
+                    gb,
+                    self.c_out,
+                    &mut g,
+                    self.c_out,
+                    Epilogue::Store,
+                );
+                g
+            })
+            .collect();
+        for g in &per_image {
+            for (d, &v) in dw.iter_mut().zip(g) {
+                *d += v;
+            }
+        }
+        let mut bias_sum = vec![0.0f32; self.c_out];
+        for gb in dy.chunks_exact(ol) {
+            kern.col_sums(gb, &mut bias_sum);
+            for (d, &v) in db.iter_mut().zip(&bias_sum) {
+                *d += v;
+            }
+        }
+        if let Some(dx) = dx {
+            assert_eq!(dx.len(), n * il, "dx length");
+            let wt = transpose(weight, patch, self.c_out);
+            dx.par_chunks_exact_mut(il)
+                .zip(dy.par_chunks_exact(ol))
+                .for_each_init(Vec::new, |dcol, (dxb, gb)| {
+                    let a = Strided {
+                        data: gb,
+                        rs: self.c_out,
+                        cs: 1,
+                    };
+                    if self.pointwise() {
+                        kern.matmul(
+                            rows,
+                            patch,
+                            self.c_out,
+                            a,
+                            &wt,
+                            patch,
+                            dxb,
+                            patch,
+                            Epilogue::Store,
+                        );
+                    } else {
+                        dcol.resize(rows * patch, 0.0);
+                        kern.matmul(
+                            rows,
+                            patch,
+                            self.c_out,
+                            a,
+                            &wt,
+                            patch,
+                            dcol,
+                            patch,
+                            Epilogue::Store,
+                        );
+                        dxb.fill(0.0);
+                        self.col2im(dcol, dxb);
+                    }
+                });
+        }
+    }
+}
+
+/// The transpose of the row-major `rows × cols` matrix `m` (row-major `cols × rows`).
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}
+
+/// GroupNorm statistics kept for the backward pass: per image and group, the mean and
+/// `1/√(var + ε)`.
+#[derive(Debug, Clone, Default)]
+pub struct GroupNormStats {
+    /// `μ_{b,g}`, index `b·G + g`.
+    pub mean: Vec<f32>,
+    /// `1/√(σ²_{b,g} + ε)`.
+    pub rstd: Vec<f32>,
+}
+
+/// GroupNorm over NHWC images of `hw` pixels and `c` channels in `groups` groups of `c/groups`
+/// consecutive channels: `y = γ_c (x − μ_{b,g}) / √(σ²_{b,g} + ε) + β_c`, with `μ`, `σ²` the
+/// mean and (biased) variance over the group's `hw · c/groups` values of image `b` (sums in
+/// `f64`).
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_forward(
+    x: &[f32],
+    hw: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    stats: &mut GroupNormStats,
+) {
+    assert!(
+        c.is_multiple_of(groups),
+        "channels must be a multiple of groups"
+    );
+    let per = hw * c;
+    let n = x.len() / per;
+    let cg = c / groups;
+    stats.mean.resize(n * groups, 0.0);
+    stats.rstd.resize(n * groups, 0.0);
+    x.par_chunks_exact(per)
+        .zip(y.par_chunks_exact_mut(per))
+        .zip(
+            stats
+                .mean
+                .par_chunks_exact_mut(groups)
+                .zip(stats.rstd.par_chunks_exact_mut(groups)),
+        )
+        .for_each(|((xb, yb), (mb, rb))| {
+            let mut s = vec![0.0f64; groups];
+            let mut s2 = vec![0.0f64; groups];
+            for px in xb.chunks_exact(c) {
+                for (ch, &v) in px.iter().enumerate() {
+                    s[ch / cg] += v as f64;
+                }
+            }
+            let cnt = (hw * cg) as f64;
+            for v in s.iter_mut() {
+                *v /= cnt;
+            }
+            for px in xb.chunks_exact(c) {
+                for (ch, &v) in px.iter().enumerate() {
+                    let d = v as f64 - s[ch / cg];
+                    s2[ch / cg] += d * d;
+                }
+            }
+            for g in 0..groups {
+                mb[g] = s[g] as f32;
+                rb[g] = (1.0 / (s2[g] / cnt + eps as f64).sqrt()) as f32;
+            }
+            for (px, py) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)) {
+                for ch in 0..c {
+                    let g = ch / cg;
+                    py[ch] = gamma[ch] * ((px[ch] - mb[g]) * rb[g]) + beta[ch];
+                }
+            }
+        });
+}
+
+/// Backward pass of [`group_norm_forward`]: with `x̂ = (x − μ)·r`,
+/// `∂L/∂γ_c += Σ dy·x̂`, `∂L/∂β_c += Σ dy`, and per group
+/// `dx = r (γ dy − mean(γ dy) − x̂ · mean(γ dy · x̂))`.
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_backward(
+    x: &[f32],
+    hw: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    stats: &GroupNormStats,
+    dy: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let per = hw * c;
+    let cg = c / groups;
+    let cnt = (hw * cg) as f64;
+    let partial: Vec<(Vec<f64>, Vec<f64>)> = x
+        .par_chunks_exact(per)
+        .zip(dy.par_chunks_exact(per))
+        .zip(dx.par_chunks_exact_mut(per))
+        .zip(
+            stats
+                .mean
+                .par_chunks_exact(groups)
+                .zip(stats.rstd.par_chunks_exact(groups)),
+        )
+        .map(|(((xb, gb), dxb), (mb, rb))| {
+            let (mut dg, mut dbt) = (vec![0.0f64; c], vec![0.0f64; c]);
+            let (mut m1, mut m2) = (vec![0.0f64; groups], vec![0.0f64; groups]);
+            for (px, pg) in xb.chunks_exact(c).zip(gb.chunks_exact(c)) {
+                for ch in 0..c {
+                    let g = ch / cg;
+                    let xh = ((px[ch] - mb[g]) * rb[g]) as f64;
+                    let d = pg[ch] as f64;
+                    dg[ch] += d * xh;
+                    dbt[ch] += d;
+                    let gd = gamma[ch] as f64 * d;
+                    m1[g] += gd;
+                    m2[g] += gd * xh;
+                }
+            }
+            for g in 0..groups {
+                m1[g] /= cnt;
+                m2[g] /= cnt;
+            }
+            for ((px, pg), pdx) in xb
+                .chunks_exact(c)
+                .zip(gb.chunks_exact(c))
+                .zip(dxb.chunks_exact_mut(c))
+            {
+                for ch in 0..c {
+                    let g = ch / cg;
+                    let xh = ((px[ch] - mb[g]) * rb[g]) as f64;
+                    let gd = gamma[ch] as f64 * pg[ch] as f64;
+                    pdx[ch] = (rb[g] as f64 * (gd - m1[g] - xh * m2[g])) as f32;
+                }
+            }
+            (dg, dbt)
+        })
+        .collect();
+    for (dg, dbt) in &partial {
+        for ch in 0..c {
+            dgamma[ch] += dg[ch] as f32;
+            dbeta[ch] += dbt[ch] as f32;
+        }
+    }
+}
+
+/// Nearest-neighbour ×2 upsampling of NHWC images `h × w × c`: `y[b, i, j] = x[b, ⌊i/2⌋, ⌊j/2⌋]`.
+pub fn upsample2_forward(x: &[f32], h: usize, w: usize, c: usize, y: &mut [f32]) {
+    let (per_in, per_out) = (h * w * c, 4 * h * w * c);
+    x.par_chunks_exact(per_in)
+        .zip(y.par_chunks_exact_mut(per_out))
+        .for_each(|(xb, yb)| {
+            for i in 0..2 * h {
+                for j in 0..2 * w {
+                    let src = ((i / 2) * w + j / 2) * c;
+                    let dst = (i * 2 * w + j) * c;
+                    yb[dst..dst + c].copy_from_slice(&xb[src..src + c]);
+                }
+            }
+        });
+}
+
+/// Backward of [`upsample2_forward`]: `dx[b, i, j] = Σ` of the four `dy` it was copied to.
+pub fn upsample2_backward(dy: &[f32], h: usize, w: usize, c: usize, dx: &mut [f32]) {
+    let (per_in, per_out) = (h * w * c, 4 * h * w * c);
+    dx.par_chunks_exact_mut(per_in)
+        .zip(dy.par_chunks_exact(per_out))
+        .for_each(|(dxb, gb)| {
+            dxb.fill(0.0);
+            for i in 0..2 * h {
+                for j in 0..2 * w {
+                    let d = ((i / 2) * w + j / 2) * c;
+                    let s = (i * 2 * w + j) * c;
+                    for ch in 0..c {
+                        dxb[d + ch] += gb[s + ch];
+                    }
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn rand_vec(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+    }
+
+    /// Direct-loop f64 convolution (the definition in the module docs).
+    fn conv_ref(s: &Conv2d, x: &[f32], w: &[f32], b: &[f32], n: usize) -> Vec<f64> {
+        let (oh, ow, p) = (s.out_h(), s.out_w(), s.pad() as isize);
+        let mut y = vec![0.0; n * s.out_len()];
+        for bi in 0..n {
+            for i in 0..oh {
+                for j in 0..ow {
+                    for o in 0..s.c_out {
+                        let mut acc = b[o] as f64;
+                        for u in 0..s.k {
+                            for v in 0..s.k {
+                                let yi = (s.stride * i + u) as isize - p;
+                                let xj = (s.stride * j + v) as isize - p;
+                                if yi < 0 || xj < 0 || yi >= s.h as isize || xj >= s.w as isize {
+                                    continue;
+                                }
+                                for c in 0..s.c_in {
+                                    let xv = x[bi * s.in_len()
+                                        + (yi as usize * s.w + xj as usize) * s.c_in
+                                        + c];
+                                    acc += xv as f64
+                                        * w[((u * s.k + v) * s.c_in + c) * s.c_out + o] as f64;
+                                }
+                            }
+                        }
+                        y[bi * s.out_len() + (i * ow + j) * s.c_out + o] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn shapes() -> Vec<Conv2d> {
+        vec![
+            Conv2d {
+                h: 7,
+                w: 7,
+                c_in: 3,
+                c_out: 16,
+                k: 3,
+                stride: 1,
+            },
+            Conv2d {
+                h: 8,
+                w: 6,
+                c_in: 5,
+                c_out: 8,
+                k: 3,
+                stride: 2,
+            },
+            Conv2d {
+                h: 7,
+                w: 7,
+                c_in: 4,
+                c_out: 3,
+                k: 3,
+                stride: 2,
+            },
+            Conv2d {
+                h: 5,
+                w: 5,
+                c_in: 16,
+                c_out: 8,
+                k: 1,
+                stride: 1,
+            },
+            Conv2d {
+                h: 4,
+                w: 4,
+                c_in: 2,
+                c_out: 1,
+                k: 3,
+                stride: 1,
+            },
+        ]
+    }
+
+    #[test]
+    fn conv_forward_matches_the_definition() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for s in shapes() {
+            let n = 3;
+            let x = rand_vec(n * s.in_len(), &mut rng);
+            let w = rand_vec(s.weight_len(), &mut rng);
+            let b = rand_vec(s.c_out, &mut rng);
+            let mut y = vec![0.0; n * s.out_len()];
+            s.forward(&x, &w, &b, &mut y);
+            for (a, r) in y.iter().zip(conv_ref(&s, &x, &w, &b, n)) {
+                assert!(
+                    (*a as f64 - r).abs() < 1e-5 * (1.0 + r.abs()),
+                    "{s:?}: {a} vs {r}"
+                );
+            }
+        }
+    }
+
+    /// The loss `L = Σ y ⊙ g` for a fixed `g`: its gradients are `backward(dy = g)`; checked
+    /// against central differences of the f64 reference (exact for a linear map up to rounding).
+    #[test]
+    fn conv_backward_matches_differences_of_the_definition() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for s in shapes() {
+            let n = 2;
+            let x = rand_vec(n * s.in_len(), &mut rng);
+            let w = rand_vec(s.weight_len(), &mut rng);
+            let b = rand_vec(s.c_out, &mut rng);
+            let g = rand_vec(n * s.out_len(), &mut rng);
+            let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+                conv_ref(&s, x, w, b, n)
+                    .iter()
+                    .zip(&g)
+                    .map(|(y, &g)| y * g as f64)
+                    .sum()
+            };
+            let (mut dx, mut dw, mut db) =
+                (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+            s.backward(&x, &w, &g, Some(&mut dx), &mut dw, &mut db);
+            let h = 0.5f32; // L is linear in each argument: any step is exact up to rounding
+            let check = |name: &str, got: &[f32], f: &dyn Fn(usize, f32) -> f64| {
+                for i in (0..got.len()).step_by(1 + got.len() / 40) {
+                    let fd = (f(i, h) - f(i, -h)) / (2.0 * h as f64);
+                    assert!(
+                        (got[i] as f64 - fd).abs() < 1e-4 * (1.0 + fd.abs()),
+                        "{s:?} {name}[{i}]: {} vs {fd}",
+                        got[i]
+                    );
+                }
+            };
+            check("dx", &dx, &|i, e| {
+                let mut x = x.clone();
+                x[i] += e;
+                loss(&x, &w, &b)
+            });
+            check("dw", &dw, &|i, e| {
+                let mut w = w.clone();
+                w[i] += e;
+                loss(&x, &w, &b)
+            });
+            check("db", &db, &|i, e| {
+                let mut b = b.clone();
+                b[i] += e;
+                loss(&x, &w, &b)
+            });
+        }
+    }
+
+    #[test]
+    fn conv_is_bit_identical_for_any_thread_count() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let s = Conv2d {
+            h: 14,
+            w: 14,
+            c_in: 8,
+            c_out: 16,
+            k: 3,
+            stride: 1,
+        };
+        let n = 9;
+        let x = rand_vec(n * s.in_len(), &mut rng);
+        let w = rand_vec(s.weight_len(), &mut rng);
+        let g = rand_vec(n * s.out_len(), &mut rng);
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let (mut dx, mut dw, mut db) =
+                        (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; 16]);
+                    s.backward(&x, &w, &g, Some(&mut dx), &mut dw, &mut db);
+                    (dx, dw, db)
+                })
+        };
+        assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn group_norm_matches_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let (n, hw, c, groups) = (2, 6, 8, 4);
+        let x = rand_vec(n * hw * c, &mut rng);
+        let gamma: Vec<f32> = rand_vec(c, &mut rng)
+            .iter()
+            .map(|v| 1.0 + 0.5 * v)
+            .collect();
+        let beta = rand_vec(c, &mut rng);
+        let g = rand_vec(x.len(), &mut rng);
+        let f = |x: &[f32], gamma: &[f32], beta: &[f32]| -> (Vec<f32>, GroupNormStats) {
+            let mut y = vec![0.0; x.len()];
+            let mut st = GroupNormStats::default();
+            group_norm_forward(x, hw, c, groups, gamma, beta, 1e-5, &mut y, &mut st);
+            (y, st)
+        };
+        let (y, st) = f(&x, &gamma, &beta);
+        // Each group of each image has mean β̄-free zero and unit variance before the affine map.
+        let xh0: Vec<f32> = (0..hw).map(|p| (y[p * c] - beta[0]) / gamma[0]).collect();
+        let xh1: Vec<f32> = (0..hw)
+            .map(|p| (y[p * c + 1] - beta[1]) / gamma[1])
+            .collect();
+        let all: Vec<f32> = xh0.iter().chain(&xh1).copied().collect();
+        let mean = all.iter().sum::<f32>() / all.len() as f32;
+        let var = all.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / all.len() as f32;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+            "{mean} {var}"
+        );
+        let loss = |x: &[f32], gm: &[f32], bt: &[f32]| -> f64 {
+            f(x, gm, bt)
+                .0
+                .iter()
+                .zip(&g)
+                .map(|(y, &g)| *y as f64 * g as f64)
+                .sum()
+        };
+        let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        group_norm_backward(
+            &x, hw, c, groups, &gamma, &st, &g, &mut dx, &mut dg, &mut db,
+        );
+        let h = 1e-2f32;
+        for i in 0..x.len() {
+            let mut xp = x.clone();
+            xp[i] += h;
+            let mut xm = x.clone();
+            xm[i] -= h;
+            let fd = (loss(&xp, &gamma, &beta) - loss(&xm, &gamma, &beta)) / (2.0 * h as f64);
+            assert!(
+                (dx[i] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()),
+                "dx[{i}] {} vs {fd}",
+                dx[i]
+            );
+        }
+        for ch in 0..c {
+            let mut gp = gamma.clone();
+            gp[ch] += h;
+            let mut gm = gamma.clone();
+            gm[ch] -= h;
+            let fd = (loss(&x, &gp, &beta) - loss(&x, &gm, &beta)) / (2.0 * h as f64);
+            assert!(
+                (dg[ch] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()),
+                "dgamma[{ch}]"
+            );
+            let want: f64 = (0..n * hw).map(|p| g[p * c + ch] as f64).sum();
+            assert!((db[ch] as f64 - want).abs() < 1e-4, "dbeta[{ch}]");
+        }
+    }
+
+    #[test]
+    fn upsample_backward_is_the_adjoint() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (n, h, w, c) = (2, 3, 4, 5);
+        let x = rand_vec(n * h * w * c, &mut rng);
+        let g = rand_vec(4 * x.len(), &mut rng);
+        let mut y = vec![0.0; 4 * x.len()];
+        upsample2_forward(&x, h, w, c, &mut y);
+        let mut dx = vec![0.0; x.len()];
+        upsample2_backward(&g, h, w, c, &mut dx);
+        // ⟨up(x), g⟩ = ⟨x, up*(g)⟩
+        let lhs: f64 = y.iter().zip(&g).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| *a as f64 * *b as f64).sum();
+        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+        assert_eq!(y[(2 * 2 * w + 3) * c + 1], x[(w + 1) * c + 1]);
+    }
+}
