@@ -31,6 +31,7 @@ mod io;
 mod kernels;
 mod net;
 mod network;
+pub mod unet;
 
 pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
@@ -40,6 +41,7 @@ pub use fused_train::{mlp_loss_and_grad, MlpWorkspace, TRAIN_CHUNK_ROWS};
 pub use io::{read_f32, sidecar_path, tensors_to_bytes, write_atomic, NetIoError};
 pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
 pub use network::{NetworkScore, ScoreNetwork};
+pub use unet::{UNet, UNetConfig, UNetInput};
 
 /// Re-export of dfdx so downstream crates use the same version.
 pub use dfdx;
