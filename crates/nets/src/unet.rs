@@ -256,9 +256,9 @@ impl Plan {
         let conv_in = b.conv(c.side, c.channels, ch[0], 3, 1);
         let (mut down, mut downsample) = (Vec::new(), Vec::new());
         let mut cur = ch[0];
-        for l in 0..levels {
-            down.push(b.res(side(l), cur, ch[l], emb));
-            cur = ch[l];
+        for (l, &c_l) in ch.iter().enumerate() {
+            down.push(b.res(side(l), cur, c_l, emb));
+            cur = c_l;
             if l + 1 < levels {
                 downsample.push(b.conv(side(l), cur, cur, 3, 2));
             }
@@ -617,6 +617,7 @@ impl UNet {
 
     /// Back-propagates `dout` through a residual block: adds parameter gradients into `g` and
     /// `∂/∂SiLU(emb)` into `dsemb`; returns `∂/∂x`.
+    #[allow(clippy::too_many_arguments)]
     fn res_backward(
         &self,
         r: &Res,
