@@ -1102,4 +1102,61 @@ mod tests {
             n as f64 / dt
         );
     }
+
+    /// The same architecture and flat layout as PyTorch: outputs of `benches/peer/unet_peer.py
+    /// --reference` (torch 2.15.0, CPU, float32; computed once, pinned here) for deterministic
+    /// parameters `p_i = 0.2 sin(0.37 i + 0.1)` and inputs `x_j = 0.9 cos(0.11 j)`.
+    #[test]
+    fn matches_pytorch_reference_outputs() {
+        let cfg = UNetConfig {
+            side: 8,
+            channels: 1,
+            base: 8,
+            mults: vec![1, 2],
+            time_features: 8,
+            time_scale: 1000.0,
+            groups: 4,
+            output: NetOutput::Noise,
+        };
+        let n_params = Plan::new(&cfg).len;
+        assert_eq!(n_params, 24449, "PyTorch's parameter count");
+        let p: Vec<f32> = (0..n_params)
+            .map(|i| (0.2 * (0.37 * i as f64 + 0.1).sin()) as f32)
+            .collect();
+        let net = UNet::from_flat(cfg, &p).unwrap();
+        let x: Vec<f32> = (0..128)
+            .map(|j| (0.9 * (0.11 * j as f64).cos()) as f32)
+            .collect();
+        let mut y = vec![0.0f32; 128];
+        net.forward_rows(&p, &x, &[0.3, 0.71], &mut y);
+        let torch = [
+            -2.2980648e-01,
+            -2.4698228e-01,
+            -1.6293831e-01,
+            -2.6478365e-01,
+            -2.3719490e-01,
+            -1.7196976e-01,
+            -2.5524735e-01,
+            -2.7956155e-01,
+            -2.9975551e-01,
+            -2.4680960e-01,
+            -2.0976011e-01,
+            -7.1602181e-02,
+            -2.1028902e-01,
+            -2.1469641e-01,
+            -2.4616407e-01,
+            -2.2132455e-01,
+            -1.6522512e-01,
+            -2.4072000e-01,
+            -2.0546278e-01,
+        ];
+        for (k, &want) in torch.iter().enumerate() {
+            let got = y[7 * k] as f64;
+            assert!(
+                (got - want).abs() < 1e-4,
+                "output {}: {got} vs PyTorch {want}",
+                7 * k
+            );
+        }
+    }
 }
