@@ -553,6 +553,26 @@ impl UNet {
         })
     }
 
+    /// Multiply–add FLOPs (2 per multiply–add) of the convolutions and linear maps for one
+    /// image's forward pass, `Σ 2 · pixels_out · k² C_in · C_out`; the backward pass costs
+    /// twice that (input and weight gradients). The measure of a training step's GEMM work.
+    pub fn forward_flops_per_image(&self) -> f64 {
+        let pl = &self.plan;
+        let conv = |c: &Cv| 2.0 * (c.s.out_h() * c.s.out_w() * c.s.patch() * c.s.c_out) as f64;
+        let lin = |l: &Lin| 2.0 * (l.i * l.o) as f64;
+        let res =
+            |r: &Res| conv(&r.c1) + conv(&r.c2) + r.skip.as_ref().map_or(0.0, conv) + lin(&r.proj);
+        lin(&pl.t1)
+            + lin(&pl.t2)
+            + conv(&pl.conv_in)
+            + pl.down.iter().map(res).sum::<f64>()
+            + pl.downsample.iter().map(conv).sum::<f64>()
+            + res(&pl.mid)
+            + pl.up.iter().map(res).sum::<f64>()
+            + pl.upconv.iter().map(conv).sum::<f64>()
+            + conv(&pl.conv_out)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &UNetConfig {
         &self.config
@@ -1096,10 +1116,12 @@ mod tests {
         let start = std::time::Instant::now();
         net.weighted_sq_loss_and_grad(&p, &input, &ones, &x, &mut out, &mut g, &mut ());
         let dt = start.elapsed().as_secs_f64();
+        let flops = 3.0 * net.forward_flops_per_image() * n as f64;
         println!(
-            "{} params; batch {n}: {dt:.3} s per step, {:.1} images/s",
+            "{} params; batch {n}: {dt:.3} s per step, {:.1} images/s, {:.1} GFLOP/s",
             p.len(),
-            n as f64 / dt
+            n as f64 / dt,
+            flops / dt / 1e9
         );
     }
 
