@@ -19,6 +19,7 @@
 mod binned;
 mod distance;
 mod error;
+mod frechet;
 mod hist;
 mod kolmogorov;
 mod ks;
@@ -32,6 +33,7 @@ pub use binned::{
 };
 pub use distance::{energy_distance, sliced_wasserstein, wasserstein_1d, wasserstein_p_1d};
 pub use error::MetricsError;
+pub use frechet::{frechet_distance, GaussianMoments};
 pub use hist::{Histogram1d, Histogram2d};
 pub use kolmogorov::{kolmogorov_sf, ks_one_sample_isf, ks_one_sample_sf, ks_one_sided_sf};
 pub use ks::{ks_one_sample, ks_two_sample, KsResult, KS_TWO_SAMPLE_EXACT_MAX_N};
