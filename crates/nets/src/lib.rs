@@ -29,6 +29,7 @@ mod fused;
 mod fused_train;
 mod io;
 mod kernels;
+mod layers;
 mod net;
 mod network;
 pub mod unet;

@@ -22,23 +22,19 @@
 //! Training passes run on fixed chunks of [`UNET_CHUNK`] images, one after the other (the ops
 //! inside run in parallel over images), so the gradient is the same for any thread count.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use smoluchowski_core::ParamError;
 
 use crate::config::NetOutput;
-use crate::conv::{
-    group_norm_backward, group_norm_forward, upsample2_backward, upsample2_forward, Conv2d,
-    GroupNormStats,
+use crate::conv::{upsample2_backward, upsample2_forward, GroupNormStats};
+use crate::layers::{
+    concat, conv_backward, conv_forward, gn_backward, gn_forward, lin_backward, lin_forward, silu,
+    silu_backward, split, Cv, Gn, Lin, ParamBuilder,
 };
 use crate::network::ScoreNetwork;
 
 /// Images per chunk of the training passes (part of the arithmetic: fixed).
 pub const UNET_CHUNK: usize = 32;
-
-/// GroupNorm's `ε`.
-const GN_EPS: f32 = 1e-5;
 
 /// Architecture of a [`UNet`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,31 +129,6 @@ impl UNetConfig {
     }
 }
 
-/// A linear map `y = x W + b` on rows (`W`: `i × o` row-major at offset `w`).
-#[derive(Debug, Clone, Copy)]
-struct Lin {
-    i: usize,
-    o: usize,
-    w: usize,
-    b: usize,
-}
-
-/// A GroupNorm over `c` channels (`γ` at `gamma`, `β` at `beta`).
-#[derive(Debug, Clone, Copy)]
-struct Gn {
-    c: usize,
-    gamma: usize,
-    beta: usize,
-}
-
-/// A convolution (weights at `w`, bias at `b`).
-#[derive(Debug, Clone, Copy)]
-struct Cv {
-    s: Conv2d,
-    w: usize,
-    b: usize,
-}
-
 /// A residual block on `hw` pixels.
 #[derive(Debug, Clone, Copy)]
 struct Res {
@@ -190,63 +161,21 @@ struct Plan {
     gammas: Vec<(usize, usize)>,
 }
 
-struct Builder {
-    len: usize,
-    init: Vec<(usize, usize, usize)>,
-    gammas: Vec<(usize, usize)>,
-}
-
-impl Builder {
-    fn take(&mut self, n: usize) -> usize {
-        self.len += n;
-        self.len - n
-    }
-    fn lin(&mut self, i: usize, o: usize) -> Lin {
-        let w = self.take(i * o);
-        let b = self.take(o);
-        self.init.push((w, i * o + o, i));
-        Lin { i, o, w, b }
-    }
-    fn gn(&mut self, c: usize) -> Gn {
-        let gamma = self.take(c);
-        let beta = self.take(c);
-        self.gammas.push((gamma, c));
-        Gn { c, gamma, beta }
-    }
-    fn conv(&mut self, side: usize, c_in: usize, c_out: usize, k: usize, stride: usize) -> Cv {
-        let s = Conv2d {
-            h: side,
-            w: side,
-            c_in,
-            c_out,
-            k,
-            stride,
-        };
-        let w = self.take(s.weight_len());
-        let b = self.take(c_out);
-        self.init.push((w, s.weight_len() + c_out, s.patch()));
-        Cv { s, w, b }
-    }
-    fn res(&mut self, side: usize, cin: usize, cout: usize, emb: usize) -> Res {
-        Res {
-            hw: side * side,
-            gn1: self.gn(cin),
-            c1: self.conv(side, cin, cout, 3, 1),
-            proj: self.lin(emb, cout),
-            gn2: self.gn(cout),
-            c2: self.conv(side, cout, cout, 3, 1),
-            skip: (cin != cout).then(|| self.conv(side, cin, cout, 1, 1)),
-        }
+fn res(b: &mut ParamBuilder, side: usize, cin: usize, cout: usize, emb: usize) -> Res {
+    Res {
+        hw: side * side,
+        gn1: b.gn(cin),
+        c1: b.conv(side, cin, cout, 3, 1),
+        proj: b.lin(emb, cout),
+        gn2: b.gn(cout),
+        c2: b.conv(side, cout, cout, 3, 1),
+        skip: (cin != cout).then(|| b.conv(side, cin, cout, 1, 1)),
     }
 }
 
 impl Plan {
     fn new(c: &UNetConfig) -> Plan {
-        let mut b = Builder {
-            len: 0,
-            init: Vec::new(),
-            gammas: Vec::new(),
-        };
+        let mut b = ParamBuilder::default();
         let emb = 4 * c.base;
         let ch: Vec<usize> = c.mults.iter().map(|m| c.base * m).collect();
         let side = |l: usize| c.side >> l;
@@ -257,16 +186,16 @@ impl Plan {
         let (mut down, mut downsample) = (Vec::new(), Vec::new());
         let mut cur = ch[0];
         for (l, &c_l) in ch.iter().enumerate() {
-            down.push(b.res(side(l), cur, c_l, emb));
+            down.push(res(&mut b, side(l), cur, c_l, emb));
             cur = c_l;
             if l + 1 < levels {
                 downsample.push(b.conv(side(l), cur, cur, 3, 2));
             }
         }
-        let mid = b.res(side(levels - 1), cur, cur, emb);
+        let mid = res(&mut b, side(levels - 1), cur, cur, emb);
         let (mut up, mut upconv) = (Vec::new(), Vec::new());
         for l in (0..levels).rev() {
-            up.push(b.res(side(l), cur + ch[l], ch[l], emb));
+            up.push(res(&mut b, side(l), cur + ch[l], ch[l], emb));
             cur = ch[l];
             if l > 0 {
                 upconv.push(b.conv(side(l - 1), cur, ch[l - 1], 3, 1));
@@ -291,181 +220,6 @@ impl Plan {
             gammas: b.gammas,
         }
     }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// `SiLU(x) = x σ(x)`.
-fn silu(x: &[f32], y: &mut Vec<f32>) {
-    y.clear();
-    y.extend(x.iter().map(|&v| v * sigmoid(v)));
-}
-
-/// `dx = dy ⊙ SiLU'(x)`, `SiLU'(x) = σ(x)(1 + x(1 − σ(x)))`, in place on `dy`.
-fn silu_backward(x: &[f32], dy: &mut [f32]) {
-    for (g, &v) in dy.iter_mut().zip(x) {
-        let s = sigmoid(v);
-        *g *= s * (1.0 + v * (1.0 - s));
-    }
-}
-
-fn lin_forward(l: &Lin, p: &[f32], x: &[f32], y: &mut Vec<f32>) {
-    let n = x.len() / l.i;
-    y.clear();
-    y.resize(n * l.o, 0.0);
-    let (w, b) = (&p[l.w..l.w + l.i * l.o], &p[l.b..l.b + l.o]);
-    for (xr, yr) in x.chunks_exact(l.i).zip(y.chunks_exact_mut(l.o)) {
-        yr.copy_from_slice(b);
-        for (k, &xv) in xr.iter().enumerate() {
-            for (yv, &wv) in yr.iter_mut().zip(&w[k * l.o..(k + 1) * l.o]) {
-                *yv += xv * wv;
-            }
-        }
-    }
-}
-
-/// Adds `∂W = xᵀ dy`, `∂b = Σ dy` into `g`; writes `dx = dy Wᵀ` if asked.
-fn lin_backward(
-    l: &Lin,
-    p: &[f32],
-    x: &[f32],
-    dy: &[f32],
-    g: &mut [f32],
-    dx: Option<&mut Vec<f32>>,
-) {
-    for (xr, gr) in x.chunks_exact(l.i).zip(dy.chunks_exact(l.o)) {
-        for (k, &xv) in xr.iter().enumerate() {
-            for (gw, &gv) in g[l.w + k * l.o..l.w + (k + 1) * l.o].iter_mut().zip(gr) {
-                *gw += xv * gv;
-            }
-        }
-        for (gb, &gv) in g[l.b..l.b + l.o].iter_mut().zip(gr) {
-            *gb += gv;
-        }
-    }
-    if let Some(dx) = dx {
-        let w = &p[l.w..l.w + l.i * l.o];
-        dx.clear();
-        dx.extend(dy.chunks_exact(l.o).flat_map(|gr| {
-            (0..l.i).map(move |k| {
-                gr.iter()
-                    .zip(&w[k * l.o..(k + 1) * l.o])
-                    .map(|(a, b)| a * b)
-                    .sum::<f32>()
-            })
-        }));
-    }
-}
-
-fn conv_forward(c: &Cv, p: &[f32], x: &[f32]) -> Vec<f32> {
-    let n = x.len() / c.s.in_len();
-    let mut y = vec![0.0; n * c.s.out_len()];
-    c.s.forward(
-        x,
-        &p[c.w..c.w + c.s.weight_len()],
-        &p[c.b..c.b + c.s.c_out],
-        &mut y,
-    );
-    y
-}
-
-fn conv_backward(
-    c: &Cv,
-    p: &[f32],
-    x: &[f32],
-    dy: &[f32],
-    g: &mut [f32],
-    want_dx: bool,
-) -> Vec<f32> {
-    let mut dx = if want_dx {
-        vec![0.0; x.len()]
-    } else {
-        Vec::new()
-    };
-    let (gw, rest) = g[c.w..].split_at_mut(c.s.weight_len());
-    let gb = &mut rest[c.b - c.w - c.s.weight_len()..][..c.s.c_out];
-    c.s.backward(
-        x,
-        &p[c.w..c.w + c.s.weight_len()],
-        dy,
-        want_dx.then_some(dx.as_mut_slice()),
-        gw,
-        gb,
-    );
-    dx
-}
-
-fn gn_forward(
-    gn: &Gn,
-    hw: usize,
-    groups: usize,
-    p: &[f32],
-    x: &[f32],
-    stats: &mut GroupNormStats,
-) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
-    group_norm_forward(
-        x,
-        hw,
-        gn.c,
-        groups,
-        &p[gn.gamma..gn.gamma + gn.c],
-        &p[gn.beta..gn.beta + gn.c],
-        GN_EPS,
-        &mut y,
-        stats,
-    );
-    y
-}
-
-#[allow(clippy::too_many_arguments)]
-fn gn_backward(
-    gn: &Gn,
-    hw: usize,
-    groups: usize,
-    p: &[f32],
-    x: &[f32],
-    stats: &GroupNormStats,
-    dy: &[f32],
-    g: &mut [f32],
-) -> Vec<f32> {
-    let mut dx = vec![0.0; x.len()];
-    let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
-    let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
-    group_norm_backward(
-        x,
-        hw,
-        gn.c,
-        groups,
-        &p[gn.gamma..gn.gamma + gn.c],
-        stats,
-        dy,
-        &mut dx,
-        gg,
-        gb,
-    );
-    dx
-}
-
-/// Channel concatenation of NHWC tensors with `ca` and `cb` channels.
-fn concat(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
-    let mut y = Vec::with_capacity(a.len() + b.len());
-    for (pa, pb) in a.chunks_exact(ca).zip(b.chunks_exact(cb)) {
-        y.extend_from_slice(pa);
-        y.extend_from_slice(pb);
-    }
-    y
-}
-
-fn split(dy: &[f32], ca: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for px in dy.chunks_exact(ca + cb) {
-        a.extend_from_slice(&px[..ca]);
-        b.extend_from_slice(&px[ca..]);
-    }
-    (a, b)
 }
 
 /// What a residual block keeps for its backward pass.
@@ -855,18 +609,7 @@ impl ScoreNetwork for UNet {
     /// PyTorch's default initialisation: every weight and bias `U(−1/√fan_in, 1/√fan_in)`;
     /// GroupNorm `γ = 1`, `β = 0`.
     fn init_params(&self, seed: u64) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut p = vec![0.0f32; self.plan.len];
-        for &(off, len, fan_in) in &self.plan.init {
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            for v in &mut p[off..off + len] {
-                *v = rng.gen_range(-bound..bound);
-            }
-        }
-        for &(off, c) in &self.plan.gammas {
-            p[off..off + c].fill(1.0);
-        }
-        p
+        ParamBuilder::init_params(&self.plan.init, &self.plan.gammas, self.plan.len, seed)
     }
 
     fn params(&self) -> Vec<f32> {
@@ -959,6 +702,8 @@ impl ScoreNetwork for UNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     fn tiny() -> UNetConfig {
         UNetConfig {

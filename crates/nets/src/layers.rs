@@ -1,0 +1,288 @@
+//! Layers over flat `f32` parameters for the image networks ([`crate::UNet`] and the MNIST
+//! classifier): a layer records the offsets of its weight and bias in the flat vector; its
+//! forward and backward passes read the parameters and add their gradients at those offsets.
+//! Images are NHWC rows (see [`crate::conv`]).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::conv::{group_norm_backward, group_norm_forward, Conv2d, GroupNormStats};
+
+/// GroupNorm's `ε`.
+pub(crate) const GN_EPS: f32 = 1e-5;
+
+/// A linear map `y = x W + b` on rows (`W`: `i × o` row-major at offset `w`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lin {
+    pub(crate) i: usize,
+    pub(crate) o: usize,
+    pub(crate) w: usize,
+    pub(crate) b: usize,
+}
+
+/// A GroupNorm over `c` channels (`γ` at `gamma`, `β` at `beta`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gn {
+    pub(crate) c: usize,
+    pub(crate) gamma: usize,
+    pub(crate) beta: usize,
+}
+
+/// A convolution (weights at `w`, bias at `b`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cv {
+    pub(crate) s: Conv2d,
+    pub(crate) w: usize,
+    pub(crate) b: usize,
+}
+
+/// Lays out parameters: each layer takes the next slots of the flat vector (weight, then
+/// bias) and records how to initialise them.
+#[derive(Debug, Default)]
+pub(crate) struct ParamBuilder {
+    /// Parameters so far.
+    pub(crate) len: usize,
+    /// `(offset, len, fan_in)`: weight and bias drawn `U(−1/√fan_in, 1/√fan_in)`.
+    pub(crate) init: Vec<(usize, usize, usize)>,
+    /// `(offset, c)`: GroupNorm scales, initialised to 1 (shifts to 0).
+    pub(crate) gammas: Vec<(usize, usize)>,
+}
+
+impl ParamBuilder {
+    pub(crate) fn take(&mut self, n: usize) -> usize {
+        self.len += n;
+        self.len - n
+    }
+    pub(crate) fn lin(&mut self, i: usize, o: usize) -> Lin {
+        let w = self.take(i * o);
+        let b = self.take(o);
+        self.init.push((w, i * o + o, i));
+        Lin { i, o, w, b }
+    }
+    pub(crate) fn gn(&mut self, c: usize) -> Gn {
+        let gamma = self.take(c);
+        let beta = self.take(c);
+        self.gammas.push((gamma, c));
+        Gn { c, gamma, beta }
+    }
+    pub(crate) fn conv(
+        &mut self,
+        side: usize,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+    ) -> Cv {
+        let s = Conv2d {
+            h: side,
+            w: side,
+            c_in,
+            c_out,
+            k,
+            stride,
+        };
+        let w = self.take(s.weight_len());
+        let b = self.take(c_out);
+        self.init.push((w, s.weight_len() + c_out, s.patch()));
+        Cv { s, w, b }
+    }
+}
+
+impl ParamBuilder {
+    /// Initial parameters drawn from `seed`: PyTorch's default initialisation (every weight and
+    /// bias `U(−1/√fan_in, 1/√fan_in)`; GroupNorm `γ = 1`, `β = 0`).
+    pub(crate) fn init_params(
+        init: &[(usize, usize, usize)],
+        gammas: &[(usize, usize)],
+        len: usize,
+        seed: u64,
+    ) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut p = vec![0.0f32; len];
+        for &(off, n, fan_in) in init {
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            for v in &mut p[off..off + n] {
+                *v = rng.gen_range(-bound..bound);
+            }
+        }
+        for &(off, c) in gammas {
+            p[off..off + c].fill(1.0);
+        }
+        p
+    }
+}
+
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `SiLU(x) = x σ(x)`.
+pub(crate) fn silu(x: &[f32], y: &mut Vec<f32>) {
+    y.clear();
+    y.extend(x.iter().map(|&v| v * sigmoid(v)));
+}
+
+/// `dx = dy ⊙ SiLU'(x)`, `SiLU'(x) = σ(x)(1 + x(1 − σ(x)))`, in place on `dy`.
+pub(crate) fn silu_backward(x: &[f32], dy: &mut [f32]) {
+    for (g, &v) in dy.iter_mut().zip(x) {
+        let s = sigmoid(v);
+        *g *= s * (1.0 + v * (1.0 - s));
+    }
+}
+
+pub(crate) fn lin_forward(l: &Lin, p: &[f32], x: &[f32], y: &mut Vec<f32>) {
+    let n = x.len() / l.i;
+    y.clear();
+    y.resize(n * l.o, 0.0);
+    let (w, b) = (&p[l.w..l.w + l.i * l.o], &p[l.b..l.b + l.o]);
+    for (xr, yr) in x.chunks_exact(l.i).zip(y.chunks_exact_mut(l.o)) {
+        yr.copy_from_slice(b);
+        for (k, &xv) in xr.iter().enumerate() {
+            for (yv, &wv) in yr.iter_mut().zip(&w[k * l.o..(k + 1) * l.o]) {
+                *yv += xv * wv;
+            }
+        }
+    }
+}
+
+/// Adds `∂W = xᵀ dy`, `∂b = Σ dy` into `g`; writes `dx = dy Wᵀ` if asked.
+pub(crate) fn lin_backward(
+    l: &Lin,
+    p: &[f32],
+    x: &[f32],
+    dy: &[f32],
+    g: &mut [f32],
+    dx: Option<&mut Vec<f32>>,
+) {
+    for (xr, gr) in x.chunks_exact(l.i).zip(dy.chunks_exact(l.o)) {
+        for (k, &xv) in xr.iter().enumerate() {
+            for (gw, &gv) in g[l.w + k * l.o..l.w + (k + 1) * l.o].iter_mut().zip(gr) {
+                *gw += xv * gv;
+            }
+        }
+        for (gb, &gv) in g[l.b..l.b + l.o].iter_mut().zip(gr) {
+            *gb += gv;
+        }
+    }
+    if let Some(dx) = dx {
+        let w = &p[l.w..l.w + l.i * l.o];
+        dx.clear();
+        dx.extend(dy.chunks_exact(l.o).flat_map(|gr| {
+            (0..l.i).map(move |k| {
+                gr.iter()
+                    .zip(&w[k * l.o..(k + 1) * l.o])
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>()
+            })
+        }));
+    }
+}
+
+pub(crate) fn conv_forward(c: &Cv, p: &[f32], x: &[f32]) -> Vec<f32> {
+    let n = x.len() / c.s.in_len();
+    let mut y = vec![0.0; n * c.s.out_len()];
+    c.s.forward(
+        x,
+        &p[c.w..c.w + c.s.weight_len()],
+        &p[c.b..c.b + c.s.c_out],
+        &mut y,
+    );
+    y
+}
+
+pub(crate) fn conv_backward(
+    c: &Cv,
+    p: &[f32],
+    x: &[f32],
+    dy: &[f32],
+    g: &mut [f32],
+    want_dx: bool,
+) -> Vec<f32> {
+    let mut dx = if want_dx {
+        vec![0.0; x.len()]
+    } else {
+        Vec::new()
+    };
+    let (gw, rest) = g[c.w..].split_at_mut(c.s.weight_len());
+    let gb = &mut rest[c.b - c.w - c.s.weight_len()..][..c.s.c_out];
+    c.s.backward(
+        x,
+        &p[c.w..c.w + c.s.weight_len()],
+        dy,
+        want_dx.then_some(dx.as_mut_slice()),
+        gw,
+        gb,
+    );
+    dx
+}
+
+pub(crate) fn gn_forward(
+    gn: &Gn,
+    hw: usize,
+    groups: usize,
+    p: &[f32],
+    x: &[f32],
+    stats: &mut GroupNormStats,
+) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    group_norm_forward(
+        x,
+        hw,
+        gn.c,
+        groups,
+        &p[gn.gamma..gn.gamma + gn.c],
+        &p[gn.beta..gn.beta + gn.c],
+        GN_EPS,
+        &mut y,
+        stats,
+    );
+    y
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gn_backward(
+    gn: &Gn,
+    hw: usize,
+    groups: usize,
+    p: &[f32],
+    x: &[f32],
+    stats: &GroupNormStats,
+    dy: &[f32],
+    g: &mut [f32],
+) -> Vec<f32> {
+    let mut dx = vec![0.0; x.len()];
+    let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
+    let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
+    group_norm_backward(
+        x,
+        hw,
+        gn.c,
+        groups,
+        &p[gn.gamma..gn.gamma + gn.c],
+        stats,
+        dy,
+        &mut dx,
+        gg,
+        gb,
+    );
+    dx
+}
+
+/// Channel concatenation of NHWC tensors with `ca` and `cb` channels.
+pub(crate) fn concat(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
+    let mut y = Vec::with_capacity(a.len() + b.len());
+    for (pa, pb) in a.chunks_exact(ca).zip(b.chunks_exact(cb)) {
+        y.extend_from_slice(pa);
+        y.extend_from_slice(pb);
+    }
+    y
+}
+
+pub(crate) fn split(dy: &[f32], ca: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for px in dy.chunks_exact(ca + cb) {
+        a.extend_from_slice(&px[..ca]);
+        b.extend_from_slice(&px[ca..]);
+    }
+    (a, b)
+}
