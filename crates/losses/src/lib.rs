@@ -29,6 +29,7 @@
 //! `smoluchowski_core::streams::seeded(seed, k + 1)`), so a run is reproducible and resuming from
 //! a checkpoint continues it bit-identically.
 
+pub mod classify;
 mod config;
 mod curve;
 mod dsm;
@@ -39,6 +40,7 @@ mod ssm;
 mod train;
 mod trainloop;
 
+pub use classify::{train_classifier, ClassifierStep, ClassifierTraining};
 pub use config::{
     DataMode, LrSchedule, OptimizerConfig, TimeSampling, TrainConfig, TrainConfigError, Weighting,
 };

@@ -22,6 +22,7 @@
 //!   trait).
 //! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`].
 
+pub mod classifier;
 mod config;
 pub mod conv;
 mod divergence;
@@ -34,6 +35,7 @@ mod net;
 mod network;
 pub mod unet;
 
+pub use classifier::{ClassifierConfig, ImageClassifier};
 pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
 };
