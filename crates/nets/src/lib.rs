@@ -11,15 +11,19 @@
 //!   [`ScoreNetConfig::default_2d`].
 //! - [`ScoreNet`]: the dfdx MLP (runtime shapes, autograd through any tape); implements
 //!   [`ScoreNetwork`] (general loss: dfdx autograd, the reference; weighted squared loss: the
-//!   fused [`mlp_loss_and_grad`]; inference: [`FusedMlp`]).
+//!   fused [`mlp_loss_and_grad`]; inference and Jacobian trace: walks of its [`MlpPlan`]).
+//! - [`MlpPlan`]: the one description of the MLP's layer sequence ([`LayerSpec`]s of kind
+//!   [`LayerKind`]: input features `(x, τ(t))`, dense layers with activation, residual blocks,
+//!   the output head and its [`NetOutput`]), built once from a [`ScoreNetConfig`]. Three
+//!   interpreters walk it on the kernels of `kernels.rs`: inference
+//!   ([`MlpPlan::forward_common_t`]), forward with tangents
+//!   ([`MlpPlan::forward_with_jacobian_trace`]) and forward + backward ([`mlp_loss_and_grad`]).
 //! - [`Silu`]: `x · σ(x)` as a dfdx module.
-//! - [`NetScore`]: a trained MLP plus its SDE as a [`smoluchowski_sde::Score`]; noise predictions
-//!   become scores in one place, [`output_to_score`] (`s = −ε_θ/σ(t)`). It runs a fused,
-//!   forward-only copy of the network ([`FusedMlp`]); [`DfdxNetScore`] is the dfdx reference;
-//!   [`NetworkScore`] is the same for any [`ScoreNetwork`]. [`NetScore`] is also a
-//!   [`smoluchowski_sde::ScoreDivergence`]: the exact divergence `∇·s` by forward-mode
-//!   differentiation ([`FusedMlp::forward_with_jacobian_trace`]; MLP-specific, not yet on the
-//!   trait).
+//! - [`NetScore`]: a trained MLP plus its SDE as a [`smoluchowski_sde::Score`] and
+//!   [`smoluchowski_sde::ScoreDivergence`] — [`NetworkScore`]`<ScoreNet, _>` under its MLP name;
+//!   noise predictions become scores in one place, [`output_to_score`] (`s = −ε_θ/σ(t)`), and
+//!   the exact divergence `∇·s` comes from forward-mode differentiation.
+//!   [`DfdxNetScore`] is the dfdx reference; [`FusedMlp`] is a plan plus a weight copy.
 //! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`].
 
 mod config;
@@ -30,6 +34,7 @@ mod io;
 mod kernels;
 mod net;
 mod network;
+mod plan;
 
 pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
@@ -39,6 +44,7 @@ pub use fused_train::{mlp_loss_and_grad, MlpWorkspace, TRAIN_CHUNK_ROWS};
 pub use io::{read_f32, sidecar_path, tensors_to_bytes, write_atomic, NetIoError};
 pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
 pub use network::{NetworkScore, ScoreNetwork};
+pub use plan::{LayerKind, LayerSpec, MlpPlan};
 
 /// Re-export of dfdx so downstream crates use the same version.
 pub use dfdx;
