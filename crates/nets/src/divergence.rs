@@ -16,7 +16,8 @@
 
 use crate::config::Activation;
 use crate::fused::{BlockBuffers, Tangents, FUSED_BLOCK_ROWS};
-use crate::plan::{with_act, LayerKind, MlpPlan};
+use crate::kernels::{Epilogue, Kernels};
+use crate::plan::{rows_of, with_act, LayerKind, MlpPlan};
 use rayon::prelude::*;
 
 impl MlpPlan {
@@ -93,17 +94,23 @@ pub(crate) fn input_tangents(
     });
 }
 
-/// Hidden layer, given `jn = J_{l−1} W_l` (`(n·d) × w`): `J_l = act'(z_l) ⊙ jn`, plus `J_{l−1}`
-/// (`jp`, `(n·d) × k`) for a residual block, in place in `jn`.
+/// Hidden layer: `J_l = act'(z_l) ⊙ (J_{l−1} W_l)`, plus `J_{l−1}` for a residual block, into
+/// `jn` (`(n·d) × w`), from `jp = J_{l−1}` (`(n·d) × k`), `W_l` (row-major `k × w`) and `z_l`
+/// (`n × w`); the product on `kern`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn hidden_tangents(
+    kern: Kernels,
     act: Activation,
     residual: bool,
     d: usize,
     (k, w): (usize, usize),
+    wl: &[f32],
     z: &[f32],
     jp: &[f32],
     jn: &mut [f32],
 ) {
+    let rows = jn.len() / w;
+    kern.matmul(rows, w, k, rows_of(jp, k), wl, w, jn, w, Epilogue::Store);
     with_act!(act, grad, g => {
         for ((zr, jr), jpr) in z
             .chunks_exact(w)

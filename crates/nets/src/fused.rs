@@ -5,7 +5,7 @@ use crate::config::{NetOutput, ScoreNetConfig};
 use crate::kernels::Kernels;
 use crate::net::ScoreNet;
 use crate::network::NetworkScore;
-use crate::plan::{hidden_layer, output_layer, rows_of, LayerKind, MlpPlan};
+use crate::plan::{hidden_layer, output_layer, LayerKind, MlpPlan};
 use rayon::prelude::*;
 use smoluchowski_sde::{ForwardSde, Score, ScoreDivergence};
 
@@ -119,20 +119,18 @@ impl MlpPlan {
                         &mut hn[..n * o],
                     );
                     if tangents.is_some() {
-                        // J' = J W_l, then ⊙ act'(z_l) (+ J if residual).
                         let (js, jns) = (&j[..n * d * k], &mut jn[..n * d * o]);
-                        kern.matmul(
-                            n * d,
-                            o,
-                            k,
-                            rows_of(js, k),
+                        crate::divergence::hidden_tangents(
+                            kern,
+                            act,
+                            residual,
+                            d,
+                            (k, o),
                             w,
-                            o,
+                            zs,
+                            js,
                             jns,
-                            o,
-                            crate::kernels::Epilogue::Store,
                         );
-                        crate::divergence::hidden_tangents(act, residual, d, (k, o), zs, js, jns);
                     }
                     std::mem::swap(h, hn);
                     std::mem::swap(j, jn);
