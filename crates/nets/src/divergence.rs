@@ -10,75 +10,19 @@
 //! - output: `∂y_i/∂x_j = J_{L−1} W_L[:, i]`, and the trace `tr ∂y/∂x = Σ_j (J_{L−1} W_L)[j, j]`.
 //!
 //! The `d` tangents of a block of rows are one `(rows·d) × width` matrix, so each layer costs one
-//! more `gemm` of `d` times the rows of the forward pass (3× the forward cost for `d = 2`). The
-//! value path is the forward pass of [`FusedMlp`] operation for operation (bit-identical output);
-//! the final trace is accumulated in f64.
+//! more product of `d` times the rows of the forward pass (3× the forward cost for `d = 2`). This
+//! is the inference walk of [`MlpPlan`] (`MlpPlan::forward_block`) with tangents on: the value
+//! path is the same operations (bit-identical output); the final trace is accumulated in f64.
 
-use crate::config::{Activation, NetOutput};
-use crate::fused::{FusedMlp, NetScore, FUSED_BLOCK_ROWS};
-use crate::fused_train::{act_grad, with_act};
+use crate::config::Activation;
+use crate::fused::{BlockBuffers, Tangents, FUSED_BLOCK_ROWS};
+use crate::kernels::{Epilogue, Kernels};
+use crate::plan::{rows_of, with_act, LayerKind, MlpPlan};
 use rayon::prelude::*;
-use smoluchowski_sde::{ForwardSde, ScoreDivergence};
 
-/// Row-major contiguous `dst (m × n) = lhs (m × k) · rhs (k × n)` (`rhs` may have more rows
-/// than `k`: only its first `k` are read).
-#[inline]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[f32]) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: the asserts above bound every index gemm touches (unit column stride, row
-    // strides n, k, n).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
-/// Per-block buffers (allocated once per rayon task, never per row).
-struct TraceBuffers {
-    /// Activations `h` (rows × width), current and next.
-    h: Vec<f32>,
-    hn: Vec<f32>,
-    /// Pre-activations `z` (rows × width).
-    z: Vec<f32>,
-    /// Tangents `J` ((rows·d) × width), current and next.
-    j: Vec<f32>,
-    jn: Vec<f32>,
-}
-
-impl TraceBuffers {
-    fn new(rows: usize, d: usize, width: usize) -> Self {
-        TraceBuffers {
-            h: vec![0.0; rows * width],
-            hn: vec![0.0; rows * width],
-            z: vec![0.0; rows * width],
-            j: vec![0.0; rows * d * width],
-            jn: vec![0.0; rows * d * width],
-        }
-    }
-}
-
-impl FusedMlp {
+impl MlpPlan {
     /// Raw network output `y = F(x, τ(t))` for the `n` rows of `x` (`n × d`) at one common `t`
-    /// into `out` (`n × d`, the same numbers as [`FusedMlp::forward_common_t`]), and the trace
+    /// into `out` (`n × d`, the same numbers as [`MlpPlan::forward_common_t`]), and the trace
     /// of each row's input–output Jacobian `tr ∂y/∂x = Σ_j ∂y_j/∂x_j` into `trace` (length `n`),
     /// by forward-mode differentiation (module docs). Blocks of [`FUSED_BLOCK_ROWS`] rows run in
     /// parallel; every row's arithmetic is independent of the thread count.
@@ -86,192 +30,134 @@ impl FusedMlp {
     /// Panics if the buffer lengths do not match.
     pub fn forward_with_jacobian_trace(
         &self,
+        params: &[f32],
         x: &[f32],
         t: f64,
         out: &mut [f32],
         trace: &mut [f64],
     ) {
-        let d = self.config.dim;
-        assert_eq!(
-            x.len() % d,
-            0,
-            "x length {} is not a multiple of dim {d}",
-            x.len()
-        );
-        assert_eq!(out.len(), x.len(), "out length must equal x length");
+        let d = self.check_rows(params, x, out);
         assert_eq!(
             trace.len(),
             x.len() / d,
             "trace must have one entry per row"
         );
         // First-layer bias with the time features folded in, exactly as forward_common_t.
-        let b0 = self.first_layer_bias_at(t);
+        let b0 = self.first_layer_bias_at(params, t);
         // Output weights by output unit: w_last_t[i][k] = W_L[k, i].
-        let last = self.layers.last().expect("an MLP has layers");
+        let last = self.layers().last().expect("an MLP has layers");
+        debug_assert_eq!(last.kind, LayerKind::Output);
+        let wl = last.weight(params);
         let mut w_last_t = vec![0.0f64; last.out * last.inp];
         for k in 0..last.inp {
             for i in 0..last.out {
-                w_last_t[i * last.inp + k] = f64::from(last.w[k * last.out + i]);
+                w_last_t[i * last.inp + k] = f64::from(wl[k * last.out + i]);
             }
         }
-        let max_w = self.layers.iter().map(|l| l.out).max().unwrap_or(1);
+        let width = self.max_width();
         x.par_chunks(FUSED_BLOCK_ROWS * d)
             .zip(out.par_chunks_mut(FUSED_BLOCK_ROWS * d))
             .zip(trace.par_chunks_mut(FUSED_BLOCK_ROWS))
             .for_each_init(
-                || TraceBuffers::new(FUSED_BLOCK_ROWS, d, max_w),
-                |bufs, ((xb, ob), tb)| self.trace_block(xb, ob, tb, &b0, &w_last_t, bufs),
+                || BlockBuffers::new(FUSED_BLOCK_ROWS, width, FUSED_BLOCK_ROWS * d),
+                |bufs, ((xb, ob), tb)| {
+                    let tan = Tangents {
+                        trace: tb,
+                        w_last_t: &w_last_t,
+                    };
+                    self.forward_block(params, &b0, xb, ob, bufs, Some(tan))
+                },
             );
-    }
-
-    fn trace_block(
-        &self,
-        x: &[f32],
-        out: &mut [f32],
-        trace: &mut [f64],
-        b0: &[f32],
-        w_last_t: &[f64],
-        bufs: &mut TraceBuffers,
-    ) {
-        let d = self.config.dim;
-        let n = x.len() / d;
-        let act = self.config.activation;
-        let residual = self.config.residual;
-        let last = self.layers.len() - 1;
-        let TraceBuffers { h, hn, z, j, jn } = bufs;
-        for (i, l) in self.layers.iter().enumerate() {
-            let w = l.out;
-            if i == 0 {
-                // z_0 = x W_0[:d] + b0; h_0 = act(z_0); J_0[r, j, :] = act'(z_0[r]) ⊙ W_0[j, :].
-                let zs = &mut z[..n * w];
-                matmul(n, w, d, zs, x, &l.w);
-                let hs = &mut h[..n * w];
-                with_act!(act, apply, f => {
-                    for (zr, hr) in zs.chunks_exact_mut(w).zip(hs.chunks_exact_mut(w)) {
-                        for ((zv, &b), hv) in zr.iter_mut().zip(b0).zip(hr.iter_mut()) {
-                            *zv += b;
-                            *hv = f(*zv);
-                        }
-                    }
-                });
-                let js = &mut j[..n * d * w];
-                with_act!(act, grad, g => {
-                    for (zr, jr) in zs.chunks_exact(w).zip(js.chunks_exact_mut(d * w)) {
-                        for (jj, jrow) in jr.chunks_exact_mut(w).enumerate() {
-                            let wrow = &l.w[jj * w..(jj + 1) * w];
-                            for ((jv, &zv), &wv) in jrow.iter_mut().zip(zr).zip(wrow) {
-                                *jv = g(zv) * wv;
-                            }
-                        }
-                    }
-                });
-            } else if i < last {
-                let k = l.inp;
-                let zs = &mut z[..n * w];
-                matmul(n, w, k, zs, &h[..n * k], &l.w);
-                let jns = &mut jn[..n * d * w];
-                matmul(n * d, w, k, jns, &j[..n * d * k], &l.w);
-                let hns = &mut hn[..n * w];
-                let res = residual;
-                with_act!(act, apply, f => {
-                    for ((zr, hr), hp) in zs
-                        .chunks_exact_mut(w)
-                        .zip(hns.chunks_exact_mut(w))
-                        .zip(h.chunks_exact(k))
-                    {
-                        if res {
-                            for (((zv, &b), hv), &hpv) in
-                                zr.iter_mut().zip(&l.b).zip(hr.iter_mut()).zip(hp)
-                            {
-                                *zv += b;
-                                *hv = hpv + f(*zv);
-                            }
-                        } else {
-                            for ((zv, &b), hv) in zr.iter_mut().zip(&l.b).zip(hr.iter_mut()) {
-                                *zv += b;
-                                *hv = f(*zv);
-                            }
-                        }
-                    }
-                });
-                with_act!(act, grad, g => {
-                    for ((zr, jr), jp) in zs
-                        .chunks_exact(w)
-                        .zip(jns.chunks_exact_mut(d * w))
-                        .zip(j.chunks_exact(d * k))
-                    {
-                        for (jrow, jprow) in jr.chunks_exact_mut(w).zip(jp.chunks_exact(k)) {
-                            if res {
-                                for ((jv, &zv), &jpv) in jrow.iter_mut().zip(zr).zip(jprow) {
-                                    *jv = jpv + g(zv) * *jv;
-                                }
-                            } else {
-                                for (jv, &zv) in jrow.iter_mut().zip(zr) {
-                                    *jv *= g(zv);
-                                }
-                            }
-                        }
-                    }
-                });
-                std::mem::swap(h, hn);
-                std::mem::swap(j, jn);
-            } else {
-                // y = h W_L + b_L; tr ∂y/∂x = Σ_j Σ_k J[r, j, k] W_L[k, j] (f64).
-                let k = l.inp;
-                matmul(n, w, k, out, &h[..n * k], &l.w);
-                for row in out.chunks_exact_mut(w) {
-                    for (v, &b) in row.iter_mut().zip(&l.b) {
-                        *v += b;
-                    }
-                }
-                for (tr, jr) in trace.iter_mut().zip(j.chunks_exact(d * k)) {
-                    let mut acc = 0.0f64;
-                    for (jj, jrow) in jr.chunks_exact(k).enumerate() {
-                        let wcol = &w_last_t[jj * k..(jj + 1) * k];
-                        acc += jrow
-                            .iter()
-                            .zip(wcol)
-                            .map(|(&a, &b)| f64::from(a) * b)
-                            .sum::<f64>();
-                    }
-                    *tr = acc;
-                }
-            }
-        }
     }
 }
 
-impl<S: ForwardSde + ?Sized> ScoreDivergence for NetScore<'_, S> {
-    /// `s` as [`Score::score`](smoluchowski_sde::Score::score) (bit-identical) and `∇ₓ·s = tr ∂y/∂x` for Score output, or
-    /// `−tr ∂ε_θ/∂x / σ(t)` for Noise output (the conversion `s = −ε_θ/σ` is linear in the
-    /// output), from [`FusedMlp::forward_with_jacobian_trace`].
-    fn score_and_divergence(
-        &mut self,
-        x: &[f32],
-        t: f64,
-        score_out: &mut [f32],
-        div_out: &mut [f64],
-    ) {
-        self.mlp
-            .forward_with_jacobian_trace(x, t, score_out, div_out);
-        let output = self.mlp.config.output;
-        let sigma = self.sde.marginal_std(t);
-        crate::fused::output_to_score(output, sigma, score_out);
-        if output == NetOutput::Noise {
-            let c = -1.0 / sigma;
-            div_out.iter_mut().for_each(|v| *v *= c);
+/// First layer: `J_0[r, j, :] = act'(z_0[r]) ⊙ W_0[j, :]` for the rows of `z` (`n × w`) into
+/// `j` (`(n·d) × w`); `w0` is `W_0` (row-major, `w` columns; the time features do not depend
+/// on `x`, so only its first `d` rows enter).
+pub(crate) fn input_tangents(
+    act: Activation,
+    d: usize,
+    w: usize,
+    w0: &[f32],
+    z: &[f32],
+    j: &mut [f32],
+) {
+    with_act!(act, grad, g => {
+        for (zr, jr) in z.chunks_exact(w).zip(j.chunks_exact_mut(d * w)) {
+            for (jj, jrow) in jr.chunks_exact_mut(w).enumerate() {
+                let wrow = &w0[jj * w..(jj + 1) * w];
+                for ((jv, &zv), &wv) in jrow.iter_mut().zip(zr).zip(wrow) {
+                    *jv = g(zv) * wv;
+                }
+            }
         }
+    });
+}
+
+/// Hidden layer: `J_l = act'(z_l) ⊙ (J_{l−1} W_l)`, plus `J_{l−1}` for a residual block, into
+/// `jn` (`(n·d) × w`), from `jp = J_{l−1}` (`(n·d) × k`), `W_l` (row-major `k × w`) and `z_l`
+/// (`n × w`); the product on `kern`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn hidden_tangents(
+    kern: Kernels,
+    act: Activation,
+    residual: bool,
+    d: usize,
+    (k, w): (usize, usize),
+    wl: &[f32],
+    z: &[f32],
+    jp: &[f32],
+    jn: &mut [f32],
+) {
+    let rows = jn.len() / w;
+    kern.matmul(rows, w, k, rows_of(jp, k), wl, w, jn, w, Epilogue::Store);
+    with_act!(act, grad, g => {
+        for ((zr, jr), jpr) in z
+            .chunks_exact(w)
+            .zip(jn.chunks_exact_mut(d * w))
+            .zip(jp.chunks_exact(d * k))
+        {
+            for (jrow, jprow) in jr.chunks_exact_mut(w).zip(jpr.chunks_exact(k)) {
+                if residual {
+                    for ((jv, &zv), &jpv) in jrow.iter_mut().zip(zr).zip(jprow) {
+                        *jv = jpv + g(zv) * *jv;
+                    }
+                } else {
+                    for (jv, &zv) in jrow.iter_mut().zip(zr) {
+                        *jv *= g(zv);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Output layer: `tr ∂y/∂x = Σ_j Σ_p J[r, j, p] W_L[p, j]` per row (f64), from the last hidden
+/// tangents `j` (`(n·d) × k`).
+pub(crate) fn output_trace(d: usize, k: usize, j: &[f32], tan: &mut Tangents<'_>) {
+    for (tr, jr) in tan.trace.iter_mut().zip(j.chunks_exact(d * k)) {
+        let mut acc = 0.0f64;
+        for (jj, jrow) in jr.chunks_exact(k).enumerate() {
+            let wcol = &tan.w_last_t[jj * k..(jj + 1) * k];
+            acc += jrow
+                .iter()
+                .zip(wcol)
+                .map(|(&a, &b)| f64::from(a) * b)
+                .sum::<f64>();
+        }
+        *tr = acc;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ScoreNetConfig, TimeEmbedding};
+    use crate::config::{NetOutput, ScoreNetConfig, TimeEmbedding};
+    use crate::fused::{FusedMlp, NetScore};
     use crate::net::ScoreNet;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
-    use smoluchowski_sde::{Score, VpSde};
+    use smoluchowski_sde::{ForwardSde, Score, ScoreDivergence, VpSde};
 
     /// The same network in f64 (weights cast from f32), one row at a time: the reference.
     fn forward_f64(mlp: &FusedMlp, x: &[f64], t: f64) -> Vec<f64> {
@@ -283,14 +169,12 @@ mod tests {
     fn forward_f64_kink(mlp: &FusedMlp, x: &[f64], t: f64) -> (Vec<f64>, f64) {
         let mut min_z = f64::INFINITY;
         let c = &mlp.config;
-        let mut tf = vec![0.0f32; c.time_features()];
-        crate::config::embed_time_with(&mlp.freqs, t, &mut tf);
+        let tf = mlp.plan.time_features_at(t);
         let mut h: Vec<f64> = x
             .iter()
             .copied()
             .chain(tf.iter().map(|&v| f64::from(v)))
             .collect();
-        let last = mlp.layers.len() - 1;
         let a = |v: f64| -> f64 {
             match c.activation {
                 Activation::Relu => v.max(0.0),
@@ -302,20 +186,21 @@ mod tests {
                 Activation::Tanh => v.tanh(),
             }
         };
-        for (i, l) in mlp.layers.iter().enumerate() {
+        for l in mlp.plan.layers() {
+            let (w, b) = (l.weight(&mlp.params), l.bias(&mlp.params));
             let z: Vec<f64> = (0..l.out)
                 .map(|o| {
-                    f64::from(l.b[o])
+                    f64::from(b[o])
                         + (0..l.inp)
-                            .map(|k| h[k] * f64::from(l.w[k * l.out + o]))
+                            .map(|k| h[k] * f64::from(w[k * l.out + o]))
                             .sum::<f64>()
                 })
                 .collect();
-            if i == last {
+            if l.kind == LayerKind::Output {
                 return (z, min_z);
             }
             min_z = z.iter().fold(min_z, |m, v| m.min(v.abs()));
-            h = if c.residual && i > 0 {
+            h = if l.residual() {
                 z.iter().zip(&h).map(|(&zv, &hv)| hv + a(zv)).collect()
             } else {
                 z.iter().map(|&zv| a(zv)).collect()
@@ -391,8 +276,8 @@ mod tests {
             let net = ScoreNet::new(cfg.clone(), 100 + c as u64).unwrap();
             // Weights × 2 so that the Jacobian is far from trivial (fresh inits are near-linear).
             let mut mlp = FusedMlp::from_net(&net);
-            for l in &mut mlp.layers {
-                l.w.iter_mut().for_each(|w| *w *= 2.0);
+            for l in mlp.plan.layers() {
+                mlp.params[l.w..l.b].iter_mut().for_each(|w| *w *= 2.0);
             }
             let d = cfg.dim;
             let n = 600;

@@ -1,57 +1,168 @@
-//! Forward-only fused MLP over the same weights as [`ScoreNet`], on `gemm`, for sampling.
+//! The inference interpreter of [`MlpPlan`]: forward-only, blocks of rows in parallel, for
+//! sampling ([`MlpPlan::forward_common_t`], [`FusedMlp`], [`NetScore`]).
 
-use crate::config::{embed_time_with, Activation, NetOutput, ScoreNetConfig};
-use crate::fused_train::with_act;
+use crate::config::{NetOutput, ScoreNetConfig};
+use crate::kernels::Kernels;
 use crate::net::ScoreNet;
-use dfdx::shapes::HasShape;
+use crate::network::NetworkScore;
+use crate::plan::{hidden_layer, output_layer, LayerKind, MlpPlan};
 use rayon::prelude::*;
-use smoluchowski_sde::{ForwardSde, Score};
+use smoluchowski_sde::{ForwardSde, Score, ScoreDivergence};
 
 /// Rows per independent block. Fixed, so every row's arithmetic (and thus the output) is the
 /// same for any number of threads.
 pub const FUSED_BLOCK_ROWS: usize = 512;
 
-#[derive(Debug, Clone)]
-pub(crate) struct HostLayer {
-    pub(crate) inp: usize,
-    pub(crate) out: usize,
-    /// Row-major `(in, out)`.
-    pub(crate) w: Vec<f32>,
-    pub(crate) b: Vec<f32>,
+/// Per-block buffers of the forward walk (allocated once per rayon task, never per row).
+pub(crate) struct BlockBuffers {
+    /// Pre-activations `z` (rows × width).
+    z: Vec<f32>,
+    /// Activations `h` (rows × width), current and next.
+    h: Vec<f32>,
+    hn: Vec<f32>,
+    /// Tangents `J` ((rows·d) × width), current and next (empty without tangents).
+    j: Vec<f32>,
+    jn: Vec<f32>,
 }
 
-/// A forward-only copy of a [`ScoreNet`]: the same formula, evaluated by `gemm` on blocks of
-/// [`FUSED_BLOCK_ROWS`] rows in parallel (rayon), bias and activation fused into one pass, and
-/// the time features of a common `t` folded into the first layer's bias:
-/// `x̃ W_1 + b_1 = x W_1[:d] + (b_1 + τ(t) W_1[d:])`.
+impl BlockBuffers {
+    pub(crate) fn new(rows: usize, width: usize, tangent_rows: usize) -> Self {
+        BlockBuffers {
+            z: vec![0.0; rows * width],
+            h: vec![0.0; rows * width],
+            hn: vec![0.0; rows * width],
+            j: vec![0.0; tangent_rows * width],
+            jn: vec![0.0; tangent_rows * width],
+        }
+    }
+}
+
+/// The tangent side of a block ([`MlpPlan::forward_with_jacobian_trace`]): the rows' traces
+/// and the output weights by output unit (`w_last_t[i·k + p] = W_L[p, i]`, f64).
+pub(crate) struct Tangents<'a> {
+    pub(crate) trace: &'a mut [f64],
+    pub(crate) w_last_t: &'a [f64],
+}
+
+impl MlpPlan {
+    /// Raw network output for `n` points `x` (`n × d`) at one common time `t`, into `out`
+    /// (`n × d`), with the flat parameters `params`: blocks of [`FUSED_BLOCK_ROWS`] rows in
+    /// parallel (rayon), each walking the layers on the portable kernel (`gemm`), bias and
+    /// activation in one pass, the time features folded into the first layer's bias
+    /// (`x̃ W_1 + b_1 = x W_1[:d] + (b_1 + τ(t) W_1[d:])`).
+    pub fn forward_common_t(&self, params: &[f32], x: &[f32], t: f64, out: &mut [f32]) {
+        let d = self.check_rows(params, x, out);
+        let b0 = self.first_layer_bias_at(params, t);
+        let width = self.max_width();
+        x.par_chunks(FUSED_BLOCK_ROWS * d)
+            .zip(out.par_chunks_mut(FUSED_BLOCK_ROWS * d))
+            .for_each_init(
+                || BlockBuffers::new(FUSED_BLOCK_ROWS, width, 0),
+                |bufs, (xb, ob)| self.forward_block(params, &b0, xb, ob, bufs, None),
+            );
+    }
+
+    /// Checks the buffer lengths of a forward pass; returns `d`.
+    pub(crate) fn check_rows(&self, params: &[f32], x: &[f32], out: &[f32]) -> usize {
+        let d = self.dim();
+        assert_eq!(params.len(), self.num_params(), "flat parameter length");
+        assert_eq!(
+            x.len() % d,
+            0,
+            "x length {} is not a multiple of dim {d}",
+            x.len()
+        );
+        assert_eq!(out.len(), x.len(), "out length must equal x length");
+        d
+    }
+
+    /// One block of rows through the sequence: the value path (`z`, `h`, output) and, with
+    /// `tangents`, the forward-mode tangents alongside (see `divergence.rs`). The value path is
+    /// the same operations with or without tangents.
+    pub(crate) fn forward_block(
+        &self,
+        params: &[f32],
+        b0: &[f32],
+        x: &[f32],
+        out: &mut [f32],
+        bufs: &mut BlockBuffers,
+        mut tangents: Option<Tangents<'_>>,
+    ) {
+        let kern = Kernels::portable();
+        let d = self.dim();
+        let n = x.len() / d;
+        let act = self.activation();
+        let BlockBuffers { z, h, hn, j, jn } = bufs;
+        for spec in self.layers() {
+            let (k, o) = (spec.inp, spec.out);
+            let w = spec.weight(params);
+            match spec.kind {
+                LayerKind::Input => {
+                    let (zs, hs) = (&mut z[..n * o], &mut h[..n * o]);
+                    hidden_layer(kern, act, false, x, d, w, b0, Some(&mut *zs), hs);
+                    if tangents.is_some() {
+                        crate::divergence::input_tangents(act, d, o, w, zs, &mut j[..n * d * o]);
+                    }
+                }
+                LayerKind::Hidden { residual } => {
+                    let zs = &mut z[..n * o];
+                    let bias = spec.bias(params);
+                    hidden_layer(
+                        kern,
+                        act,
+                        residual,
+                        &h[..n * k],
+                        k,
+                        w,
+                        bias,
+                        Some(&mut *zs),
+                        &mut hn[..n * o],
+                    );
+                    if tangents.is_some() {
+                        let (js, jns) = (&j[..n * d * k], &mut jn[..n * d * o]);
+                        crate::divergence::hidden_tangents(
+                            kern,
+                            act,
+                            residual,
+                            d,
+                            (k, o),
+                            w,
+                            zs,
+                            js,
+                            jns,
+                        );
+                    }
+                    std::mem::swap(h, hn);
+                    std::mem::swap(j, jn);
+                }
+                LayerKind::Output => {
+                    let hs = &h[..n * k];
+                    output_layer(kern, hs, k, w, spec.bias(params), None, out);
+                    if let Some(tan) = tangents.as_mut() {
+                        crate::divergence::output_trace(d, k, &j[..n * d * k], tan);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A forward-only copy of a [`ScoreNet`]: its [`MlpPlan`] and flat parameters, evaluated by
+/// [`MlpPlan::forward_common_t`] (and [`MlpPlan::forward_with_jacobian_trace`]).
 #[derive(Debug, Clone)]
 pub struct FusedMlp {
     pub(crate) config: ScoreNetConfig,
-    pub(crate) freqs: Vec<f64>,
-    pub(crate) layers: Vec<HostLayer>,
+    pub(crate) plan: MlpPlan,
+    pub(crate) params: Vec<f32>,
 }
 
 impl FusedMlp {
     /// Copies the weights of `net`.
     pub fn from_net(net: &ScoreNet) -> Self {
-        let config = net.config().clone();
-        let layers = net
-            .layers()
-            .iter()
-            .map(|l| {
-                let (inp, out) = *l.weight.shape();
-                HostLayer {
-                    inp,
-                    out,
-                    w: l.weight.as_vec(),
-                    b: l.bias.as_vec(),
-                }
-            })
-            .collect();
         FusedMlp {
-            freqs: config.angular_frequencies(),
-            config,
-            layers,
+            config: net.config().clone(),
+            plan: net.plan().clone(),
+            params: net.to_flat(),
         }
     }
 
@@ -61,22 +172,10 @@ impl FusedMlp {
     /// Panics if the length is wrong.
     pub fn from_flat(config: &ScoreNetConfig, flat: &[f32]) -> Self {
         assert_eq!(flat.len(), config.num_params(), "flat parameter length");
-        let mut off = 0;
-        let layers = config
-            .layer_shapes()
-            .into_iter()
-            .map(|(inp, out)| {
-                let w = flat[off..off + inp * out].to_vec();
-                off += inp * out;
-                let b = flat[off..off + out].to_vec();
-                off += out;
-                HostLayer { inp, out, w, b }
-            })
-            .collect();
         FusedMlp {
-            freqs: config.angular_frequencies(),
             config: config.clone(),
-            layers,
+            plan: MlpPlan::new(config),
+            params: flat.to_vec(),
         }
     }
 
@@ -85,117 +184,21 @@ impl FusedMlp {
         &self.config
     }
 
-    /// The first layer's effective bias at time `t`, with the time features `φ(t)` folded in:
-    /// `b₀ + Σ_k φ_k(t) W₀[d + k, ·]` (the time features do not depend on `x`).
-    pub(crate) fn first_layer_bias_at(&self, t: f64) -> Vec<f32> {
-        let d = self.config.dim;
-        let first = &self.layers[0];
-        let mut tf = vec![0.0f32; self.config.time_features()];
-        embed_time_with(&self.freqs, t, &mut tf);
-        let mut b0 = first.b.clone();
-        for (k, &f) in tf.iter().enumerate() {
-            let row = &first.w[(d + k) * first.out..(d + k + 1) * first.out];
-            for (b, &w) in b0.iter_mut().zip(row) {
-                *b += f * w;
-            }
-        }
-        b0
-    }
-
     /// Raw network output for `n` points `x` (`n × d`) at one common time `t`, into `out` (`n × d`).
     pub fn forward_common_t(&self, x: &[f32], t: f64, out: &mut [f32]) {
-        let d = self.config.dim;
-        assert_eq!(
-            x.len() % d,
-            0,
-            "x length {} is not a multiple of dim {d}",
-            x.len()
-        );
-        assert_eq!(out.len(), x.len(), "out length must equal x length");
-        let b0 = self.first_layer_bias_at(t);
-        let max_w = self.layers.iter().map(|l| l.out).max().unwrap_or(1);
-        x.par_chunks(FUSED_BLOCK_ROWS * d)
-            .zip(out.par_chunks_mut(FUSED_BLOCK_ROWS * d))
-            .for_each_init(
-                || {
-                    (
-                        vec![0.0f32; FUSED_BLOCK_ROWS * max_w],
-                        vec![0.0f32; FUSED_BLOCK_ROWS * max_w],
-                    )
-                },
-                |(ha, hb), (xb, ob)| self.block(xb, ob, &b0, ha, hb),
-            );
+        self.plan.forward_common_t(&self.params, x, t, out);
     }
 
-    fn block(&self, x: &[f32], out: &mut [f32], b0: &[f32], ha: &mut [f32], hb: &mut [f32]) {
-        let d = self.config.dim;
-        let n = x.len() / d;
-        let act = self.config.activation;
-        let last = self.layers.len() - 1;
-        let (mut cur, mut nxt) = (ha, hb);
-        for (i, l) in self.layers.iter().enumerate() {
-            let (input, k): (&[f32], usize) = if i == 0 {
-                (x, d)
-            } else {
-                (&cur[..n * l.inp], l.inp)
-            };
-            let bias: &[f32] = if i == 0 { b0 } else { &l.b };
-            let dst: &mut [f32] = if i == last {
-                &mut *out
-            } else {
-                &mut nxt[..n * l.out]
-            };
-            // dst (n × out) = input (n × k) · W[..k] (k × out); row-major strides.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    l.out,
-                    k,
-                    dst.as_mut_ptr(),
-                    1,
-                    l.out as isize,
-                    false,
-                    input.as_ptr(),
-                    1,
-                    k as isize,
-                    l.w.as_ptr(),
-                    1,
-                    l.out as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-            if i == last {
-                for row in dst.chunks_exact_mut(l.out) {
-                    for (z, &b) in row.iter_mut().zip(bias) {
-                        *z += b;
-                    }
-                }
-            } else if self.config.residual && i > 0 {
-                with_act!(act, apply, f => {
-                    for (row, hrow) in dst.chunks_exact_mut(l.out).zip(cur.chunks_exact(l.inp)) {
-                        for ((z, &b), &h) in row.iter_mut().zip(bias).zip(hrow) {
-                            *z = h + f(*z + b);
-                        }
-                    }
-                });
-            } else {
-                with_act!(act, apply, f => {
-                    for row in dst.chunks_exact_mut(l.out) {
-                        for (z, &b) in row.iter_mut().zip(bias) {
-                            *z = f(*z + b);
-                        }
-                    }
-                });
-            }
-            if i != last {
-                std::mem::swap(&mut cur, &mut nxt);
-            }
-        }
+    /// Raw output and per-row Jacobian trace ([`MlpPlan::forward_with_jacobian_trace`]).
+    pub fn forward_with_jacobian_trace(
+        &self,
+        x: &[f32],
+        t: f64,
+        out: &mut [f32],
+        trace: &mut [f64],
+    ) {
+        self.plan
+            .forward_with_jacobian_trace(&self.params, x, t, out, trace);
     }
 }
 
@@ -211,31 +214,38 @@ pub fn output_to_score(output: NetOutput, sigma: f64, out: &mut [f32]) {
 }
 
 /// A trained network plus its forward SDE, as a [`Score`]: `s_θ(x, t)` (Score output) or
-/// `−ε_θ(x, t)/σ(t)` (Noise output). Evaluated by the fused forward pass ([`FusedMlp`]), no tape.
-/// With Noise output, `t` must be > 0 (σ(0) = 0).
-pub struct NetScore<'a, S: ForwardSde + ?Sized> {
-    pub(crate) sde: &'a S,
-    pub(crate) mlp: FusedMlp,
-}
+/// `−ε_θ(x, t)/σ(t)` (Noise output), and a [`ScoreDivergence`]. The seam's path:
+/// [`NetworkScore`]`<ScoreNet, S>` under its MLP name (inference by
+/// [`MlpPlan::forward_common_t`], no tape). With Noise output, `t` must be > 0 (σ(0) = 0).
+pub struct NetScore<'a, S: ForwardSde + ?Sized>(NetworkScore<'a, ScoreNet, S>);
 
 impl<'a, S: ForwardSde + ?Sized> NetScore<'a, S> {
     /// Snapshot of `net`'s weights with the SDE whose `σ(t)` converts noise to score.
     pub fn new(net: &ScoreNet, sde: &'a S) -> Self {
-        NetScore {
-            sde,
-            mlp: FusedMlp::from_net(net),
-        }
+        NetScore(NetworkScore::new(net.clone(), net.to_flat(), sde))
     }
 }
 
 impl<S: ForwardSde + ?Sized> Score for NetScore<'_, S> {
     fn dim(&self) -> usize {
-        self.mlp.config.dim
+        self.0.dim()
     }
 
     fn score(&mut self, x: &[f32], t: f64, out: &mut [f32]) {
-        self.mlp.forward_common_t(x, t, out);
-        output_to_score(self.mlp.config.output, self.sde.marginal_std(t), out);
+        self.0.score(x, t, out);
+    }
+}
+
+impl<S: ForwardSde + ?Sized> ScoreDivergence for NetScore<'_, S> {
+    /// See [`NetworkScore`]'s: `s` as [`Score::score`] (bit-identical) and `∇ₓ·s`.
+    fn score_and_divergence(
+        &mut self,
+        x: &[f32],
+        t: f64,
+        score_out: &mut [f32],
+        div_out: &mut [f64],
+    ) {
+        self.0.score_and_divergence(x, t, score_out, div_out);
     }
 }
 

@@ -4,36 +4,9 @@
 
 use crate::config::{Activation, ScoreNetConfig};
 use crate::kernels::{Epilogue, Kernels, Strided};
+use crate::plan::{hidden_layer, output_layer, rows_of, with_act, LayerKind, MlpPlan};
 use rayon::prelude::*;
 use std::sync::Mutex;
-
-/// Derivative of the activation at pre-activation `z`.
-#[inline(always)]
-pub(crate) fn act_grad(act: Activation, z: f32) -> f32 {
-    match act {
-        Activation::Relu => {
-            if z > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        Activation::Silu => {
-            let s = 1.0 / (1.0 + (-z).exp());
-            s * (1.0 + z * (1.0 - s))
-        }
-        Activation::Gelu => {
-            let beta = std::f32::consts::FRAC_2_PI.sqrt();
-            let kappa = 0.044715f32;
-            let th = (beta * (z + kappa * z * z * z)).tanh();
-            0.5 * (1.0 + th) + 0.5 * z * (1.0 - th * th) * beta * (1.0 + 3.0 * kappa * z * z)
-        }
-        Activation::Tanh => {
-            let t = z.tanh();
-            1.0 - t * t
-        }
-    }
-}
 
 /// Rows per independent chunk of [`mlp_loss_and_grad`]. Fixed (not derived from the thread
 /// count), so the per-chunk partial sums — and the result — are the same for any number of threads.
@@ -100,55 +73,9 @@ impl MlpWorkspace {
 
 /// Whether the backward pass needs the pre-activations `z`: for a plain (non-residual) ReLU
 /// layer `act'(z) = [h > 0]` is read off the activation itself.
-fn keeps_z(config: &ScoreNetConfig) -> bool {
-    config.activation != Activation::Relu || config.residual
+fn keeps_z(plan: &MlpPlan) -> bool {
+    plan.activation() != Activation::Relu || plan.residual()
 }
-
-/// Runs `$body` with `$f` bound to a closure computing `$act`'s function (`apply`) or
-/// derivative (`grad`), so the element-wise loops are monomorphised per activation and vectorise.
-macro_rules! with_act {
-    ($act:expr, apply, $f:ident => $body:expr) => {
-        match $act {
-            Activation::Relu => {
-                let $f = |z: f32| Activation::Relu.apply(z);
-                $body
-            }
-            Activation::Silu => {
-                let $f = |z: f32| Activation::Silu.apply(z);
-                $body
-            }
-            Activation::Gelu => {
-                let $f = |z: f32| Activation::Gelu.apply(z);
-                $body
-            }
-            Activation::Tanh => {
-                let $f = |z: f32| Activation::Tanh.apply(z);
-                $body
-            }
-        }
-    };
-    ($act:expr, grad, $f:ident => $body:expr) => {
-        match $act {
-            Activation::Relu => {
-                let $f = |z: f32| act_grad(Activation::Relu, z);
-                $body
-            }
-            Activation::Silu => {
-                let $f = |z: f32| act_grad(Activation::Silu, z);
-                $body
-            }
-            Activation::Gelu => {
-                let $f = |z: f32| act_grad(Activation::Gelu, z);
-                $body
-            }
-            Activation::Tanh => {
-                let $f = |z: f32| act_grad(Activation::Tanh, z);
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_act;
 
 /// Loss `L = (1/n) Σ_rows ‖a ⊙ f_θ(x̃) − b‖²` and its gradient `∂L/∂θ` (flat layout of
 /// [`crate::ScoreNet::to_flat`]) for the MLP of `config` with parameters `params`, on the
@@ -169,25 +96,27 @@ pub fn mlp_loss_and_grad(
     grad: &mut [f32],
     ws: &mut MlpWorkspace,
 ) -> f64 {
-    let k0 = config.input_dim();
+    plan_loss_and_grad(&MlpPlan::new(config), params, input, a, b, grad, ws)
+}
+
+/// [`mlp_loss_and_grad`] on a built [`MlpPlan`].
+pub(crate) fn plan_loss_and_grad(
+    plan: &MlpPlan,
+    params: &[f32],
+    input: &[f32],
+    a: &[f32],
+    b: &[f32],
+    grad: &mut [f32],
+    ws: &mut MlpWorkspace,
+) -> f64 {
+    let k0 = plan.input_dim();
     let n = input.len() / k0;
-    let d = config.dim;
-    assert_eq!(params.len(), config.num_params(), "params length");
+    let d = plan.dim();
+    assert_eq!(params.len(), plan.num_params(), "params length");
     assert_eq!(grad.len(), params.len(), "grad length");
     assert_eq!(input.len(), n * k0, "input length");
     assert_eq!(a.len(), n * d);
     assert_eq!(b.len(), n * d);
-    let shapes = config.layer_shapes();
-    // Offsets of W_l and b_l in the flat vector, and of W_lᵀ in `ws.wt`.
-    let mut offs = Vec::with_capacity(shapes.len());
-    let mut wt_offs = Vec::with_capacity(shapes.len());
-    let (mut off, mut wt_off) = (0, 0);
-    for &(i, o) in &shapes {
-        offs.push((off, off + i * o));
-        wt_offs.push(wt_off);
-        off += i * o + o;
-        wt_off += i * o;
-    }
     let chunk_rows = TRAIN_CHUNK_ROWS;
     let n_chunks = n.div_ceil(chunk_rows);
     if n_chunks == 0 {
@@ -203,11 +132,12 @@ pub fn mlp_loss_and_grad(
         ws.scratch.resize_with(workers, Default::default);
     }
     ws.pred.resize(n * d, 0.0);
-    ws.wt.resize(wt_off, 0.0);
-    for (l, &(i, o)) in shapes.iter().enumerate() {
-        let w = &params[offs[l].0..offs[l].0 + i * o];
-        let wt = &mut ws.wt[wt_offs[l]..wt_offs[l] + i * o];
-        for (r, row) in w.chunks_exact(o).enumerate() {
+    // W_lᵀ at W_l's offset (the bias slots are unused).
+    ws.wt.resize(params.len(), 0.0);
+    for l in plan.layers() {
+        let (i, o) = (l.inp, l.out);
+        let wt = &mut ws.wt[l.w..l.w + i * o];
+        for (r, row) in l.weight(params).chunks_exact(o).enumerate() {
             for (c, &v) in row.iter().enumerate() {
                 wt[c * i + r] = v;
             }
@@ -215,10 +145,7 @@ pub fn mlp_loss_and_grad(
     }
     let scale = 2.0 / n as f32;
     let ctx = Ctx {
-        config,
-        shapes: &shapes,
-        offs: &offs,
-        wt_offs: &wt_offs,
+        plan,
         wt: &ws.wt,
         params,
         scale,
@@ -255,23 +182,12 @@ pub fn mlp_loss_and_grad(
 }
 
 struct Ctx<'a> {
-    config: &'a ScoreNetConfig,
-    shapes: &'a [(usize, usize)],
-    offs: &'a [(usize, usize)],
-    wt_offs: &'a [usize],
+    plan: &'a MlpPlan,
+    /// `W_lᵀ` (`out_l × in_l`, row-major) at `W_l`'s offset.
     wt: &'a [f32],
     params: &'a [f32],
     scale: f32,
     kern: Kernels,
-}
-
-/// Row-major view of a `rows × cols` buffer as the `A` operand.
-fn rows_of(data: &[f32], cols: usize) -> Strided<'_> {
-    Strided {
-        data,
-        rs: cols,
-        cs: 1,
-    }
 }
 
 /// The transpose of a row-major `rows × cols` buffer as the `A` operand (`cols × rows`).
@@ -296,100 +212,52 @@ impl Ctx<'_> {
         b: &[f32],
         pred: &mut [f32],
     ) {
-        let config = self.config;
-        let shapes = self.shapes;
+        let plan = self.plan;
         let params = self.params;
         let kern = self.kern;
-        let nl = shapes.len();
-        let k0 = config.input_dim();
+        let layers = plan.layers();
+        let nl = layers.len();
+        let k0 = plan.input_dim();
         let n = input.len() / k0;
-        let act = config.activation;
-        let keep_z = keeps_z(config);
+        let act = plan.activation();
+        let keep_z = keeps_z(plan);
         cb.h.resize(nl - 1, Vec::new());
         cb.z.resize(if keep_z { nl - 1 } else { 0 }, Vec::new());
         co.grad.resize(params.len(), 0.0);
-        // Forward.
-        for (l, (&(inp, out), &(wo, bo))) in shapes.iter().zip(self.offs).enumerate() {
-            let w = &params[wo..wo + inp * out];
-            let bias = &params[bo..bo + out];
-            if l + 1 == nl {
-                let prev = &cb.h[l - 1];
-                if kern.simd_for(out) {
-                    kern.matmul(
-                        n,
-                        out,
-                        inp,
-                        rows_of(prev, inp),
-                        w,
-                        out,
-                        pred,
-                        out,
-                        Epilogue::Bias(bias),
-                    );
-                } else {
-                    let wt = &self.wt[self.wt_offs[l]..self.wt_offs[l] + inp * out];
-                    kern.narrow_output(prev, inp, wt, bias, pred);
-                }
+        // Forward: h_l (and z_l) of every hidden layer kept for the backward pass.
+        for (l, spec) in layers.iter().enumerate() {
+            let (inp, out) = (spec.inp, spec.out);
+            let (w, bias) = (spec.weight(params), spec.bias(params));
+            let (done, rest) = cb.h.split_at_mut(l);
+            let prev: &[f32] = if l == 0 { input } else { &done[l - 1] };
+            if spec.kind == LayerKind::Output {
+                let wt = &self.wt[spec.w..spec.w + inp * out];
+                output_layer(kern, prev, inp, w, bias, Some(wt), pred);
                 break;
             }
-            let mut h = std::mem::take(&mut cb.h[l]);
+            let h = &mut rest[0];
             h.resize(n * out, 0.0);
-            let residual = config.residual && l > 0;
             if keep_z {
                 let mut z = std::mem::take(&mut cb.z[l]);
                 z.resize(n * out, 0.0);
-                {
-                    let prev: &[f32] = if l == 0 { input } else { &cb.h[l - 1] };
-                    kern.matmul(
-                        n,
-                        out,
-                        inp,
-                        rows_of(prev, inp),
-                        w,
-                        out,
-                        &mut z,
-                        out,
-                        Epilogue::Bias(bias),
-                    );
-                }
-                with_act!(act, apply, f => {
-                    if residual {
-                        let prev = &cb.h[l - 1];
-                        for ((hr, zr), pr) in h
-                            .chunks_exact_mut(out)
-                            .zip(z.chunks_exact(out))
-                            .zip(prev.chunks_exact(inp))
-                        {
-                            for ((hv, &zv), &pv) in hr.iter_mut().zip(zr).zip(pr) {
-                                *hv = pv + f(zv);
-                            }
-                        }
-                    } else {
-                        for (hv, &zv) in h.iter_mut().zip(&z) {
-                            *hv = f(zv);
-                        }
-                    }
-                });
+                hidden_layer(
+                    kern,
+                    act,
+                    spec.residual(),
+                    prev,
+                    inp,
+                    w,
+                    bias,
+                    Some(&mut z[..]),
+                    h,
+                );
                 cb.z[l] = z;
             } else {
-                // Plain ReLU: h = max(prev·W + b, 0) in the kernel's epilogue.
-                let prev: &[f32] = if l == 0 { input } else { &cb.h[l - 1] };
-                kern.matmul(
-                    n,
-                    out,
-                    inp,
-                    rows_of(prev, inp),
-                    w,
-                    out,
-                    &mut h,
-                    out,
-                    Epilogue::BiasRelu(bias),
-                );
+                hidden_layer(kern, act, false, prev, inp, w, bias, None, h);
             }
-            cb.h[l] = h;
         }
         // Loss and ∂L/∂pred = (2/n) a (a·pred − b).
-        let d = config.dim;
+        let d = plan.dim();
         cb.g.resize(n * d, 0.0);
         let mut loss = 0.0f64;
         let scale = self.scale;
@@ -403,12 +271,11 @@ impl Ctx<'_> {
         let mut g = std::mem::take(&mut cb.g);
         let mut dh = std::mem::take(&mut cb.dh);
         let mut ndh = std::mem::take(&mut cb.ndh);
-        for l in (0..nl).rev() {
-            let (inp, out) = shapes[l];
-            let (wo, bo) = self.offs[l];
+        for (l, spec) in layers.iter().enumerate().rev() {
+            let (inp, out) = (spec.inp, spec.out);
             let prev: &[f32] = if l == 0 { input } else { &cb.h[l - 1] };
             // ∂W = prevᵀ (inp × n) · g (n × out).
-            let gw = &mut co.grad[wo..wo + inp * out];
+            let gw = &mut co.grad[spec.w..spec.w + inp * out];
             if kern.simd_for(out) || !kern.simd_for(inp) {
                 kern.matmul(
                     inp,
@@ -442,13 +309,12 @@ impl Ctx<'_> {
                     }
                 }
             }
-            kern.col_sums(&g, &mut co.grad[bo..bo + out]);
-            if l == 0 {
+            kern.col_sums(&g, &mut co.grad[spec.b..spec.b + out]);
+            if spec.kind == LayerKind::Input {
                 break;
             }
             // ∂h_{l−1} = g W_lᵀ, plus ∂h_l through the skip if layer l is residual.
-            let wt = &self.wt[self.wt_offs[l]..self.wt_offs[l] + inp * out];
-            let residual_here = config.residual && l + 1 < nl;
+            let wt = &self.wt[spec.w..spec.w + inp * out];
             ndh.resize(n * inp, 0.0);
             if !keep_z {
                 // Plain ReLU: g_{l−1} = (g W_lᵀ) ⊙ [h_{l−1} > 0] in the kernel's epilogue.
@@ -460,7 +326,7 @@ impl Ctx<'_> {
                 std::mem::swap(&mut g, &mut ndh);
                 continue;
             }
-            let epi = if residual_here {
+            let epi = if spec.residual() {
                 ndh.copy_from_slice(&dh[..n * inp]);
                 Epilogue::Accumulate
             } else {

@@ -1,4 +1,4 @@
-//! Score networks on dfdx 0.13 (f32, CPU).
+//! Score networks (f32, CPU): the MLP on dfdx 0.13 and the image networks on our own ops.
 //!
 //! - [`ScoreNetwork`]: the seam every score network implements, over flat `f32` parameters
 //!   (dimension, parameter count, output kind, config JSON for checkpoints, initial parameters,
@@ -11,16 +11,23 @@
 //!   [`ScoreNetConfig::default_2d`].
 //! - [`ScoreNet`]: the dfdx MLP (runtime shapes, autograd through any tape); implements
 //!   [`ScoreNetwork`] (general loss: dfdx autograd, the reference; weighted squared loss: the
-//!   fused [`mlp_loss_and_grad`]; inference: [`FusedMlp`]).
+//!   fused [`mlp_loss_and_grad`]; inference and Jacobian trace: walks of its [`MlpPlan`]).
+//! - [`MlpPlan`]: the one description of the MLP's layer sequence ([`LayerSpec`]s of kind
+//!   [`LayerKind`]: input features `(x, τ(t))`, dense layers with activation, residual blocks,
+//!   the output head and its [`NetOutput`]), built once from a [`ScoreNetConfig`]. Three
+//!   interpreters walk it on the kernels of `kernels.rs`: inference
+//!   ([`MlpPlan::forward_common_t`]), forward with tangents
+//!   ([`MlpPlan::forward_with_jacobian_trace`]) and forward + backward ([`mlp_loss_and_grad`]).
 //! - [`Silu`]: `x · σ(x)` as a dfdx module.
-//! - [`NetScore`]: a trained MLP plus its SDE as a [`smoluchowski_sde::Score`]; noise predictions
-//!   become scores in one place, [`output_to_score`] (`s = −ε_θ/σ(t)`). It runs a fused,
-//!   forward-only copy of the network ([`FusedMlp`]); [`DfdxNetScore`] is the dfdx reference;
-//!   [`NetworkScore`] is the same for any [`ScoreNetwork`]. [`NetScore`] is also a
-//!   [`smoluchowski_sde::ScoreDivergence`]: the exact divergence `∇·s` by forward-mode
-//!   differentiation ([`FusedMlp::forward_with_jacobian_trace`]; MLP-specific, not yet on the
-//!   trait).
+//! - [`NetScore`]: a trained MLP plus its SDE as a [`smoluchowski_sde::Score`] and
+//!   [`smoluchowski_sde::ScoreDivergence`] — [`NetworkScore`]`<ScoreNet, _>` under its MLP name;
+//!   noise predictions become scores in one place, [`output_to_score`] (`s = −ε_θ/σ(t)`), and
+//!   the exact divergence `∇·s` comes from forward-mode differentiation.
+//!   [`DfdxNetScore`] is the dfdx reference; [`FusedMlp`] is a plan plus a weight copy.
 //! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`].
+//! - Images: [`conv`] (convolution, GroupNorm, upsampling; forward and backward, NHWC),
+//!   [`UNet`] (the notes' MNIST score network, a [`ScoreNetwork`]) and [`ImageClassifier`]
+//!   (the yardstick for generated images: confidence and Fréchet-distance features).
 
 pub mod classifier;
 mod config;
@@ -33,6 +40,7 @@ mod kernels;
 mod layers;
 mod net;
 mod network;
+mod plan;
 pub mod unet;
 
 pub use classifier::{ClassifierConfig, ImageClassifier};
@@ -44,6 +52,7 @@ pub use fused_train::{mlp_loss_and_grad, MlpWorkspace, TRAIN_CHUNK_ROWS};
 pub use io::{read_f32, sidecar_path, tensors_to_bytes, write_atomic, NetIoError};
 pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
 pub use network::{NetworkScore, ScoreNetwork};
+pub use plan::{LayerKind, LayerSpec, MlpPlan};
 pub use unet::{UNet, UNetConfig, UNetInput};
 
 /// Re-export of dfdx so downstream crates use the same version.

@@ -1,6 +1,7 @@
 //! The dfdx score network (runtime width/depth) and the `Silu` module.
 
 use crate::config::{Activation, ConfigError, ScoreNetConfig};
+use crate::plan::MlpPlan;
 use dfdx::prelude::*;
 use rand::Rng;
 use smoluchowski_core::ParamError;
@@ -56,6 +57,8 @@ pub struct DenseLayer {
 #[derive(Debug, Clone)]
 pub struct ScoreNet {
     config: ScoreNetConfig,
+    /// The layer sequence of `config`, for the fast passes (built once).
+    plan: MlpPlan,
     dev: Dev,
     layers: Vec<DenseLayer>,
 }
@@ -99,6 +102,7 @@ impl ScoreNet {
             layers.push(DenseLayer { weight, bias });
         }
         Ok(ScoreNet {
+            plan: MlpPlan::new(&config),
             config,
             dev,
             layers,
@@ -108,6 +112,11 @@ impl ScoreNet {
     /// The configuration.
     pub fn config(&self) -> &ScoreNetConfig {
         &self.config
+    }
+
+    /// The layer sequence of the fast passes ([`MlpPlan`]).
+    pub fn plan(&self) -> &MlpPlan {
+        &self.plan
     }
 
     /// The dfdx device.

@@ -15,8 +15,7 @@
 //!   default routes through [`ScoreNetwork::loss_and_grad`].
 
 use crate::config::{NetOutput, ScoreNetConfig};
-use crate::fused::FusedMlp;
-use crate::fused_train::{mlp_loss_and_grad, MlpWorkspace};
+use crate::fused_train::{plan_loss_and_grad, MlpWorkspace};
 use crate::net::ScoreNet;
 use dfdx::prelude::*;
 
@@ -126,7 +125,8 @@ pub trait ScoreNetwork: Clone + Send + Sync {
 
 /// The MLP: inputs are the feature rows `(x, τ(t))` of [`ScoreNetConfig::fill_input_rows`];
 /// the general path is dfdx autograd (the reference), the weighted squared loss is the fused
-/// [`mlp_loss_and_grad`], inference is [`FusedMlp`].
+/// [`crate::mlp_loss_and_grad`], inference and the Jacobian trace are the walks of the cached
+/// [`crate::MlpPlan`] on the given parameters.
 impl ScoreNetwork for ScoreNet {
     type Input = Vec<f32>;
     type Workspace = MlpWorkspace;
@@ -167,12 +167,13 @@ impl ScoreNetwork for ScoreNet {
         self.set_flat(params);
     }
 
-    /// The fused forward pass ([`FusedMlp::forward_common_t`]).
+    /// The inference walk of the cached [`crate::MlpPlan`] on `params`
+    /// ([`crate::MlpPlan::forward_common_t`]; no copy of the weights).
     fn forward(&self, params: &[f32], x: &[f32], t: f64, out: &mut [f32]) {
-        FusedMlp::from_flat(self.config(), params).forward_common_t(x, t, out);
+        self.plan().forward_common_t(params, x, t, out);
     }
 
-    /// Forward-mode differentiation ([`FusedMlp::forward_with_jacobian_trace`]).
+    /// Forward-mode differentiation ([`crate::MlpPlan::forward_with_jacobian_trace`]).
     fn forward_with_jacobian_trace(
         &self,
         params: &[f32],
@@ -181,7 +182,8 @@ impl ScoreNetwork for ScoreNet {
         out: &mut [f32],
         trace: &mut [f64],
     ) -> bool {
-        FusedMlp::from_flat(self.config(), params).forward_with_jacobian_trace(x, t, out, trace);
+        self.plan()
+            .forward_with_jacobian_trace(params, x, t, out, trace);
         true
     }
 
@@ -218,7 +220,7 @@ impl ScoreNetwork for ScoreNet {
         loss
     }
 
-    /// The fused forward + backward [`mlp_loss_and_grad`] (matches dfdx autograd; AVX2 kernels,
+    /// The fused forward + backward [`crate::mlp_loss_and_grad`] (matches dfdx autograd; AVX2 kernels,
     /// bit-identical for any thread count).
     fn weighted_sq_loss_and_grad(
         &self,
@@ -230,7 +232,7 @@ impl ScoreNetwork for ScoreNet {
         grad: &mut [f32],
         ws: &mut MlpWorkspace,
     ) -> f64 {
-        let loss = mlp_loss_and_grad(self.config(), params, input, a, b, grad, ws);
+        let loss = plan_loss_and_grad(self.plan(), params, input, a, b, grad, ws);
         out.copy_from_slice(ws.prediction());
         loss
     }
@@ -240,8 +242,8 @@ impl ScoreNetwork for ScoreNet {
 /// [`smoluchowski_sde::Score`]: `f_θ(x, t)` converted by [`crate::output_to_score`]
 /// (`s = −ε_θ/σ(t)` for noise output), and a [`smoluchowski_sde::ScoreDivergence`] if the
 /// network has [`ScoreNetwork::forward_with_jacobian_trace`] (panics otherwise). Goes through
-/// [`ScoreNetwork::forward`] (for the MLP this rebuilds the fused copy at every call;
-/// [`crate::NetScore`] keeps one and gives the same numbers).
+/// [`ScoreNetwork::forward`] (for the MLP, the walk of its cached [`crate::MlpPlan`] on
+/// `params`: nothing is rebuilt per call; [`crate::NetScore`] is this type for the MLP).
 pub struct NetworkScore<'a, N: ScoreNetwork, S: smoluchowski_sde::ForwardSde + ?Sized> {
     net: N,
     params: Vec<f32>,
