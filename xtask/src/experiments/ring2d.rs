@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use smoluchowski::core::{sum_by_path, MemoryEstimate};
+use smoluchowski::core::{sum_by_path, MemoryBudget, MemoryEstimate};
 use smoluchowski::datasets::{Dataset, Ring2d};
 use smoluchowski::losses::{dsm_loss, LossReport, NUM_TIME_BUCKETS};
 use smoluchowski::metrics::{
@@ -172,19 +172,14 @@ impl Ring2dManifest {
         check_model(&mut c, &self.network, &self.training.0, 2);
         let (sm, e) = (&self.sampling, &self.evaluation);
         c.count("sampling.n_samples", sm.n_samples, 1, usize::MAX);
-        c.count(
-            "evaluation.reference_samples",
-            e.reference_samples,
-            1,
-            usize::MAX,
-        );
-        check_planar_memory(
-            &mut c,
-            ("sampling.n_samples", sm.n_samples),
-            Some(("sampling.steps", sm.sampler.steps)),
-            Some(("evaluation.reference_samples", e.reference_samples)),
-            None,
-        );
+        let n_ref = ("evaluation.reference_samples", e.reference_samples);
+        c.count(n_ref.0, n_ref.1, 1, usize::MAX);
+        let steps = ("sampling.steps", sm.sampler.steps);
+        let n = ("sampling.n_samples", sm.n_samples);
+        check_planar_memory(&mut c, n, Some(steps), Some(n_ref), None);
+        // The time grid is built below only when it fits.
+        let grid = MemoryEstimate::linear(steps.0, steps.1, 16, 16);
+        let sde = sde.filter(|_| MemoryBudget::of_this_machine().check(&grid).is_ok());
         if sm.n_samples >= 1 {
             let most = MAX_RECORDED.min(sm.n_samples);
             c.count("sampling.record_particles", sm.record_particles, 0, most);
@@ -205,13 +200,11 @@ impl Ring2dManifest {
                 }
             }
         }
-        let projections = e.sliced_wasserstein_projections;
-        c.count(
+        let projections = (
             "evaluation.sliced_wasserstein_projections",
-            projections,
-            1,
-            100_000,
+            e.sliced_wasserstein_projections,
         );
+        c.count(projections.0, projections.1, 1, 100_000);
         let energy_max = MAX_ENERGY_SUBSAMPLE
             .min(sm.n_samples)
             .min(e.reference_samples)

@@ -175,33 +175,19 @@ impl Part1Manifest {
         }
 
         let sp = &self.sampling;
-        c.count("sampling.n_samples", sp.n_samples, 1, usize::MAX);
+        let n = ("sampling.n_samples", sp.n_samples);
+        c.count(n.0, n.1, 1, usize::MAX);
         // Every variant's f64 samples are kept (16 B a row each), plus the f32 matched start.
-        let per_row = 16 * sp.variants.len() as u128 + 8;
-        let kept = MemoryEstimate::linear("sampling.n_samples", sp.n_samples, per_row, 0);
-        check_planar_memory(
-            &mut c,
-            ("sampling.n_samples", sp.n_samples),
-            None,
-            None,
-            Some(kept),
-        );
-        c.count(
-            "sampling.variants (number of)",
-            sp.variants.len(),
-            1,
-            MAX_VARIANTS,
-        );
+        let kept = MemoryEstimate::linear(n.0, n.1, 16 * sp.variants.len() as u128 + 8, 0);
+        check_planar_memory(&mut c, n, None, None, Some(kept));
+        let n_variants = sp.variants.len();
+        c.count("sampling.variants (number of)", n_variants, 1, MAX_VARIANTS);
         let mut seen = std::collections::BTreeSet::new();
         for (i, v) in sp.variants.iter().enumerate() {
             let at = format!("sampling.variants[{i}]");
             c.unique_name(&mut seen, &format!("{at}.name"), &v.name);
-            c.count(
-                &format!("{at}.sampler.steps"),
-                v.sampler.steps,
-                1,
-                MAX_STEPS,
-            );
+            let steps_path = format!("{at}.sampler.steps");
+            c.count(&steps_path, v.sampler.steps, 1, MAX_STEPS);
             if v.score == ScoreSource::Oracle {
                 c.require(
                     k.is_finite() && k >= 2.0,
@@ -210,13 +196,15 @@ impl Part1Manifest {
                     fmt_f64(k),
                 );
             }
+            let rev_path = format!("{at}.reverse_sde");
             c.require(
                 v.reverse_sde != SdeKind::Ou,
-                &format!("{at}.reverse_sde"),
+                &rev_path,
                 "vp or sub_vp",
                 "ou",
             );
-            if let Ok(rev) = self.sde.with_kind(v.reverse_sde).build() {
+            let rev = self.sde.with_kind(v.reverse_sde).build();
+            if let (Ok(rev), true) = (rev, v.sampler.steps <= MAX_STEPS) {
                 if let Err(e) = v.sampler.time_grid(&rev) {
                     c.fail(e.under(&format!("{at}.sampler")).to_string());
                 }
