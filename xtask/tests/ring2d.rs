@@ -341,6 +341,21 @@ fn bad_ring2d_manifests_exit_2_naming_the_field() {
         ],
     );
     expect_bad(
+        &with("n_samples = 2000", "n_samples = 1_000_000_000_000"),
+        &[
+            "sampling.n_samples must be small enough to fit in memory",
+            "TiB",
+            "(got 1000000000000)",
+        ],
+    );
+    expect_bad(
+        &with("steps = 50\n", "steps = 1_000_000_000_000\n"),
+        &[
+            "sampling.steps must be small enough to fit in memory",
+            "(got 1000000000000)",
+        ],
+    );
+    expect_bad(
         &with(
             "strip_times = [1.0, 0.3, 0.001]",
             "strip_times = [1.0, 3.0]",

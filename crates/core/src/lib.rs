@@ -8,6 +8,7 @@
 //! - [`memory`]: byte estimates of size-like parameters, checked before any work.
 
 pub mod memory;
+mod memory_total;
 pub mod streams;
 pub mod validate;
 
@@ -15,3 +16,4 @@ mod error;
 
 pub use error::{check_finite, ParamError};
 pub use memory::{MemoryBudget, MemoryEstimate};
+pub use memory_total::sum_by_path;

@@ -10,6 +10,13 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+mod planar;
+pub use planar::{
+    bar_chart, categorical, density_heatmap, histogram_vs_exact, loss_curve, moving_average,
+    planar_panels, scatter, step_curve, step_histograms_vs_exact, widen_to_quantiles, Exact,
+    PlanarLaw,
+};
+
 /// A figure that could not be drawn or written (the message names the file or the panel).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FigureError(pub String);

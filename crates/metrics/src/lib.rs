@@ -26,6 +26,7 @@ mod ks;
 mod marginals;
 mod paired;
 mod planar;
+mod quality;
 
 pub use binned::{
     bin_fractions, bin_masses, binomial_l1_noise, ks_critical_asymptotic, l1_distance,
@@ -43,3 +44,6 @@ pub use paired::{
     LikelihoodGaps, MeanSe,
 };
 pub use planar::{evaluate_planar, mean_std, PlanarEvaluation, ReferenceDistances, ReferenceDraws};
+pub use quality::{
+    planar_evaluation_memory, trailing_mean, PLANAR_BYTES_PER_REFERENCE, PLANAR_BYTES_PER_SAMPLE,
+};

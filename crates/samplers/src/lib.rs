@@ -44,6 +44,7 @@ mod likelihood;
 mod likelihood_eval;
 pub mod noise;
 mod ode;
+mod sample_memory;
 pub mod solvers;
 
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,7 @@ pub use likelihood::{
     LikelihoodOutput, OdeSolver, ScoreDivergence, FD_REL_STEP,
 };
 pub use likelihood_eval::log_likelihood_chunked;
+pub use sample_memory::{sampling_memory, STATE_COPIES};
 pub use solvers::Solver;
 
 use error::check;

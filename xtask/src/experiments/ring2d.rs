@@ -18,20 +18,20 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use smoluchowski::core::{sum_by_path, MemoryBudget, MemoryEstimate};
 use smoluchowski::datasets::{Dataset, Ring2d};
 use smoluchowski::losses::{dsm_loss, LossReport, NUM_TIME_BUCKETS};
 use smoluchowski::metrics::{
-    angles, evaluate_planar, radii, Histogram2d, PlanarEvaluation, ReferenceDraws,
+    angles, evaluate_planar, ks_critical_asymptotic, planar_evaluation_memory, radii,
+    trailing_mean, PlanarEvaluation, ReferenceDraws,
 };
 use smoluchowski::nets::{NetScore, ScoreNet, ScoreNetConfig};
 use smoluchowski::samplers::{
-    sample_with_progress, RecordSpec, SampleOutput, SamplerConfig, Trajectories,
+    sample_with_progress, sampling_memory, RecordSpec, SampleOutput, SamplerConfig, Trajectories,
 };
 use smoluchowski::sde::{ForwardSde, Sde};
 
-use crate::figures::{
-    self, curve, density_histogram, palette, viridis, Bars, Cells, Legend, Line, Panel, Points,
-};
+use crate::figures::{self, Exact, Panel, PlanarLaw};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_npy, write_text, OutputDir};
@@ -48,14 +48,17 @@ pub const ENTRY: KindEntry = KindEntry {
     load,
 };
 
-/// Largest sample / reference / evaluation size accepted.
-const MAX_SAMPLES: usize = 10_000_000;
+/// Largest evaluation-loss batch accepted (chunked, so a time bound, not a memory bound).
+const MAX_EVAL_LOSS: usize = 10_000_000;
 /// Largest energy-distance subsample (the cost is quadratic).
 const MAX_ENERGY_SUBSAMPLE: usize = 20_000;
 /// Most recorded reverse-process particles.
 const MAX_RECORDED: usize = 5000;
 /// Batch losses averaged into `final_training_loss` (the last this many steps).
 const FINAL_LOSS_WINDOW: usize = 100;
+/// The level of the KS critical values quoted in the report and the parameters.
+const KS_ALPHA: f64 = 1e-3;
+
 /// `[sampling]`: a [`SamplerConfig`] plus the sample count and the recorded particles.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(try_from = "toml::Table")]
@@ -133,65 +136,75 @@ pub use crate::seeding::derived_seed;
 pub use crate::tables::{check_model, DatasetTable, SdeKind, SdeTable, TrainingTable};
 pub use crate::training::{curve_csv, train_score_net, CurveRow, Trained, ABORT_ENV};
 
+/// `dataset.scale`: a valid ring2d scale `k > 0`.
+pub fn check_ring(c: &mut Checker, scale: f64) {
+    c.positive("dataset.scale", scale);
+    if scale.is_finite() && scale > 0.0 {
+        if let Err(e) = Ring2d::new(scale) {
+            c.fail(format!("dataset.scale: {e}"));
+        }
+    }
+}
+
+/// Memory of drawing `(path, n)` planar samples with a sampler of `(path, steps)` and then
+/// evaluating them ([`evaluate_planar`]) against `reference` draws, added up per field and
+/// checked by `c` (the estimates of one field must fit together).
+pub fn check_planar_memory(
+    c: &mut Checker,
+    (path, n): (&str, usize),
+    steps: Option<(&str, usize)>,
+    reference: Option<(&str, usize)>,
+    extra: Option<MemoryEstimate>,
+) {
+    let mut v = sampling_memory(path, n, 2, steps);
+    v.extend(planar_evaluation_memory(path, n, reference));
+    v.extend(extra);
+    c.memory("", sum_by_path(v));
+}
+
 impl Ring2dManifest {
     fn check(&self) -> Result<()> {
         let mut c = Checker::new();
         self.experiment.check(&mut c);
-        c.positive("dataset.scale", self.dataset.scale);
-        if self.dataset.scale.is_finite() && self.dataset.scale > 0.0 {
-            if let Err(e) = Ring2d::new(self.dataset.scale) {
-                c.fail(format!("dataset.scale: {e}"));
-            }
-        }
-
+        check_ring(&mut c, self.dataset.scale);
         self.sde.check(&mut c, "sde", true);
         let sde = self.sde.build().ok();
-
         check_model(&mut c, &self.network, &self.training.0, 2);
-
-        let sm = &self.sampling;
-        c.count("sampling.n_samples", sm.n_samples, 1, MAX_SAMPLES);
+        let (sm, e) = (&self.sampling, &self.evaluation);
+        c.count("sampling.n_samples", sm.n_samples, 1, usize::MAX);
+        let n_ref = ("evaluation.reference_samples", e.reference_samples);
+        c.count(n_ref.0, n_ref.1, 1, usize::MAX);
+        let steps = ("sampling.steps", sm.sampler.steps);
+        let n = ("sampling.n_samples", sm.n_samples);
+        check_planar_memory(&mut c, n, Some(steps), Some(n_ref), None);
+        // The time grid is built below only when it fits.
+        let grid = MemoryEstimate::linear(steps.0, steps.1, 16, 16);
+        let sde = sde.filter(|_| MemoryBudget::of_this_machine().check(&grid).is_ok());
         if sm.n_samples >= 1 {
-            c.count(
-                "sampling.record_particles",
-                sm.record_particles,
-                0,
-                MAX_RECORDED.min(sm.n_samples),
-            );
+            let most = MAX_RECORDED.min(sm.n_samples);
+            c.count("sampling.record_particles", sm.record_particles, 0, most);
         }
         if let Some(sde) = &sde {
             match sm.sampler.time_grid(sde) {
                 Err(e) => c.fail(e.under("sampling").to_string()),
                 Ok(_) => {
-                    for (i, &st) in self.evaluation.strip_times.iter().enumerate() {
+                    let (lo, hi) = (sm.sampler.t_eps, sde.t_end());
+                    for (i, &st) in e.strip_times.iter().enumerate() {
                         c.require(
-                            st.is_finite() && st >= sm.sampler.t_eps && st <= sde.t_end(),
+                            st.is_finite() && st >= lo && st <= hi,
                             &format!("evaluation.strip_times[{i}]"),
-                            &format!(
-                                "in [sampling.t_eps = {}, sde.t_end = {}]",
-                                sm.sampler.t_eps,
-                                sde.t_end()
-                            ),
+                            &format!("in [sampling.t_eps = {lo}, sde.t_end = {hi}]"),
                             fmt_f64(st),
                         );
                     }
                 }
             }
         }
-
-        let e = &self.evaluation;
-        c.count(
-            "evaluation.reference_samples",
-            e.reference_samples,
-            1,
-            MAX_SAMPLES,
-        );
-        c.count(
+        let projections = (
             "evaluation.sliced_wasserstein_projections",
             e.sliced_wasserstein_projections,
-            1,
-            100_000,
         );
+        c.count(projections.0, projections.1, 1, 100_000);
         let energy_max = MAX_ENERGY_SUBSAMPLE
             .min(sm.n_samples)
             .min(e.reference_samples)
@@ -206,7 +219,7 @@ impl Ring2dManifest {
             "evaluation.eval_loss_samples",
             e.eval_loss_samples,
             1,
-            MAX_SAMPLES,
+            MAX_EVAL_LOSS,
         );
         c.count(
             "evaluation.strip_times (length)",
@@ -231,9 +244,9 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     Ok(Box::new(parsed))
 }
 
-/// The notes' layout for ring2d samples (row-major `n × 2`, with their radii and angles): a 2-D
-/// histogram (colour ∝ √density), the angle histogram against the exact density
-/// `1/(8 max(cos²θ, sin²θ))`, and the radius histogram against the exact Gamma(k, rate k) density.
+/// The notes' layout for ring2d samples (row-major `n × 2`, with their radii and angles):
+/// [`figures::planar_panels`] against ring2d's exact angular density `1/(8 max(cos²θ, sin²θ))`
+/// and radial Gamma(k, rate k) density, on windows of ±7 radial sd.
 pub fn notes_layout_panels(
     data: &Ring2d,
     samples: &[f64],
@@ -242,117 +255,81 @@ pub fn notes_layout_panels(
     hist_title: String,
     sample_label: &str,
 ) -> Result<[Panel; 3]> {
-    let k = data.scale();
-    let sd = 1.0 / k.sqrt();
-    let half = 1.0 + 7.0 * sd.min(0.1) + 0.3;
-    let bins2 = 140;
-    let mut h2 = Histogram2d::new(-half, half, bins2, -half, half, bins2)
-        .map_err(|e| anyhow!("2-D histogram: {e}"))?;
-    h2.fill(samples);
-    let dens = h2.density();
-    let peak = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
-    let (wx, wy) = h2.bin_widths();
-    let mut rects = Vec::new();
-    for i in 0..bins2 {
-        for j in 0..bins2 {
-            let d = dens[i * bins2 + j];
-            let x0 = -half + i as f64 * wx;
-            let y0 = -half + j as f64 * wy;
-            // √ scaling shows the faint tails next to the dense ring.
-            let c = if d > 0.0 {
-                viridis((d / peak).sqrt())
-            } else {
-                viridis(0.0)
-            };
-            rects.push((x0, y0, x0 + wx, y0 + wy, c));
-        }
-    }
-    let hist2 = Panel {
-        title: hist_title,
-        x_label: "x".into(),
-        y_label: "y".into(),
-        cells: Cells { rects },
-        x_range: Some((-half, half)),
-        y_range: Some((-half, half)),
-        ..Default::default()
+    let (k, sd) = (data.scale(), 1.0 / data.scale().sqrt());
+    let law = PlanarLaw {
+        radial: Exact {
+            pdf: &|r| data.radial_pdf(r),
+            points: 600,
+            label: format!("exact Gamma({k}, rate {k})"),
+        },
+        radius_range: ((1.0 - 7.0 * sd).max(0.0), 1.0 + 7.0 * sd),
+        angular: Exact {
+            pdf: &|t| data.angular_pdf(t),
+            points: 1200,
+            label: "exact 1/(8 max(cos²θ, sin²θ))".into(),
+        },
+        angular_max: 0.36,
+        half_width: ring_half_width(data),
     };
-    let pi = std::f64::consts::PI;
-    let (ea, da) = density_histogram(th_s, -pi, pi, 120)?;
-    let angle = Panel {
-        title: "angle θ = atan2(y, x)".into(),
-        x_label: "θ".into(),
-        y_label: "density".into(),
-        bars: vec![Bars {
-            edges: ea,
-            heights: da,
-            color: palette::DATA,
-            alpha: 0.5,
-            label: Some(sample_label.into()),
-        }],
-        lines: vec![Line {
-            points: curve(-pi, pi, 1200, |t| data.angular_pdf(t)),
-            color: palette::EXACT,
-            alpha: 1.0,
-            width: 2,
-            label: Some("exact 1/(8 max(cos²θ, sin²θ))".into()),
-        }],
-        x_range: Some((-pi, pi)),
-        y_range: Some((0.0, 0.36)),
-        legend: Legend::UpperLeft,
-        ..Default::default()
-    };
-    let (r_lo, r_hi) = ((1.0 - 7.0 * sd).max(0.0), 1.0 + 7.0 * sd);
-    let (er, dr) = density_histogram(r_s, r_lo, r_hi, 100)?;
-    let radius = Panel {
-        title: "radius r = |x|".into(),
-        x_label: "r".into(),
-        y_label: "density".into(),
-        bars: vec![Bars {
-            edges: er,
-            heights: dr,
-            color: palette::DATA,
-            alpha: 0.5,
-            label: Some(sample_label.into()),
-        }],
-        lines: vec![Line {
-            points: curve(r_lo, r_hi, 600, |r| data.radial_pdf(r)),
-            color: palette::EXACT,
-            alpha: 1.0,
-            width: 2,
-            label: Some(format!("exact Gamma({k}, rate {k})")),
-        }],
-        x_range: Some((r_lo, r_hi)),
-        ..Default::default()
-    };
-    Ok([hist2, angle, radius])
+    let panels = figures::planar_panels(samples, (r_s, th_s), &law, hist_title, sample_label)?;
+    Ok(panels)
 }
 
-/// Asymptotic one-sample KS critical value at `α = 1e-3`: `√(−ln(α/2)/2)/√n = 1.9495/√n`.
-fn ks_critical(n: usize) -> f64 {
-    (-(0.5e-3f64).ln() / 2.0).sqrt() / (n as f64).sqrt()
+/// Half-width of the 2-D histograms of ring2d samples: the ring plus 7 radial sd (at most 0.7)
+/// and a margin of 0.3.
+pub fn ring_half_width(data: &Ring2d) -> f64 {
+    1.0 + 7.0 * (1.0 / data.scale().sqrt()).min(0.1) + 0.3
 }
 
-/// Trailing moving average with window `w`.
-fn moving_average(x: &[f64], w: usize) -> Vec<f64> {
-    let w = w.max(1);
-    let mut out = Vec::with_capacity(x.len());
-    let mut sum = 0.0;
-    for i in 0..x.len() {
-        sum += x[i];
-        if i >= w {
-            sum -= x[i - w];
-        }
-        out.push(sum / (i + 1).min(w) as f64);
-    }
-    out
+/// Mean batch loss of the last [`FINAL_LOSS_WINDOW`] training steps (all of them if fewer)
+/// and the window actually used ([`trailing_mean`]): the `final_training_loss` of every kind
+/// that trains a model.
+pub fn final_loss(curve: &[CurveRow]) -> (f64, usize) {
+    let losses: Vec<f64> = curve.iter().map(|r| r.loss).collect();
+    trailing_mean(&losses, FINAL_LOSS_WINDOW)
 }
 
-/// Mean batch loss of the last `window` training steps (all of them if fewer) and the window
-/// actually used: the `final_training_loss` of every kind that trains a model.
-pub fn final_loss(curve: &[CurveRow], window: usize) -> (f64, usize) {
-    let w = window.min(curve.len()).max(1);
-    let mean = curve[curve.len() - w..].iter().map(|r| r.loss).sum::<f64>() / w as f64;
-    (mean, w)
+/// `f32` samples as `f64`, refusing non-finite coordinates (a diverged network or sampler).
+pub fn finite_f64(what: &str, x: &[f32]) -> Result<Vec<f64>> {
+    let x: Vec<f64> = x.iter().map(|&a| f64::from(a)).collect();
+    let bad = x.iter().filter(|v| !v.is_finite()).count();
+    anyhow::ensure!(
+        bad == 0,
+        "{what} produced {bad} non-finite coordinates (the network or sampler diverged)"
+    );
+    Ok(x)
+}
+
+/// Runs a sampler under a progress bar of `steps` steps labelled `label`: its output, the
+/// samples as finite `f64` ([`finite_f64`]) and the wall time in seconds.
+pub fn run_sampler<E: std::fmt::Display>(
+    label: &str,
+    steps: usize,
+    run: impl FnOnce(&mut dyn FnMut(usize, usize)) -> Result<SampleOutput, E>,
+) -> Result<(SampleOutput, Vec<f64>, f64)> {
+    let start = Instant::now();
+    let mut bar = Progress::new(label, steps as u64, "steps");
+    let out = run(&mut |i, _| bar.update(i as u64, String::new));
+    bar.finish();
+    let out = out.map_err(|e| anyhow!("{label}: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    let x = finite_f64(label, &out.samples)?;
+    Ok((out, x, secs))
+}
+
+/// The shared start of `render`: saves the trained network (`model.safetensors` and its
+/// `model.json`), then writes the kind's data files with `write`, both timed.
+pub fn save_model_and_write(
+    ctx: &mut RunContext<'_>,
+    trained: &Trained,
+    write: impl FnOnce(&OutputDir) -> Result<()>,
+) -> Result<()> {
+    let out = ctx.out;
+    ctx.time("save_model", || {
+        trained.net.save(&out.file("model.safetensors"))
+    })
+    .map_err(|e| anyhow!("cannot save the model: {e}"))?;
+    ctx.time("write", || write(out))
 }
 
 /// Sample quality against the exact law and a fresh data draw (the flat keys `radius_ks`,
@@ -488,17 +465,10 @@ impl TypedExperiment for Ring2dManifest {
             let n = self.evaluation.eval_loss_samples;
             dsm_loss(&trained.net, &sde, &data, t.weighting, t.t_eps, n, &mut rng)
         });
-        let start = Instant::now();
-        let sampled = ctx.time("sample", || self.sample(&trained.net, &sde, seed))?;
-        let sample_secs = start.elapsed().as_secs_f64();
-        let samples: Vec<f64> = sampled.samples.iter().map(|&v| v as f64).collect();
-        let n_bad = samples.iter().filter(|v| !v.is_finite()).count();
-        anyhow::ensure!(
-            n_bad == 0,
-            "sampling produced {n_bad} non-finite coordinates (the network or sampler diverged)"
-        );
+        let (sampled, samples, sample_secs) =
+            ctx.time("sample", || self.sample(&trained.net, &sde, seed))?;
         let evaluation = ctx.time("statistics", || self.evaluate(seed, &data, &samples));
-        let (final_training_loss, window) = final_loss(&trained.curve, FINAL_LOSS_WINDOW);
+        let (final_training_loss, window) = final_loss(&trained.curve);
         let n = self.sampling.n_samples;
         let sample_steps = self.sampling.sampler.nfe().unwrap_or(sampled.nfe) as f64 * n as f64;
         let stats = Ring2dStats {
@@ -530,15 +500,12 @@ impl TypedExperiment for Ring2dManifest {
         run: &Ring2dRun,
         ctx: &mut RunContext<'_>,
     ) -> Result<Rendered> {
-        let (out, n) = (ctx.out, self.sampling.n_samples);
-        ctx.time("save_model", || {
-            run.trained.net.save(&out.file("model.safetensors"))
-        })
-        .map_err(|e| anyhow!("cannot save the model: {e}"))?;
-        ctx.time("write", || -> Result<()> {
+        let n = self.sampling.n_samples;
+        save_model_and_write(ctx, &run.trained, |out| {
             write_npy(&out.file("samples.npy"), &[n, 2], &run.samples)?;
             write_text(&out.file("loss_curve.csv"), &curve_csv(&run.trained.curve))
         })?;
+        let out = ctx.out;
         let figures = ctx.time("figures", || -> Result<Vec<Figure>> {
             let mut figs = vec![self.notes_figure(out, run)?, self.loss_figure(out, run)?];
             figs.extend(self.strip_figure(out, run)?);
@@ -571,9 +538,12 @@ impl TypedExperiment for Ring2dManifest {
     }
 }
 
-/// The two-sample KS critical value at `α = 1e-3` for sizes `n`, `m`.
-fn ks_critical2(n: usize, m: usize) -> f64 {
-    ks_critical(1) * ((n + m) as f64 / (n * m) as f64).sqrt()
+/// The one- and two-sample KS critical values at [`KS_ALPHA`] for sizes `n` and (`n`, `m`):
+/// `c/√n` and `c·√((n + m)/(n m))`, `c = √(−ln(α/2)/2)`.
+fn ks_criticals(n: usize, m: usize) -> (f64, f64) {
+    let c = ks_critical_asymptotic(KS_ALPHA, 1);
+    let two = c * ((n + m) as f64 / (n * m) as f64).sqrt();
+    (ks_critical_asymptotic(KS_ALPHA, n), two)
 }
 
 /// Left edges `t_eps + (T − t_eps) i / B`, `i = 0..=B`, of the evaluation-loss time buckets.
@@ -585,40 +555,31 @@ fn bucket_edges(t_eps: f64, t_end: f64) -> Vec<f64> {
 
 impl Ring2dManifest {
     /// The reverse-time sampler of `[sampling]` on the trained network.
-    fn sample(&self, net: &ScoreNet, sde: &Sde, seed: u64) -> Result<SampleOutput> {
+    fn sample(
+        &self,
+        net: &ScoreNet,
+        sde: &Sde,
+        seed: u64,
+    ) -> Result<(SampleOutput, Vec<f64>, f64)> {
         let (sm, ev) = (&self.sampling, &self.evaluation);
-        let n = sm.n_samples;
         let record = (sm.record_particles > 0 && !ev.strip_times.is_empty()).then(|| RecordSpec {
             particles: sm.record_particles,
             times: Some(ev.strip_times.clone()),
         });
         let mut score = NetScore::new(net, sde);
-        let mut bar = Progress::new("sampling", sm.sampler.steps as u64, "steps");
-        let r = sample_with_progress(
-            sde,
-            &mut score,
-            &sm.sampler,
-            n,
-            derived_seed(seed, "sampling"),
-            record,
-            |i, _| bar.update(i as u64, || format!("n = {n}")),
-        );
-        bar.finish();
-        r.map_err(|e| anyhow!("sampling: {e}"))
+        let seed = derived_seed(seed, "sampling");
+        run_sampler("sampling", sm.sampler.steps, |p| {
+            sample_with_progress(sde, &mut score, &sm.sampler, sm.n_samples, seed, record, p)
+        })
     }
 
     /// The samples against the exact marginals and fresh data draws (streams `reference`,
     /// `reference_floor`, `sliced_wasserstein`).
     fn evaluate(&self, seed: u64, data: &Ring2d, samples: &[f64]) -> PlanarEvaluation {
         let ev = &self.evaluation;
-        let reference = data.sample(
-            &mut seeding::stream(seed, "reference", 0),
-            ev.reference_samples,
-        );
-        let floor_draw = data.sample(
-            &mut seeding::stream(seed, "reference_floor", 0),
-            self.sampling.n_samples,
-        );
+        let draw = |name: &str, n: usize| data.sample(&mut seeding::stream(seed, name, 0), n);
+        let reference = draw("reference", ev.reference_samples);
+        let floor_draw = draw("reference_floor", self.sampling.n_samples);
         let draws = ReferenceDraws {
             reference: &reference,
             floor_draw: &floor_draw,
@@ -626,25 +587,22 @@ impl Ring2dManifest {
             sw_seed: derived_seed(seed, "sliced_wasserstein"),
             energy_subsample: ev.energy_subsample,
         };
-        evaluate_planar(
-            samples,
-            |r| data.radial_cdf(r),
-            |t| data.angular_cdf(t),
-            Some(draws),
-        )
+        let (radial, angular) = (|r| data.radial_cdf(r), |t| data.angular_cdf(t));
+        evaluate_planar(samples, radial, angular, Some(draws))
     }
 
     fn parameters(&self, run: &Ring2dRun, seed: u64) -> serde_json::Value {
         let (n, n_ref) = (self.sampling.n_samples, self.evaluation.reference_samples);
         let (sde, tcfg, eval) = (&run.sde, &self.training.0, &run.eval);
         let means = eval.bucket_means.iter();
+        let (crit, crit2) = ks_criticals(n, n_ref);
         json!({
             "n_samples": n,
             "reference_samples": n_ref,
             "exact_mean_radius": 1.0,
             "exact_std_radius": 1.0 / self.dataset.scale.sqrt(),
-            "ks_critical_value_alpha_1e-3": ks_critical(n),
-            "two_sample_ks_critical_value_alpha_1e-3": ks_critical2(n, n_ref),
+            "ks_critical_value_alpha_1e-3": crit,
+            "two_sample_ks_critical_value_alpha_1e-3": crit2,
             "sde_mean_coef_at_T": sde.mean_coef(sde.t_end()),
             "sde_marginal_std_at_T": sde.marginal_std(sde.t_end()),
             "network_parameters": self.network.num_params(),
@@ -663,14 +621,15 @@ impl Ring2dManifest {
 
     fn how_to_read(&self) -> String {
         let (n, n_ref) = (self.sampling.n_samples, self.evaluation.reference_samples);
+        let (crit, crit2) = ks_criticals(n, n_ref);
         report::fill(
             HOW_TO_READ,
             &[
                 ("n", n.to_string()),
                 ("typ", format!("{:.4}", 0.8687 / (n as f64).sqrt())),
-                ("crit", format!("{:.4}", ks_critical(n))),
+                ("crit", format!("{crit:.4}")),
                 ("n_ref", n_ref.to_string()),
-                ("crit2", format!("{:.4}", ks_critical2(n, n_ref))),
+                ("crit2", format!("{crit2:.4}")),
                 ("sd", format!("{:.4}", 1.0 / self.dataset.scale.sqrt())),
             ],
         )
@@ -678,16 +637,14 @@ impl Ring2dManifest {
 
     /// (a) The notes' layout: 2-D histogram | angle | radius.
     fn notes_figure(&self, out: &OutputDir, run: &Ring2dRun) -> Result<Figure> {
-        let n = self.sampling.n_samples;
-        let k = self.dataset.scale;
-        let sd = 1.0 / k.sqrt();
-        let (r_s, th_s) = (radii(&run.samples), angles(&run.samples));
+        let (n, k) = (self.sampling.n_samples, self.dataset.scale);
+        let (x, title) = (&run.samples, format!("samples (n = {n}), 2-D histogram"));
         let panels = notes_layout_panels(
             &run.data,
-            &run.samples,
-            &r_s,
-            &th_s,
-            format!("samples (n = {n}), 2-D histogram"),
+            x,
+            &radii(x),
+            &angles(x),
+            title,
             "learned (samples)",
         )?;
         figures::draw_row(&out.file("ring2d.png"), &panels, (600, 560))?;
@@ -697,7 +654,8 @@ impl Ring2dManifest {
                 "The notes' layout. Left: 2-D histogram of the {n} samples (colour ∝ √density). \
                  Middle: histogram of the angle atan2(y, x) against the exact angular density (peaks 1/4 \
                  on the diagonals, 1/8 on the axes). Right: histogram of the radius against the exact \
-                 Gamma(k, rate k) density, k = {k} (mean 1, sd {sd:.4})."
+                 Gamma(k, rate k) density, k = {k} (mean 1, sd {:.4}).",
+                1.0 / k.sqrt()
             ),
         })
     }
@@ -705,46 +663,12 @@ impl Ring2dManifest {
     /// (b) The loss curve, log-y, smoothed.
     fn loss_figure(&self, out: &OutputDir, run: &Ring2dRun) -> Result<Figure> {
         let c = &run.trained.curve;
+        let steps: Vec<usize> = c.iter().map(|r| r.step).collect();
         let losses: Vec<f64> = c.iter().map(|r| r.loss).collect();
-        let w = (c.len() / 50).clamp(1, 500);
-        let smooth = moving_average(&losses, w);
-        let stride = c.len().div_ceil(4000).max(1);
-        let log_pts = |v: &[f64]| -> Vec<(f64, f64)> {
-            c.iter()
-                .zip(v)
-                .step_by(stride)
-                .filter(|(_, &l)| l > 0.0 && l.is_finite())
-                .map(|(r, &l)| (r.step as f64, l.log10()))
-                .collect()
-        };
-        let loss_panel = Panel {
-            title: format!(
-                "training loss ({} steps, batch {})",
-                c.len(),
-                self.training.0.batch_size
-            ),
-            x_label: "step".into(),
-            y_label: "DSM loss (log scale)".into(),
-            lines: vec![
-                Line {
-                    points: log_pts(&losses),
-                    color: palette::DATA,
-                    alpha: 0.25,
-                    width: 1,
-                    label: Some("batch loss".into()),
-                },
-                Line {
-                    points: log_pts(&smooth),
-                    color: palette::DATA2,
-                    alpha: 1.0,
-                    width: 2,
-                    label: Some(format!("moving average ({w} steps)")),
-                },
-            ],
-            y_log10: true,
-            ..Default::default()
-        };
-        figures::draw_row(&out.file("loss.png"), &[loss_panel], (900, 520))?;
+        let batch = self.training.0.batch_size;
+        let title = format!("training loss ({} steps, batch {batch})", c.len());
+        let (panel, w) = figures::loss_curve(&steps, &losses, title, "DSM loss (log scale)");
+        figures::draw_row(&out.file("loss.png"), &[panel], (900, 520))?;
         Ok(Figure {
             file: "loss.png".into(),
             caption: format!(
@@ -756,7 +680,7 @@ impl Ring2dManifest {
 
     /// (c) The reverse-process strip (none without recorded particles).
     fn strip_figure(&self, out: &OutputDir, run: &Ring2dRun) -> Result<Option<Figure>> {
-        let Some(tr) = run.trajectories.as_ref() else {
+        let Some(tr) = run.trajectories.as_ref().filter(|t| t.frames() > 0) else {
             return Ok(None);
         };
         let sde = &run.sde;
@@ -764,30 +688,9 @@ impl Ring2dManifest {
             .map(|f| {
                 let t = tr.times[f];
                 let h = (1.4 * sde.mean_coef(t) + 3.5 * sde.marginal_std(t)).max(1.5);
-                let pts = tr
-                    .frame(f)
-                    .chunks_exact(2)
-                    .map(|p| (p[0] as f64, p[1] as f64))
-                    .collect();
-                Panel {
-                    title: format!("t = {t:.3}"),
-                    x_label: "x".into(),
-                    y_label: "y".into(),
-                    points: vec![Points {
-                        points: pts,
-                        color: palette::DATA,
-                        alpha: 0.6,
-                        radius: 2,
-                    }],
-                    x_range: Some((-h, h)),
-                    y_range: Some((-h, h)),
-                    ..Default::default()
-                }
+                figures::scatter(tr.frame(f), h, format!("t = {t:.3}"))
             })
             .collect();
-        if panels.is_empty() {
-            return Ok(None);
-        }
         figures::draw_row(&out.file("reverse_process.png"), &panels, (380, 380))?;
         Ok(Some(Figure {
             file: "reverse_process.png".into(),
@@ -801,31 +704,23 @@ impl Ring2dManifest {
 
     /// (d) The evaluation loss per diffusion-time bucket.
     fn buckets_figure(&self, out: &OutputDir, run: &Ring2dRun) -> Result<Figure> {
-        let t_end = run.sde.t_end();
-        let eval = &run.eval;
-        let heights: Vec<f64> = eval
-            .bucket_means
-            .iter()
-            .map(|v| if v.is_finite() { *v } else { 0.0 })
-            .collect();
-        let buckets = Panel {
-            title: format!(
-                "evaluation loss by diffusion time ({} rows, mean {:.4})",
-                self.evaluation.eval_loss_samples, eval.mean
-            ),
-            x_label: "t".into(),
-            y_label: "mean DSM loss in bucket".into(),
-            bars: vec![Bars {
-                edges: bucket_edges(self.training.0.t_eps, t_end),
-                heights,
-                color: palette::DATA,
-                alpha: 0.7,
-                label: None,
-            }],
+        let (t_end, eval) = (run.sde.t_end(), &run.eval);
+        let rows = self.evaluation.eval_loss_samples;
+        let title = format!(
+            "evaluation loss by diffusion time ({rows} rows, mean {:.4})",
+            eval.mean
+        );
+        let edges = bucket_edges(self.training.0.t_eps, t_end);
+        let panel = figures::bar_chart(
+            (title, "t", "mean DSM loss in bucket"),
+            edges,
+            &eval.bucket_means,
+        );
+        let panel = Panel {
             x_range: Some((0.0, t_end)),
-            ..Default::default()
+            ..panel
         };
-        figures::draw_row(&out.file("loss_by_time.png"), &[buckets], (900, 480))?;
+        figures::draw_row(&out.file("loss_by_time.png"), &[panel], (900, 480))?;
         Ok(Figure {
             file: "loss_by_time.png".into(),
             caption: format!(
@@ -841,14 +736,6 @@ impl Ring2dManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn moving_average_is_trailing() {
-        assert_eq!(
-            moving_average(&[1.0, 3.0, 5.0, 7.0], 2),
-            vec![1.0, 2.0, 4.0, 6.0]
-        );
-    }
 
     fn manifest(name: &str) -> Ring2dManifest {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -895,7 +782,7 @@ mod tests {
     }
 
     #[test]
-    fn final_loss_averages_the_last_window() {
+    fn final_loss_averages_the_whole_short_curve() {
         let rows: Vec<CurveRow> = (1..=5)
             .map(|i| CurveRow {
                 step: i,
@@ -904,8 +791,7 @@ mod tests {
                 grad_norm: 0.0,
             })
             .collect();
-        assert_eq!(final_loss(&rows, 2), (4.5, 2));
-        assert_eq!(final_loss(&rows, 100), (3.0, 5));
+        assert_eq!(final_loss(&rows), (3.0, 5));
     }
 
     #[test]

@@ -16,13 +16,13 @@
 //! `sampling_vp`.
 
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use smoluchowski::core::{MemoryBudget, MemoryEstimate};
 use smoluchowski::datasets::Ring2d;
-use smoluchowski::losses::{train_memory_estimates, DdpmKernel, TimeSampling};
+use smoluchowski::losses::{DdpmKernel, TimeSampling, Weighting};
 use smoluchowski::metrics::{angles, evaluate_planar, radii};
 use smoluchowski::nets::{NetOutput, NetScore, ScoreNetConfig};
 use smoluchowski::samplers::{
@@ -31,14 +31,14 @@ use smoluchowski::samplers::{
 use smoluchowski::sde::{ddpm_vp_kernel_gap, ForwardSde, VpSde};
 
 use super::ring2d::{
-    derived_seed, final_loss, notes_layout_panels, train_score_net, DatasetTable, TrainThroughput,
-    Trained, TrainingTable,
+    check_model, check_planar_memory, check_ring, derived_seed, final_loss, notes_layout_panels,
+    run_sampler, save_model_and_write, train_score_net, DatasetTable, TrainThroughput, Trained,
+    TrainingTable,
 };
 use crate::figures::{self, palette, Line, Panel};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_npy, write_text, OutputDir};
-use crate::progress::Progress;
 use crate::report;
 use crate::stats::{Ks, Rendered, TypedExperiment, Value};
 use crate::validate::Checker;
@@ -50,7 +50,8 @@ pub const ENTRY: KindEntry = KindEntry {
     load,
 };
 
-const MAX_SAMPLES: usize = 10_000_000;
+/// Bytes per chain level held by the schedule, its kernel and the sampler (β, ᾱ, times, …).
+const BYTES_PER_LEVEL: u128 = 64;
 
 /// `[ddpm]`: the chain and the variance of its ancestral step.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -96,39 +97,30 @@ impl Ring2dDdpmManifest {
     fn check(&self) -> Result<()> {
         let mut c = Checker::new();
         self.experiment.check(&mut c);
-        c.positive("dataset.scale", self.dataset.scale);
-        if self.dataset.scale.is_finite() && self.dataset.scale > 0.0 {
-            if let Err(e) = Ring2d::new(self.dataset.scale) {
-                c.fail(format!("dataset.scale: {e}"));
-            }
-        }
+        check_ring(&mut c, self.dataset.scale);
         let big_n = self.ddpm.schedule.steps();
         if self.ddpm.schedule.to_vp_sde().is_err() {
             c.fail("ddpm.schedule.kind must be linear (the VP comparison needs a linear-β SDE)");
         }
-        let ab = self.ddpm.schedule.alphas_bar();
-        let last = ab[big_n];
-        c.require(
-            last <= 0.01,
-            "ddpm.schedule",
-            "such that ᾱ_N <= 0.01 (sampling starts from N(0, I))",
-            format!("ᾱ_N = {last:.4}"),
-        );
-        if let Err(e) = self.network.validate() {
-            c.fail(e.under("network").to_string());
+        let levels = MemoryEstimate::linear("ddpm.schedule.steps", big_n, BYTES_PER_LEVEL, 0);
+        if MemoryBudget::of_this_machine().check(&levels).is_ok() {
+            let last = self.ddpm.schedule.alphas_bar()[big_n];
+            c.require(
+                last <= 0.01,
+                "ddpm.schedule",
+                "such that ᾱ_N <= 0.01 (sampling starts from N(0, I))",
+                format!("ᾱ_N = {last:.4}"),
+            );
         }
-        c.require(self.network.dim == 2, "network.dim", "2", self.network.dim);
+        c.memory("", [levels]);
+        let t = &self.training.0;
+        check_model(&mut c, &self.network, t, 2);
         c.require(
             self.network.output == NetOutput::Noise,
             "network.output",
             "\"noise\" (the ε-prediction loss)",
             format!("{:?}", self.network.output),
         );
-        let t = &self.training.0;
-        match t.validate() {
-            Err(e) => c.fail(e.under("training").to_string()),
-            Ok(()) => c.memory("training", train_memory_estimates(t, &self.network)),
-        }
         c.require(
             t.time_sampling == (TimeSampling::Discrete { levels: big_n }),
             "training.time_sampling",
@@ -136,13 +128,20 @@ impl Ring2dDdpmManifest {
             format!("{:?}", t.time_sampling),
         );
         c.require(
-            t.weighting == smoluchowski::losses::Weighting::Sigma2,
+            t.weighting == Weighting::Sigma2,
             "training.weighting",
             "\"sigma2\" (the ε-loss)",
             format!("{:?}", t.weighting),
         );
         let s = &self.sampling;
-        c.count("sampling.n_samples", s.n_samples, 1, MAX_SAMPLES);
+        c.count("sampling.n_samples", s.n_samples, 1, usize::MAX);
+        // Two sample sets (DDPM and VP) are held and evaluated: the second one's 16 B per row.
+        let second = MemoryEstimate::linear("sampling.n_samples", s.n_samples, 16, 0);
+        let (n, steps) = (
+            ("sampling.n_samples", s.n_samples),
+            ("sampling.vp_steps", s.vp_steps),
+        );
+        check_planar_memory(&mut c, n, Some(steps), None, Some(second));
         c.count("sampling.vp_steps", s.vp_steps, 1, 100_000);
         c.open_interval("sampling.vp_t_eps", s.vp_t_eps, 0.0, 1.0);
         Ok(c.finish()?)
@@ -206,11 +205,6 @@ pub struct DdpmRun {
 const COMPARISON: &str = include_str!("ring2d_ddpm/comparison.md");
 const HOW_TO_READ: &str = include_str!("ring2d_ddpm/how_to_read.md");
 
-/// The asymptotic KS critical value at `α = 10⁻³`.
-fn ks_critical(n: usize) -> f64 {
-    1.9495 / (n as f64).sqrt()
-}
-
 impl TypedExperiment for Ring2dDdpmManifest {
     type Stats = DdpmStats;
     type Computed = DdpmRun;
@@ -253,7 +247,7 @@ impl TypedExperiment for Ring2dDdpmManifest {
             ddpm_std_radius: d.std_radius.into(),
             vp_mean_radius: v.mean_radius.into(),
             vp_std_radius: v.std_radius.into(),
-            final_training_loss: final_loss(&trained.curve, 100).0.into(),
+            final_training_loss: final_loss(&trained.curve).0.into(),
             alpha_bar_n: ab[schedule.steps()].into(),
             max_vp_kernel_gap: ddpm_vp_kernel_gap(&schedule).map_err(bad_schedule)?.into(),
             throughput: TrainThroughput {
@@ -276,12 +270,8 @@ impl TypedExperiment for Ring2dDdpmManifest {
         run: &DdpmRun,
         ctx: &mut RunContext<'_>,
     ) -> Result<Rendered> {
-        let (out, n) = (ctx.out, self.sampling.n_samples);
-        ctx.time("save_model", || {
-            run.trained.net.save(&out.file("model.safetensors"))
-        })
-        .map_err(|e| anyhow!("cannot save the model: {e}"))?;
-        ctx.time("write", || -> Result<()> {
+        let n = self.sampling.n_samples;
+        save_model_and_write(ctx, &run.trained, |out| {
             write_npy(&out.file("samples_ddpm.npy"), &[n, 2], &run.ddpm.samples)?;
             write_npy(&out.file("samples_vp.npy"), &[n, 2], &run.vp_out.samples)?;
             let mut csv = String::from("step,loss\n");
@@ -290,10 +280,11 @@ impl TypedExperiment for Ring2dDdpmManifest {
             }
             write_text(&out.file("loss_curve.csv"), &csv)
         })?;
+        let out = ctx.out;
         let figures = ctx.time("figures", || -> Result<Vec<Figure>> {
             Ok(vec![
-                self.ddpm_figure(out, run)?,
-                self.vp_figure(out, run)?,
+                self.samples_figure(out, run, true)?,
+                self.samples_figure(out, run, false)?,
                 self.alpha_bar_figure(out, run, stats.max_vp_kernel_gap.value)?,
             ])
         })?;
@@ -329,35 +320,25 @@ impl TypedExperiment for Ring2dDdpmManifest {
     }
 }
 
-/// `f32` samples as `f64`, refusing non-finite coordinates.
-fn finite_f64(name: &str, x: &[f32]) -> Result<Vec<f64>> {
-    let x: Vec<f64> = x.iter().map(|&a| a as f64).collect();
-    let bad = x.iter().filter(|v| !v.is_finite()).count();
-    anyhow::ensure!(
-        bad == 0,
-        "{name} sampling produced {bad} non-finite coordinates"
-    );
-    Ok(x)
+/// The asymptotic KS critical value at `α = 10⁻³`, `1.9495/√n` (as quoted in the report; see
+/// `metrics::ks_critical_asymptotic`).
+fn ks_critical(n: usize) -> f64 {
+    1.9495 / (n as f64).sqrt()
 }
 
 impl Ring2dDdpmManifest {
     /// DDPM ancestral sampling through the chain (seed `sampling_ddpm`).
     fn sample_ddpm(&self, trained: &Trained, kernel: &DdpmKernel, seed: u64) -> Result<Sampled> {
-        let start = Instant::now();
+        let (ddpm, n) = (&self.ddpm, self.sampling.n_samples);
         let mut score = NetScore::new(&trained.net, kernel);
-        let out = sample_ddpm(
-            &self.ddpm.schedule,
-            self.ddpm.variance,
-            &mut score,
-            self.sampling.n_samples,
-            derived_seed(seed, "sampling_ddpm"),
-            None,
-        )
-        .map_err(|e| anyhow!("DDPM sampling: {e}"))?;
-        let wall_s = start.elapsed().as_secs_f64();
+        let seed = derived_seed(seed, "sampling_ddpm");
+        let (out, samples, wall_s) = run_sampler("DDPM sampling", ddpm.schedule.steps(), |_| {
+            sample_ddpm(&ddpm.schedule, ddpm.variance, &mut score, n, seed, None)
+        })?;
+        let nfe = out.nfe;
         Ok(Sampled {
-            samples: finite_f64("DDPM", &out.samples)?,
-            nfe: out.nfe,
+            samples,
+            nfe,
             wall_s,
         })
     }
@@ -377,24 +358,15 @@ impl Ring2dDdpmManifest {
         seed: u64,
     ) -> Result<Sampled> {
         let (cfg, n) = (self.vp_config(), self.sampling.n_samples);
-        let start = Instant::now();
         let mut score = NetScore::new(&trained.net, kernel);
-        let mut bar = Progress::new("VP reverse SDE", cfg.steps as u64, "steps");
-        let r = sample_with_progress(
-            vp,
-            &mut score,
-            &cfg,
-            n,
-            derived_seed(seed, "sampling_vp"),
-            None,
-            |i, _| bar.update(i as u64, || format!("n = {n}")),
-        );
-        bar.finish();
-        let out = r.map_err(|e| anyhow!("VP sampling: {e}"))?;
-        let wall_s = start.elapsed().as_secs_f64();
+        let seed = derived_seed(seed, "sampling_vp");
+        let (out, samples, wall_s) = run_sampler("VP reverse SDE", cfg.steps, |p| {
+            sample_with_progress(vp, &mut score, &cfg, n, seed, None, p)
+        })?;
+        let nfe = out.nfe;
         Ok(Sampled {
-            samples: finite_f64("VP reverse SDE", &out.samples)?,
-            nfe: out.nfe,
+            samples,
+            nfe,
             wall_s,
         })
     }
@@ -437,52 +409,45 @@ impl Ring2dDdpmManifest {
         )
     }
 
-    /// The notes' layout of the DDPM samples.
-    fn ddpm_figure(&self, out: &OutputDir, run: &DdpmRun) -> Result<Figure> {
-        let (n, big_n) = (self.sampling.n_samples, self.ddpm.schedule.steps());
-        let x = &run.ddpm.samples;
-        let panels = notes_layout_panels(
-            &run.data,
-            x,
-            &radii(x),
-            &angles(x),
-            format!("DDPM ancestral, N = {big_n} (n = {n})"),
-            "DDPM samples",
-        )?;
-        figures::draw_row(&out.file("ddpm.png"), &panels, (600, 560))?;
-        Ok(Figure {
-            file: "ddpm.png".into(),
-            caption: format!(
+    /// The notes' layout of the DDPM (`ddpm`) or the VP reverse-SDE samples.
+    fn samples_figure(&self, out: &OutputDir, run: &DdpmRun, ddpm: bool) -> Result<Figure> {
+        let (n, big_n, cfg, vp) = (
+            self.sampling.n_samples,
+            self.ddpm.schedule.steps(),
+            self.vp_config(),
+            &run.vp,
+        );
+        let (file, x, title, label, caption) = if ddpm {
+            let caption = format!(
                 "DDPM ancestral sampling through the chain ({big_n} levels, variance {:?}): 2-D histogram, \
                  angle and radius against the exact ring2d laws.",
                 self.ddpm.variance
-            ),
-        })
-    }
-
-    /// The notes' layout of the VP reverse-SDE samples.
-    fn vp_figure(&self, out: &OutputDir, run: &DdpmRun) -> Result<Figure> {
-        let (n, cfg) = (self.sampling.n_samples, self.vp_config());
-        let x = &run.vp_out.samples;
-        let panels = notes_layout_panels(
-            &run.data,
-            x,
-            &radii(x),
-            &angles(x),
-            format!("VP reverse SDE, {} EM steps (n = {n})", cfg.steps),
-            "VP samples",
-        )?;
-        figures::draw_row(&out.file("vp.png"), &panels, (600, 560))?;
-        Ok(Figure {
-            file: "vp.png".into(),
-            caption: format!(
+            );
+            let title = format!("DDPM ancestral, N = {big_n} (n = {n})");
+            (
+                "ddpm.png",
+                &run.ddpm.samples,
+                title,
+                "DDPM samples",
+                caption,
+            )
+        } else {
+            let caption = format!(
                 "The same network sampled by Euler–Maruyama on the VP SDE the chain discretises \
                  (β ∈ [{}, {}], T = 1, {} steps down to t = {}, Tweedie denoising at the end).",
-                run.vp.beta_min(),
-                run.vp.beta_max(),
+                vp.beta_min(),
+                vp.beta_max(),
                 cfg.steps,
                 cfg.t_eps
-            ),
+            );
+            let title = format!("VP reverse SDE, {} EM steps (n = {n})", cfg.steps);
+            ("vp.png", &run.vp_out.samples, title, "VP samples", caption)
+        };
+        let panels = notes_layout_panels(&run.data, x, &radii(x), &angles(x), title, label)?;
+        figures::draw_row(&out.file(file), &panels, (600, 560))?;
+        Ok(Figure {
+            file: file.into(),
+            caption,
         })
     }
 
@@ -495,25 +460,14 @@ impl Ring2dDdpmManifest {
                 .map(|i| (schedule.time(i), f(i)))
                 .collect()
         };
+        let vp = pts(&|i| run.vp.mean_coef(schedule.time(i)).powi(2));
         let panel = Panel {
             title: "chain ᾱ_i vs the VP kernel m(t_i)²".into(),
             x_label: "t_i = i/N".into(),
             y_label: "ᾱ".into(),
             lines: vec![
-                Line {
-                    points: pts(&|i| ab[i]),
-                    color: palette::DATA,
-                    alpha: 1.0,
-                    width: 3,
-                    label: Some("chain ᾱ_i".into()),
-                },
-                Line {
-                    points: pts(&|i| run.vp.mean_coef(schedule.time(i)).powi(2)),
-                    color: palette::EXACT,
-                    alpha: 1.0,
-                    width: 1,
-                    label: Some("VP exp(−I(t_i))".into()),
-                },
+                Line::solid(pts(&|i| ab[i]), palette::DATA, 3, Some("chain ᾱ_i".into())),
+                Line::solid(vp, palette::EXACT, 1, Some("VP exp(−I(t_i))".into())),
             ],
             ..Default::default()
         };

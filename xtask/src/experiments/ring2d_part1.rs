@@ -24,26 +24,26 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use smoluchowski::core::MemoryEstimate;
 use smoluchowski::datasets::Ring2d;
-use smoluchowski::metrics::{angles, evaluate_planar, ks_one_sample_isf, radii, KsResult};
+use smoluchowski::metrics::{angles, evaluate_planar, ks_one_sample_isf, radii, PlanarEvaluation};
 use smoluchowski::nets::{NetOutput, NetScore, ScoreNetConfig, TimeEmbedding};
 use smoluchowski::samplers::{sample_from_with_progress, sample_with_progress, SamplerConfig};
 use smoluchowski::sde::{forward_marginal_draws, ForwardSde, Ring2dOracle, Score, Sde};
 
 use super::ring2d::{
-    curve_csv, derived_seed, final_loss, notes_layout_panels, train_score_net, DatasetTable,
-    SdeKind, SdeTable, TrainThroughput, Trained, TrainingTable,
+    check_planar_memory, check_ring, curve_csv, derived_seed, final_loss, ring_half_width,
+    run_sampler, save_model_and_write, train_score_net, DatasetTable, SdeKind, SdeTable,
+    TrainThroughput, Trained, TrainingTable,
 };
-use crate::figures::{self, curve, palette, viridis, Line, Panel};
+use crate::figures::{self, Exact, Panel};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_npy, write_text};
-use crate::progress::Progress;
 use crate::report;
 use crate::seeding;
 use crate::stats::{Ks, Rendered, TypedExperiment, Value};
@@ -58,8 +58,6 @@ pub const ENTRY: KindEntry = KindEntry {
     load,
 };
 
-/// Largest sample count accepted.
-const MAX_SAMPLES: usize = 10_000_000;
 /// Most variants per manifest.
 const MAX_VARIANTS: usize = 16;
 /// Most grid steps per variant.
@@ -136,11 +134,6 @@ pub struct Part1Manifest {
     pub sampling: SamplingTable,
 }
 
-/// `[sde]` with its kind replaced (the reverse SDE of a variant).
-fn with_kind(s: &SdeTable, kind: SdeKind) -> SdeTable {
-    s.with_kind(kind)
-}
-
 fn kind_name(k: SdeKind) -> &'static str {
     match k {
         SdeKind::Vp => "VP",
@@ -161,12 +154,7 @@ impl Part1Manifest {
         let mut c = Checker::new();
         self.experiment.check(&mut c);
         let k = self.dataset.scale;
-        c.positive("dataset.scale", k);
-        if k.is_finite() && k > 0.0 {
-            if let Err(e) = Ring2d::new(k) {
-                c.fail(format!("dataset.scale: {e}"));
-            }
-        }
+        check_ring(&mut c, k);
         self.sde.check(&mut c, "sde", false);
         c.require(
             self.sde.kind != SdeKind::Ou,
@@ -187,23 +175,19 @@ impl Part1Manifest {
         }
 
         let sp = &self.sampling;
-        c.count("sampling.n_samples", sp.n_samples, 1, MAX_SAMPLES);
-        c.count(
-            "sampling.variants (number of)",
-            sp.variants.len(),
-            1,
-            MAX_VARIANTS,
-        );
+        let n = ("sampling.n_samples", sp.n_samples);
+        c.count(n.0, n.1, 1, usize::MAX);
+        // Every variant's f64 samples are kept (16 B a row each), plus the f32 matched start.
+        let kept = MemoryEstimate::linear(n.0, n.1, 16 * sp.variants.len() as u128 + 8, 0);
+        check_planar_memory(&mut c, n, None, None, Some(kept));
+        let n_variants = sp.variants.len();
+        c.count("sampling.variants (number of)", n_variants, 1, MAX_VARIANTS);
         let mut seen = std::collections::BTreeSet::new();
         for (i, v) in sp.variants.iter().enumerate() {
             let at = format!("sampling.variants[{i}]");
             c.unique_name(&mut seen, &format!("{at}.name"), &v.name);
-            c.count(
-                &format!("{at}.sampler.steps"),
-                v.sampler.steps,
-                1,
-                MAX_STEPS,
-            );
+            let steps_path = format!("{at}.sampler.steps");
+            c.count(&steps_path, v.sampler.steps, 1, MAX_STEPS);
             if v.score == ScoreSource::Oracle {
                 c.require(
                     k.is_finite() && k >= 2.0,
@@ -212,13 +196,15 @@ impl Part1Manifest {
                     fmt_f64(k),
                 );
             }
+            let rev_path = format!("{at}.reverse_sde");
             c.require(
                 v.reverse_sde != SdeKind::Ou,
-                &format!("{at}.reverse_sde"),
+                &rev_path,
                 "vp or sub_vp",
                 "ou",
             );
-            if let Ok(rev) = with_kind(&self.sde, v.reverse_sde).build() {
+            let rev = self.sde.with_kind(v.reverse_sde).build();
+            if let (Ok(rev), true) = (rev, v.sampler.steps <= MAX_STEPS) {
                 if let Err(e) = v.sampler.time_grid(&rev) {
                     c.fail(e.under(&format!("{at}.sampler")).to_string());
                 }
@@ -253,10 +239,7 @@ struct Measured {
     variant: Variant,
     nfe: usize,
     wall_s: f64,
-    ks_radius: KsResult,
-    ks_angle: KsResult,
-    mean_radius: f64,
-    std_radius: f64,
+    eval: PlanarEvaluation,
     samples: Vec<f64>,
 }
 
@@ -311,6 +294,8 @@ pub struct Part1Run {
 /// Report prose, next to the code (`{name}` placeholders, see [`report::fill`]).
 const HOW_TO_READ: &str = include_str!("ring2d_part1/how_to_read.md");
 const CHECK_YOURSELF: &str = include_str!("ring2d_part1/check_yourself.md");
+const ATTRIBUTION: &str = include_str!("ring2d_part1/attribution.md");
+const VARIANTS: &str = include_str!("ring2d_part1/variants.md");
 
 impl TypedExperiment for Part1Manifest {
     type Stats = Part1Stats;
@@ -365,7 +350,7 @@ impl TypedExperiment for Part1Manifest {
                 mean_coef_at_t: sde.mean_coef(t_end).into(),
                 std_at_t: sde.marginal_std(t_end).into(),
             },
-            final_training_loss: final_loss(&trained.curve, 100).0.into(),
+            final_training_loss: final_loss(&trained.curve).0.into(),
             throughput: TrainThroughput {
                 train_steps_per_s: trained.steps_per_sec.into(),
             },
@@ -385,19 +370,18 @@ impl TypedExperiment for Part1Manifest {
         run: &Part1Run,
         ctx: &mut RunContext<'_>,
     ) -> Result<Rendered> {
-        let (out, n, crit) = (ctx.out, self.sampling.n_samples, run.crit);
-        ctx.time("save_model", || {
-            run.trained.net.save(&out.file("model.safetensors"))
-        })
-        .map_err(|e| anyhow!("cannot save the model: {e}"))?;
+        let (n, crit) = (self.sampling.n_samples, run.crit);
         let npy = run
             .measured
             .iter()
             .find(|m| m.variant.name == self.sampling.samples_npy)
             .ok_or_else(|| anyhow!("samples_npy names no variant"))?;
-        let figures = ctx.time("write", || -> Result<Vec<Figure>> {
+        save_model_and_write(ctx, &run.trained, |out| {
             write_npy(&out.file("samples.npy"), &[n, 2], &npy.samples)?;
-            write_text(&out.file("loss_curve.csv"), &curve_csv(&run.trained.curve))?;
+            write_text(&out.file("loss_curve.csv"), &curve_csv(&run.trained.curve))
+        })?;
+        let out = ctx.out;
+        let figures = ctx.time("figures", || -> Result<Vec<Figure>> {
             Ok(vec![
                 samples_figure(out, &run.data, &run.measured)?,
                 marginals_figure(out, &run.data, &run.measured)?,
@@ -445,10 +429,10 @@ impl TypedExperiment for Part1Manifest {
 impl From<&Measured> for VariantStats {
     fn from(m: &Measured) -> Self {
         VariantStats {
-            ks_radius: m.ks_radius.into(),
-            ks_angle: m.ks_angle.into(),
-            mean_radius: m.mean_radius.into(),
-            std_radius: m.std_radius.into(),
+            ks_radius: m.eval.radius_ks.into(),
+            ks_angle: m.eval.angle_ks.into(),
+            mean_radius: m.eval.mean_radius.into(),
+            std_radius: m.eval.std_radius.into(),
         }
     }
 }
@@ -469,7 +453,7 @@ impl Part1Manifest {
     ) -> Result<Measured> {
         let n = self.sampling.n_samples;
         let sampling_seed = derived_seed(ctx.seed, "sampling");
-        let rev = with_kind(&self.sde, v.reverse_sde).build()?;
+        let rev = self.sde.with_kind(v.reverse_sde).build()?;
         let mut net_score;
         let score: &mut dyn Score = match v.score {
             ScoreSource::Network => {
@@ -484,35 +468,18 @@ impl Part1Manifest {
                 oracle.as_mut().expect("just set")
             }
         };
-        let mut bar = Progress::new(&v.name, v.sampler.steps as u64, "steps");
-        let start = Instant::now();
-        let sampled = ctx.time(&format!("sample {}", v.name), || {
-            let progress = |i: usize, _: usize| bar.update(i as u64, String::new);
-            match v.start {
+        let (cfg, label) = (&v.sampler, format!("sampling.variants {:?}", v.name));
+        let (sampled, x, wall_s) = ctx.time(&format!("sample {}", v.name), || {
+            run_sampler(&label, cfg.steps, |p| match v.start {
                 Start::StandardNormal => {
-                    sample_with_progress(&rev, score, &v.sampler, n, sampling_seed, None, progress)
+                    sample_with_progress(&rev, score, cfg, n, sampling_seed, None, p)
                 }
-                Start::Matched => sample_from_with_progress(
-                    &rev,
-                    score,
-                    &v.sampler,
-                    matched.cloned().expect("drawn when a variant needs it"),
-                    sampling_seed,
-                    None,
-                    progress,
-                ),
-            }
-        });
-        bar.finish();
-        let sampled = sampled.map_err(|e| anyhow!("sampling.variants {:?}: {e}", v.name))?;
-        let wall_s = start.elapsed().as_secs_f64();
-        let x: Vec<f64> = sampled.samples.iter().map(|&s| f64::from(s)).collect();
-        let n_bad = x.iter().filter(|s| !s.is_finite()).count();
-        anyhow::ensure!(
-            n_bad == 0,
-            "variant {:?}: {n_bad} non-finite coordinates (the sampler diverged)",
-            v.name
-        );
+                Start::Matched => {
+                    let x_t = matched.cloned().expect("drawn when a variant needs it");
+                    sample_from_with_progress(&rev, score, cfg, x_t, sampling_seed, None, p)
+                }
+            })
+        })?;
         let e = ctx.time(&format!("ks {}", v.name), || {
             evaluate_planar(&x, |s| data.radial_cdf(s), |s| data.angular_cdf(s), None)
         });
@@ -529,17 +496,14 @@ impl Part1Manifest {
             variant: v.clone(),
             nfe: sampled.nfe,
             wall_s,
-            ks_radius: e.radius_ks,
-            ks_angle: e.angle_ks,
-            mean_radius: e.mean_radius,
-            std_radius: e.std_radius,
+            eval: e,
             samples: x,
         })
     }
 
     fn parameters(&self, sde: &Sde, run: &Part1Run, seed: u64) -> Result<serde_json::Value> {
         let t_end = sde.t_end();
-        let vp = with_kind(&self.sde, SdeKind::Vp).build()?;
+        let vp = self.sde.with_kind(SdeKind::Vp).build()?;
         Ok(json!({
             "n_samples": self.sampling.n_samples,
             "ks_alpha": ALPHA,
@@ -562,8 +526,8 @@ impl Part1Manifest {
                 "steps": m.variant.sampler.steps,
                 "nfe": m.nfe,
                 "wall_time_s": m.wall_s,
-                "d_radius": m.ks_radius.statistic,
-                "d_angle": m.ks_angle.statistic,
+                "d_radius": m.eval.radius_ks.statistic,
+                "d_angle": m.eval.angle_ks.statistic,
             })).collect::<Vec<_>>(),
         }))
     }
@@ -582,48 +546,35 @@ fn attribution(measured: &[Measured], crit: f64, n: usize) -> String {
     let fmt = |m: Option<&Measured>| match m {
         Some(m) => format!(
             "{:.4} / {:.4} (`{}`, {} steps)",
-            m.ks_radius.statistic, m.ks_angle.statistic, m.variant.name, m.variant.sampler.steps
+            m.eval.radius_ks.statistic,
+            m.eval.angle_ks.statistic,
+            m.variant.name,
+            m.variant.sampler.steps
         ),
         None => "— (not run)".into(),
     };
-    let mut s = format!(
-        "KS D of the radius / the angle (one-sample, n = {n}, against ring2d's exact marginals), the \
-         same trained network in every cell. Rows: the reverse SDE integrated; columns: the start x_T.\n\n\
-         | reverse SDE \\ start | N(0, I) (the notes) | exact p_T of the trained kernel |\n|---|---|---|\n"
-    );
-    for k in [SdeKind::Vp, SdeKind::SubVp] {
-        let _ = writeln!(
-            s,
-            "| {}{} | {} | {} |",
-            kind_name(k),
-            if k == SdeKind::Vp {
-                " (the notes)"
-            } else {
-                " (matches the kernel)"
-            },
-            fmt(cell(k, Start::StandardNormal)),
-            fmt(cell(k, Start::Matched)),
-        );
-    }
-    let _ = write!(
-        s,
-        "\nTop left is part 1 as written (both mistakes), bottom right the consistent sampler (neither); \
-         top right has only the sampler mistake, bottom left only the prior mistake. KS critical value at \
-         α = {ALPHA}: {crit:.4}; exact samples give D ≈ {:.4} on average.",
-        0.8687 / (n as f64).sqrt()
-    );
-    s
+    let at = |k, s| fmt(cell(k, s));
+    report::fill(
+        ATTRIBUTION,
+        &[
+            ("n", n.to_string()),
+            ("vp_normal", at(SdeKind::Vp, Start::StandardNormal)),
+            ("vp_matched", at(SdeKind::Vp, Start::Matched)),
+            ("sub_normal", at(SdeKind::SubVp, Start::StandardNormal)),
+            ("sub_matched", at(SdeKind::SubVp, Start::Matched)),
+            ("alpha", ALPHA.to_string()),
+            ("crit", format!("{crit:.4}")),
+            ("typ", format!("{:.4}", 0.8687 / (n as f64).sqrt())),
+        ],
+    )
 }
 
 fn variant_table(measured: &[Measured], crit: f64, n: usize) -> String {
-    let mut t = String::from(
-        "| variant | score | reverse SDE | start | sampler | steps | D radius (p) | D angle (p) | mean r | sd r | wall s |\n\
-         |---|---|---|---|---|---:|---|---|---:|---:|---:|\n",
-    );
+    let mut rows = String::new();
     for m in measured {
-        let v = &m.variant;
+        let (v, e) = (&m.variant, &m.eval);
         let _ = writeln!(
-            t,
+            rows,
             "| {} | {:?} | {} | {} | {:?} (t_eps {}) | {} | {:.5} ({:.2e}) | {:.5} ({:.2e}) | {:.4} | {:.4} | {:.1} |",
             v.name,
             v.score,
@@ -632,28 +583,31 @@ fn variant_table(measured: &[Measured], crit: f64, n: usize) -> String {
             v.sampler.method,
             fmt_f64(v.sampler.t_eps),
             v.sampler.steps,
-            m.ks_radius.statistic,
-            m.ks_radius.pvalue,
-            m.ks_angle.statistic,
-            m.ks_angle.pvalue,
-            m.mean_radius,
-            m.std_radius,
+            e.radius_ks.statistic,
+            e.radius_ks.pvalue,
+            e.angle_ks.statistic,
+            e.angle_ks.pvalue,
+            e.mean_radius,
+            e.std_radius,
             m.wall_s,
         );
     }
-    let _ = write!(
-        t,
-        "\nKS critical value at α = {ALPHA} for n = {n}: {crit:.5} (scipy.stats.kstwo.isf). NFE = steps \
-         (Euler–Maruyama, one score evaluation per step)."
-    );
-    t
+    let vars = [
+        ("alpha", ALPHA.to_string()),
+        ("n", n.to_string()),
+        ("crit", format!("{crit:.5}")),
+        ("rows", rows),
+    ];
+    report::fill(VARIANTS, &vars)
 }
 
 impl Part1Manifest {
     fn how_to_read(&self, sde: &Sde, n: usize, crit: f64) -> String {
         let t = sde.t_end();
         let (m, s) = (sde.mean_coef(t), sde.marginal_std(t));
-        let vp_s = with_kind(&self.sde, SdeKind::Vp)
+        let vp_s = self
+            .sde
+            .with_kind(SdeKind::Vp)
             .build()
             .map(|v| v.marginal_std(t))
             .unwrap_or(f64::NAN);
@@ -718,21 +672,6 @@ impl Part1Manifest {
     }
 }
 
-/// Colour of variant `i` of `n`.
-fn variant_color(i: usize, n: usize) -> plotters::style::RGBColor {
-    const FIXED: [plotters::style::RGBColor; 4] = [
-        palette::MARK,
-        palette::DATA2,
-        palette::DATA,
-        palette::EXACT2,
-    ];
-    if n <= FIXED.len() {
-        FIXED[i]
-    } else {
-        viridis(i as f64 / (n - 1) as f64 * 0.9)
-    }
-}
-
 fn label(m: &Measured) -> String {
     let v = &m.variant;
     format!(
@@ -757,20 +696,15 @@ fn samples_figure(
 ) -> Result<Figure> {
     let mut panels = Vec::new();
     for m in measured {
-        let r = radii(&m.samples);
-        let th = angles(&m.samples);
-        let [hist2, _, _] = notes_layout_panels(
-            data,
+        let (name, e) = (&m.variant.name, &m.eval);
+        let (d_r, d_t) = (e.radius_ks.statistic, e.angle_ks.statistic);
+        let title = format!("{name} (D_r {d_r:.3}, D_θ {d_t:.3})");
+        panels.push(figures::density_heatmap(
             &m.samples,
-            &r,
-            &th,
-            format!(
-                "{} (D_r {:.3}, D_θ {:.3})",
-                m.variant.name, m.ks_radius.statistic, m.ks_angle.statistic
-            ),
-            "samples",
-        )?;
-        panels.push(hist2);
+            ring_half_width(data),
+            140,
+            title,
+        )?);
     }
     figures::draw_row(&out.file("variants.png"), &panels, (460, 460))?;
     let legend = measured.iter().map(label).collect::<Vec<_>>().join("; ");
@@ -784,17 +718,6 @@ fn samples_figure(
     })
 }
 
-/// Histogram of `x` on `[lo, hi]` as a step curve.
-fn step_curve(x: &[f64], lo: f64, hi: f64, bins: usize) -> Result<Vec<(f64, f64)>> {
-    let (edges, dens) = figures::density_histogram(x, lo, hi, bins)?;
-    let mut pts = Vec::with_capacity(2 * dens.len());
-    for (i, d) in dens.iter().enumerate() {
-        pts.push((edges[i], *d));
-        pts.push((edges[i + 1], *d));
-    }
-    Ok(pts)
-}
-
 /// Radius and angle histograms of every variant against the exact densities.
 fn marginals_figure(
     out: &crate::output::OutputDir,
@@ -804,75 +727,44 @@ fn marginals_figure(
     let k = data.scale();
     let sd = 1.0 / k.sqrt();
     let pi = std::f64::consts::PI;
+    let r: Vec<Vec<f64>> = measured.iter().map(|m| radii(&m.samples)).collect();
+    let th: Vec<Vec<f64>> = measured.iter().map(|m| angles(&m.samples)).collect();
     // Radius range: the exact ±7 sd, widened to the variants' 0.5 % / 99.5 % quantiles.
-    let (mut r_lo, mut r_hi) = ((1.0 - 7.0 * sd).max(0.0), 1.0 + 7.0 * sd);
-    let mut radii_all = Vec::new();
-    for m in measured {
-        let mut r = radii(&m.samples);
-        r.sort_by(f64::total_cmp);
-        let q = |p: f64| r[((r.len() - 1) as f64 * p) as usize];
-        r_lo = r_lo.min(q(0.005));
-        r_hi = r_hi.max(q(0.995));
-        radii_all.push(r);
+    let r_sets: Vec<&[f64]> = r.iter().map(|x| x.as_slice()).collect();
+    let exact_r = ((1.0 - 7.0 * sd).max(0.0), 1.0 + 7.0 * sd);
+    let (r_lo, r_hi) = figures::widen_to_quantiles(exact_r, &r_sets, 0.005);
+    fn series<'a>(
+        measured: &[Measured],
+        x: &'a [Vec<f64>],
+        d: impl Fn(&Measured) -> f64,
+    ) -> Vec<(String, &'a [f64])> {
+        let label = |m: &Measured| format!("{} (D {:.3})", m.variant.name, d(m));
+        let pairs = measured.iter().zip(x);
+        pairs.map(|(m, x)| (label(m), x.as_slice())).collect()
     }
-    r_lo = r_lo.max(0.0);
-    let nv = measured.len();
-    let mut r_lines = Vec::new();
-    let mut a_lines = Vec::new();
-    for (i, (m, r)) in measured.iter().zip(&radii_all).enumerate() {
-        let color = variant_color(i, nv);
-        r_lines.push(Line {
-            points: step_curve(r, r_lo, r_hi, 120)?,
-            color,
-            alpha: 0.9,
-            width: 2,
-            label: Some(format!(
-                "{} (D {:.3})",
-                m.variant.name, m.ks_radius.statistic
-            )),
-        });
-        a_lines.push(Line {
-            points: step_curve(&angles(&m.samples), -pi, pi, 120)?,
-            color,
-            alpha: 0.9,
-            width: 2,
-            label: Some(format!(
-                "{} (D {:.3})",
-                m.variant.name, m.ks_angle.statistic
-            )),
-        });
-    }
-    r_lines.push(Line {
-        points: curve(r_lo, r_hi, 800, |r| data.radial_pdf(r)),
-        color: palette::EXACT,
-        alpha: 1.0,
-        width: 2,
-        label: Some(format!("exact Gamma({k}, rate {k})")),
-    });
-    a_lines.push(Line {
-        points: curve(-pi, pi, 1200, |t| data.angular_pdf(t)),
-        color: palette::EXACT,
-        alpha: 1.0,
-        width: 2,
-        label: Some("exact 1/(8 max(cos²θ, sin²θ))".into()),
-    });
+    let radial = Exact {
+        pdf: &|r| data.radial_pdf(r),
+        points: 800,
+        label: format!("exact Gamma({k}, rate {k})"),
+    };
+    let angular = Exact {
+        pdf: &|t| data.angular_pdf(t),
+        points: 1200,
+        label: "exact 1/(8 max(cos²θ, sin²θ))".into(),
+    };
+    let r_series = series(measured, &r, |m| m.eval.radius_ks.statistic);
+    let a_series = series(measured, &th, |m| m.eval.angle_ks.statistic);
     let radius = Panel {
         title: "radius r = |x|".into(),
         x_label: "r".into(),
-        y_label: "density".into(),
-        lines: r_lines,
-        x_range: Some((r_lo, r_hi)),
-        ..Default::default()
+        ..figures::step_histograms_vs_exact(&r_series, (r_lo.max(0.0), r_hi), 120, &radial)?
     };
     let angle = Panel {
         title: "angle θ = atan2(y, x)".into(),
         x_label: "θ".into(),
-        y_label: "density".into(),
-        lines: a_lines,
-        x_range: Some((-pi, pi)),
         y_range: Some((0.0, 0.42)),
         legend: figures::Legend::UpperLeft,
-        ..Default::default()
+        ..figures::step_histograms_vs_exact(&a_series, (-pi, pi), 120, &angular)?
     };
     figures::draw_row(&out.file("marginals.png"), &[radius, angle], (760, 560))?;
     Ok(Figure {
@@ -1016,18 +908,18 @@ sampler = { method = "euler_maruyama", steps = 100, t_eps = 1e-3 }
                 "sampling.variants[1].name must be non-empty",
             ),
             (
-                "steps = 100, t_eps = 1e-3 }\n\n[[",
-                "steps = 0, t_eps = 1e-3 }\n\n[[",
+                "{ method = \"euler_maruyama\", steps = 100, t_eps = 1e-3 }\n\n[[",
+                "{ method = \"euler_maruyama\", steps = 0, t_eps = 1e-3 }\n\n[[",
                 "sampling.variants[0].sampler.steps must be >= 1 (got 0)",
             ),
             (
-                "steps = 100, t_eps = 1e-3 }\n\n[[",
-                "steps = 100, t_eps = 100.0 }\n\n[[",
+                "{ method = \"euler_maruyama\", steps = 100, t_eps = 1e-3 }\n\n[[",
+                "{ method = \"euler_maruyama\", steps = 100, t_eps = 100.0 }\n\n[[",
                 "sampling.variants[0].sampler.t_eps",
             ),
             (
-                "steps = 100, t_eps = 1e-3 }\n\n[[",
-                "steps = 100, t_eps = 1e-3, final_denoise = true }\n\n[[",
+                "{ method = \"euler_maruyama\", steps = 100, t_eps = 1e-3 }\n\n[[",
+                "{ method = \"euler_maruyama\", steps = 100, t_eps = 1e-3, final_denoise = true }\n\n[[",
                 "sampling.variants[0].sampler.final_denoise must be false",
             ),
         ];
