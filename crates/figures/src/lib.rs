@@ -10,6 +10,9 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+mod sweeps;
+pub use sweeps::{nfe_panel, nll_panels, NfeStyle};
+
 /// A figure that could not be drawn or written (the message names the file or the panel).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FigureError(pub String);

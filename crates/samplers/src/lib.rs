@@ -45,6 +45,7 @@ mod likelihood_eval;
 pub mod noise;
 mod ode;
 pub mod solvers;
+mod sweep;
 
 use serde::{Deserialize, Serialize};
 use smoluchowski_sde::{ForwardSde, Score};
@@ -59,8 +60,15 @@ pub use likelihood::{
     hutchinson_divergence, log_likelihood, log_likelihood_exact, Divergence, LikelihoodConfig,
     LikelihoodOutput, OdeSolver, ScoreDivergence, FD_REL_STEP,
 };
-pub use likelihood_eval::log_likelihood_chunked;
+pub use likelihood_eval::{
+    check_solver_accuracy, compare_hutchinson, likelihood_memory_estimate, log_likelihood_chunked,
+    t_eps_scan, HutchinsonComparison, ScanRow, SolverCheck, MAX_ODE_STEPS,
+};
 pub use solvers::Solver;
+pub use sweep::{
+    check_budgets, sample_memory_estimate, sample_planar, serde_name, PlanarLaw, PlanarRun,
+    SamplerSpec, MAX_NFE,
+};
 
 use error::check;
 use noise::{fill_scaled_normal, NoiseEvent};
