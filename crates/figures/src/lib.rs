@@ -16,6 +16,8 @@ pub use planar::{
     planar_panels, scatter, step_curve, step_histograms_vs_exact, widen_to_quantiles, Exact,
     PlanarLaw,
 };
+mod sweeps;
+pub use sweeps::{nfe_panel, nll_panels, NfeStyle};
 
 /// A figure that could not be drawn or written (the message names the file or the panel).
 #[derive(Debug, Clone, PartialEq, Eq)]

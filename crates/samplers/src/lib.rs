@@ -46,6 +46,7 @@ pub mod noise;
 mod ode;
 mod sample_memory;
 pub mod solvers;
+mod sweep;
 
 use serde::{Deserialize, Serialize};
 use smoluchowski_sde::{ForwardSde, Score};
@@ -62,7 +63,15 @@ pub use likelihood::{
 };
 pub use likelihood_eval::log_likelihood_chunked;
 pub use sample_memory::{sampling_memory, STATE_COPIES};
+pub use likelihood_eval::{
+    check_solver_accuracy, compare_hutchinson, likelihood_memory_estimate, log_likelihood_chunked,
+    t_eps_scan, HutchinsonComparison, ScanRow, SolverCheck, MAX_ODE_STEPS,
+};
 pub use solvers::Solver;
+pub use sweep::{
+    check_budgets, sample_memory_estimate, sample_planar, serde_name, PlanarLaw, PlanarRun,
+    SamplerSpec, MAX_NFE,
+};
 
 use error::check;
 use noise::{fill_scaled_normal, NoiseEvent};

@@ -32,17 +32,16 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
-use smoluchowski::metrics::{
-    likelihood_gaps, max_abs_diff, mean_se, paired_differences, paired_mean_se, sample_sd, MeanSe,
-};
+use smoluchowski::metrics::{likelihood_gaps, mean_se};
 use smoluchowski::nets::{NetScore, ScoreNetConfig};
 use smoluchowski::samplers::{
-    log_likelihood, log_likelihood_chunked, log_likelihood_exact, Divergence, LikelihoodConfig,
-    LikelihoodOutput, OdeSolver,
+    check_solver_accuracy, compare_hutchinson, likelihood_memory_estimate, log_likelihood_chunked,
+    t_eps_scan, Divergence, HutchinsonComparison, LikelihoodConfig, OdeSolver, ScanRow,
+    SolverCheck,
 };
 use smoluchowski::sde::{ForwardSde, Ring2dOracle, Sde};
 
-use crate::figures::{self, palette, Line, Panel, Points};
+use crate::figures::{self, nll_panels};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::write_npy;
@@ -62,10 +61,6 @@ pub const ENTRY: KindEntry = KindEntry {
     load,
 };
 
-/// Largest held-out set.
-const MAX_POINTS: usize = 2_000_000;
-/// Most RK4 steps.
-const MAX_STEPS: usize = 100_000;
 /// Most Hutchinson probes per estimate.
 const MAX_PROBES: usize = 64;
 /// Points per call of the main likelihood integration (progress granularity). Fixed, so the
@@ -116,25 +111,16 @@ pub struct Ring2dLikelihoodManifest {
     pub likelihood: LikelihoodTable,
 }
 
-fn check_solver(c: &mut Checker, path: &str, s: &OdeSolver) {
-    match *s {
-        OdeSolver::Rk4 { steps, .. } => c.count(&format!("{path}.rk4.steps"), steps, 2, MAX_STEPS),
-        OdeSolver::DormandPrince { rtol, atol } => {
-            c.positive(&format!("{path}.dormand_prince.rtol"), rtol);
-            c.positive(&format!("{path}.dormand_prince.atol"), atol);
-        }
-    }
-}
-
 impl Ring2dLikelihoodManifest {
     fn check(&self) -> Result<()> {
         let mut c = Checker::new();
         self.experiment.check(&mut c);
         let k = self.dataset.scale;
+        let range = ">= 2 (the quadrature oracle's range)";
         c.require(
             k.is_finite() && k >= 2.0,
             "dataset.scale",
-            ">= 2 (the quadrature oracle's range)",
+            range,
             fmt_f64(k),
         );
         let sde = self.sde.build();
@@ -143,37 +129,33 @@ impl Ring2dLikelihoodManifest {
         }
         crate::tables::check_model(&mut c, &self.network, &self.training.0, 2);
         let l = &self.likelihood;
-        c.count("likelihood.n_points", l.n_points, 2, MAX_POINTS);
+        c.count("likelihood.n_points", l.n_points, 2, usize::MAX);
+        c.memory(
+            "likelihood",
+            [likelihood_memory_estimate("n_points", l.n_points, 2)],
+        );
         if let Ok(sde) = &sde {
             c.open_interval("likelihood.t_eps", l.t_eps, 0.0, sde.t_end());
         }
-        check_solver(&mut c, "likelihood.solver", &l.solver);
-        check_solver(&mut c, "likelihood.check_solver", &l.check_solver);
-        c.count(
-            "likelihood.check_points",
-            l.check_points,
-            2,
-            l.n_points.max(2),
-        );
-        c.count(
-            "likelihood.hutchinson_points",
-            l.hutchinson_points,
-            2,
-            l.n_points.max(2),
-        );
+        l.solver.check(&mut c, "likelihood.solver");
+        l.check_solver.check(&mut c, "likelihood.check_solver");
+        let n = l.n_points.max(2);
+        c.count("likelihood.check_points", l.check_points, 2, n);
+        c.count("likelihood.hutchinson_points", l.hutchinson_points, 2, n);
         c.count(
             "likelihood.figure_points",
             l.figure_points,
             1,
             l.n_points.max(1),
         );
+        let probes = &l.hutchinson_probes;
         c.count(
             "likelihood.hutchinson_probes (number of)",
-            l.hutchinson_probes.len(),
+            probes.len(),
             1,
             8,
         );
-        for (i, &p) in l.hutchinson_probes.iter().enumerate() {
+        for (i, &p) in probes.iter().enumerate() {
             c.count(
                 &format!("likelihood.hutchinson_probes[{i}]"),
                 p,
@@ -189,24 +171,6 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     let parsed: Ring2dLikelihoodManifest = manifest::parse_as(m)?;
     parsed.check().map_err(|e| e.context(m.display.clone()))?;
     Ok(Box::new(parsed))
-}
-
-/// Hutchinson against exact on the same points.
-struct HutchRow {
-    probes: usize,
-    diff: MeanSe,
-    diff_sd: f64,
-    nll_sd_hutch: f64,
-    nll_sd_exact: f64,
-    nfe: usize,
-    wall_s: f64,
-}
-
-/// One start time of the `t_eps` scan: exact cross-entropy, model gap.
-struct ScanRow {
-    t: f64,
-    cross_entropy: f64,
-    gap: MeanSe,
 }
 
 /// `ode.*`: the main solver against a coarser one and the reference solver.
@@ -271,9 +235,8 @@ pub struct Computed {
     log_pt: Vec<f64>,
     exact_wall: f64,
     nfe: usize,
-    hutch: Vec<HutchRow>,
-    coarse_nfe: usize,
-    reference_nfe: usize,
+    hutch: Vec<HutchinsonComparison>,
+    ode: SolverCheck,
     scan: Vec<ScanRow>,
 }
 
@@ -321,16 +284,9 @@ impl TypedExperiment for Ring2dLikelihoodManifest {
         let l = &self.likelihood;
         let n = l.n_points;
 
+        let (network, training, name) = (&self.network, &self.training.0, &self.experiment.name);
         let trained = ctx.time("train", || {
-            train_score_net(
-                &self.experiment.name,
-                &self.network,
-                &self.training.0,
-                &sde,
-                &ring,
-                seed,
-                &ckpts,
-            )
+            train_score_net(name, network, training, &sde, &ring, seed, &ckpts)
         })?;
 
         // Held-out points (f32, as the network sees them; exact values at the same f32 points).
@@ -377,10 +333,50 @@ impl TypedExperiment for Ring2dLikelihoodManifest {
             gaps.model.mean
         );
 
-        let hutch = self.hutchinson(ctx, &sde, &mut score, &x32, &main.nats)?;
-        let (ode, coarse_nfe, reference_nfe) =
-            self.ode_check(ctx, &sde, &mut score, &x32, &main.nats)?;
-        let scan = self.scan(ctx, &sde, &mut score, &oracle, &x32, &x64)?;
+        let (mh, mc) = (l.hutchinson_points, l.check_points);
+        let hutch_seed = derived_seed(ctx.seed, "hutchinson");
+        let mut hutch = Vec::new();
+        for &k in &l.hutchinson_probes {
+            let (x, exact) = (&x32[..2 * mh], &main.nats[..mh]);
+            let h = ctx
+                .time(&format!("likelihood_hutchinson_k{k}"), || {
+                    compare_hutchinson(
+                        &sde,
+                        &mut score,
+                        x,
+                        exact,
+                        (l.t_eps, l.solver),
+                        k,
+                        hutch_seed,
+                    )
+                })
+                .map_err(|e| anyhow!("likelihood (Hutchinson, {k} probes): {e}"))?;
+            let (d, sd) = (h.diff, h.diff_sd);
+            eprintln!(
+                "  Hutchinson K = {k}: mean diff {:.2e} ± {:.2e} (z {:.2}), sd {sd:.4}",
+                d.mean,
+                d.se,
+                d.z()
+            );
+            hutch.push(h);
+        }
+        let (x, main_sub) = (&x32[..2 * mc], &main.nats[..mc]);
+        let solvers = (l.solver, l.check_solver);
+        let ode = ctx
+            .time("likelihood_ode_check", || {
+                check_solver_accuracy(&sde, &mut score, x, main_sub, l.t_eps, solvers)
+            })
+            .map_err(|e| anyhow!("likelihood (ODE check): {e}"))?;
+        eprintln!(
+            "  ODE: coarse max |Δ| {:.2e}, reference max |Δ| {:.2e} (NFE {})",
+            ode.coarse_max_abs, ode.reference_max_abs, ode.reference_nfe
+        );
+        let log_density = |t, out: &mut [f64]| oracle.log_density_batch(&x64[..2 * mc], t, out);
+        let scan = ctx
+            .time("likelihood_scan", || {
+                t_eps_scan(&sde, &mut score, x, l.solver, &l.t_eps_scan, log_density)
+            })
+            .map_err(|e| anyhow!("likelihood (t_eps_scan): {e}"))?;
 
         let h_mc = mean_se(&neg_log_p0);
         let stats = LikelihoodStats {
@@ -398,19 +394,22 @@ impl TypedExperiment for Ring2dLikelihoodManifest {
             gap_model: gaps.model.mean.into(),
             gap_model_se: gaps.model.se.into(),
             nfe: (main.nfe as f64).into(),
-            ode,
-            scan: scan
-                .iter()
-                .enumerate()
+            ode: OdeStats {
+                coarse_max_abs: ode.coarse_max_abs.into(),
+                reference_max_abs: ode.reference_max_abs.into(),
+                reference_mean: ode.reference_mean.into(),
+            },
+            scan: (scan.iter().enumerate())
                 .map(|(i, s)| {
-                    let g = ScanStats {
-                        gap_model: s.gap.mean.into(),
-                    };
-                    (scan_key(i), g)
+                    (
+                        scan_key(i),
+                        ScanStats {
+                            gap_model: s.gap.mean.into(),
+                        },
+                    )
                 })
                 .collect(),
-            hutchinson: hutch
-                .iter()
+            hutchinson: (hutch.iter())
                 .map(|h| {
                     let s = HutchinsonStats {
                         diff_mean: h.diff.mean.into(),
@@ -432,8 +431,7 @@ impl TypedExperiment for Ring2dLikelihoodManifest {
             exact_wall,
             nfe: main.nfe,
             hutch,
-            coarse_nfe,
-            reference_nfe,
+            ode,
             scan,
         };
         Ok((stats, computed))
@@ -459,11 +457,11 @@ impl TypedExperiment for Ring2dLikelihoodManifest {
         let figures = ctx.time("write", || -> Result<Vec<Figure>> {
             write_npy(&out.file("held_out.npy"), &[n, 2], &c.x64)?;
             write_npy(&out.file("nll.npy"), &[n, 3], &per_point)?;
+            let per_point = (&c.nll[..], &c.neg_log_p0[..]);
             Ok(vec![nll_figure(
                 out,
                 &c.x64,
-                &c.nll,
-                &c.neg_log_p0,
+                per_point,
                 l.figure_points,
                 h_exact,
             )?])
@@ -530,137 +528,6 @@ impl TypedExperiment for Ring2dLikelihoodManifest {
 }
 
 impl Ring2dLikelihoodManifest {
-    /// Hutchinson's estimator against the exact divergence on the first `hutchinson_points`.
-    fn hutchinson(
-        &self,
-        ctx: &mut RunContext<'_>,
-        sde: &Sde,
-        score: &mut NetScore<'_, Sde>,
-        x32: &[f32],
-        exact: &[f64],
-    ) -> Result<Vec<HutchRow>> {
-        let l = &self.likelihood;
-        let mh = l.hutchinson_points;
-        let exact_sub = &exact[..mh];
-        let mut hutch = Vec::new();
-        for &k in &l.hutchinson_probes {
-            let hcfg = LikelihoodConfig::new(
-                l.t_eps,
-                l.solver,
-                Divergence::Hutchinson {
-                    probes: k,
-                    seed: derived_seed(ctx.seed, "hutchinson"),
-                },
-            );
-            let start = Instant::now();
-            let r: LikelihoodOutput = ctx
-                .time(&format!("likelihood_hutchinson_k{k}"), || {
-                    log_likelihood(sde, &mut *score, &x32[..2 * mh], &hcfg)
-                })
-                .map_err(|e| anyhow!("likelihood (Hutchinson, {k} probes): {e}"))?;
-            let diff = paired_differences(&r.nats, exact_sub);
-            let row = HutchRow {
-                probes: k,
-                diff: mean_se(&diff),
-                diff_sd: sample_sd(&diff),
-                nll_sd_hutch: sample_sd(&r.nats),
-                nll_sd_exact: sample_sd(exact_sub),
-                nfe: r.nfe,
-                wall_s: start.elapsed().as_secs_f64(),
-            };
-            eprintln!(
-                "  Hutchinson K = {k}: mean diff {:.2e} ± {:.2e} (z {:.2}), sd {:.4}",
-                row.diff.mean,
-                row.diff.se,
-                row.diff.z(),
-                row.diff_sd
-            );
-            hutch.push(row);
-        }
-        Ok(hutch)
-    }
-
-    /// The main solver against [`OdeSolver::coarser`] and `check_solver` on the first
-    /// `check_points`; also returns both solvers' NFE.
-    fn ode_check(
-        &self,
-        ctx: &mut RunContext<'_>,
-        sde: &Sde,
-        score: &mut NetScore<'_, Sde>,
-        x32: &[f32],
-        main: &[f64],
-    ) -> Result<(OdeStats, usize, usize)> {
-        let l = &self.likelihood;
-        let mc = l.check_points;
-        let main_sub = &main[..mc];
-        let coarse_cfg = LikelihoodConfig::new(l.t_eps, l.solver.coarser(), Divergence::Exact);
-        let ref_cfg = LikelihoodConfig::new(l.t_eps, l.check_solver, Divergence::Exact);
-        let coarse = ctx
-            .time("likelihood_coarse", || {
-                log_likelihood_exact(sde, &mut *score, &x32[..2 * mc], &coarse_cfg)
-            })
-            .map_err(|e| anyhow!("likelihood (coarse solver): {e}"))?;
-        let reference = ctx
-            .time("likelihood_reference", || {
-                log_likelihood_exact(sde, &mut *score, &x32[..2 * mc], &ref_cfg)
-            })
-            .map_err(|e| anyhow!("likelihood (check_solver): {e}"))?;
-        let coarse_max = max_abs_diff(&coarse.nats, main_sub);
-        let ref_max = max_abs_diff(&reference.nats, main_sub);
-        let ref_mean = paired_differences(main_sub, &reference.nats)
-            .iter()
-            .sum::<f64>()
-            / mc as f64;
-        eprintln!(
-            "  ODE: coarse max |Δ| {coarse_max:.2e}, reference max |Δ| {ref_max:.2e} (NFE {})",
-            reference.nfe
-        );
-        let stats = OdeStats {
-            coarse_max_abs: coarse_max.into(),
-            reference_max_abs: ref_max.into(),
-            reference_mean: ref_mean.into(),
-        };
-        Ok((stats, coarse.nfe, reference.nfe))
-    }
-
-    /// Where the model's error lives: on the first `check_points`, the model's NLL of `p^θ_t`
-    /// against the exact cross-entropy of `p_t` at each `t_eps_scan` time.
-    fn scan(
-        &self,
-        ctx: &mut RunContext<'_>,
-        sde: &Sde,
-        score: &mut NetScore<'_, Sde>,
-        oracle: &Ring2dOracle<Sde>,
-        x32: &[f32],
-        x64: &[f64],
-    ) -> Result<Vec<ScanRow>> {
-        let l = &self.likelihood;
-        let mc = l.check_points;
-        let mut scan = Vec::new();
-        for &t in &l.t_eps_scan {
-            let scfg = LikelihoodConfig::new(t, l.solver, Divergence::Exact);
-            let r = ctx
-                .time(&format!("likelihood_scan_t{t:e}"), || {
-                    log_likelihood_exact(sde, &mut *score, &x32[..2 * mc], &scfg)
-                })
-                .map_err(|e| anyhow!("likelihood (t_eps_scan {t}): {e}"))?;
-            let mut lpt = vec![0.0f64; mc];
-            oracle.log_density_batch(&x64[..2 * mc], t, &mut lpt);
-            let gap = paired_mean_se(&lpt, &r.nats);
-            let ce = -lpt.iter().sum::<f64>() / mc as f64;
-            eprintln!(
-                "  t_eps {t:e}: exact cross-entropy {ce:.4}, model gap {:.4} ± {:.4}",
-                gap.mean, gap.se
-            );
-            scan.push(ScanRow {
-                t,
-                cross_entropy: ce,
-                gap,
-            });
-        }
-        Ok(scan)
-    }
-
     fn results_section(&self, s: &LikelihoodStats, c: &Computed) -> String {
         let l = &self.likelihood;
         let mut results =
@@ -728,8 +595,8 @@ impl Ring2dLikelihoodManifest {
                 h.diff.se,
                 h.diff.z(),
                 h.diff_sd,
-                h.nll_sd_hutch,
-                h.nll_sd_exact,
+                h.sd_hutchinson,
+                h.sd_exact,
                 h.nfe,
                 h.wall_s
             );
@@ -755,7 +622,7 @@ impl Ring2dLikelihoodManifest {
             l.solver.coarser().describe(),
             s.ode.coarse_max_abs.value,
             l.check_solver.describe(),
-            c.reference_nfe,
+            c.ode.reference_nfe,
             s.ode.reference_max_abs.value,
             s.ode.reference_mean.value,
         )
@@ -806,108 +673,28 @@ impl Ring2dLikelihoodManifest {
                 "probes": h.probes, "nfe": h.nfe, "wall_time_s": h.wall_s,
                 "diff_mean": h.diff.mean, "diff_se": h.diff.se, "diff_sd": h.diff_sd,
             })).collect::<Vec<_>>(),
-            "ode_reference_nfe": c.reference_nfe,
-            "ode_coarse_nfe": c.coarse_nfe,
+            "ode_reference_nfe": c.ode.reference_nfe,
+            "ode_coarse_nfe": c.ode.coarse_nfe,
         })
     }
 }
 
 /// Per-point model NLL against the exact −log p₀ (with the diagonal), and both against the
-/// radius (with the exact entropy level).
+/// radius (with the exact entropy level), for the first `m` points.
 fn nll_figure(
     out: &crate::output::OutputDir,
     x: &[f64],
-    nll: &[f64],
-    exact: &[f64],
+    (nll, exact): (&[f64], &[f64]),
     m: usize,
     h: f64,
 ) -> Result<Figure> {
     let m = m.min(nll.len());
-    let pairs: Vec<(f64, f64)> = (0..m).map(|i| (exact[i], nll[i])).collect();
-    let lo = pairs
-        .iter()
-        .map(|p| p.0.min(p.1))
-        .fold(f64::INFINITY, f64::min);
-    let hi = pairs
-        .iter()
-        .map(|p| p.0.max(p.1))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let scatter = Panel {
-        title: format!("per-point NLL: model vs exact ({m} held-out points)"),
-        x_label: "exact −log p₀(x) (nats)".into(),
-        y_label: "model −log p^θ(x) (nats)".into(),
-        points: vec![Points {
-            points: pairs,
-            color: palette::DATA,
-            alpha: 0.35,
-            radius: 2,
-        }],
-        lines: vec![Line {
-            points: vec![(lo, lo), (hi, hi)],
-            color: palette::EXACT,
-            alpha: 0.9,
-            width: 1,
-            label: Some("y = x".into()),
-        }],
-        x_range: Some((lo, hi)),
-        y_range: Some((lo, hi)),
-        ..Default::default()
-    };
     let radius: Vec<f64> = x[..2 * m]
         .chunks_exact(2)
         .map(|p| p[0].hypot(p[1]))
         .collect();
-    let (rlo, rhi) = radius
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| {
-            (a.min(r), b.max(r))
-        });
-    let by_radius = Panel {
-        title: "NLL vs radius".into(),
-        x_label: "radius |x|".into(),
-        y_label: "−log p (nats)".into(),
-        points: vec![
-            Points {
-                points: radius.iter().zip(exact).map(|(&r, &v)| (r, v)).collect(),
-                color: palette::EXACT2,
-                alpha: 0.35,
-                radius: 2,
-            },
-            Points {
-                points: radius.iter().zip(nll).map(|(&r, &v)| (r, v)).collect(),
-                color: palette::DATA2,
-                alpha: 0.35,
-                radius: 2,
-            },
-        ],
-        lines: vec![
-            Line {
-                points: vec![(rlo, h), (rhi, h)],
-                color: palette::MARK,
-                alpha: 0.9,
-                width: 2,
-                label: Some(format!("exact entropy H = {h:.4}")),
-            },
-            Line {
-                points: vec![],
-                color: palette::EXACT2,
-                alpha: 1.0,
-                width: 3,
-                label: Some("exact −log p₀".into()),
-            },
-            Line {
-                points: vec![],
-                color: palette::DATA2,
-                alpha: 1.0,
-                width: 3,
-                label: Some("model NLL".into()),
-            },
-        ],
-        x_range: Some((rlo, rhi)),
-        y_range: Some((lo, hi)),
-        ..Default::default()
-    };
-    figures::draw_row(&out.file("nll.png"), &[scatter, by_radius], (640, 560))?;
+    let panels = nll_panels(&radius, exact, nll, h);
+    figures::draw_row(&out.file("nll.png"), &panels, (640, 560))?;
     Ok(Figure {
         file: "nll.png".into(),
         caption: format!(

@@ -14,24 +14,25 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
-use smoluchowski::metrics::{angles, ks_one_sample, ks_one_sample_isf, radii};
-use smoluchowski::samplers::{sample_with_progress, SamplerConfig};
+use smoluchowski::metrics::ks_one_sample_isf;
+use smoluchowski::samplers::{
+    sample_memory_estimate, serde_name, PlanarLaw, PlanarRun, SamplerConfig,
+};
 use smoluchowski::sde::{
     ring_radius_floor, score_relative_error, time_at_marginal_std, ForwardSde, Ring2dOracle, Sde,
 };
 
-use crate::figures::{self, palette, viridis, Line, Panel, Points};
+use super::ring2d_samplers::{best_figure, measure_run};
+use crate::figures::{self, nfe_panel, NfeStyle};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::write_npy;
-use crate::progress::Progress;
 use crate::report;
 use crate::seeding;
 use crate::stats::{Ks, Rendered, TypedExperiment, Value};
@@ -46,8 +47,6 @@ pub const ENTRY: KindEntry = KindEntry {
     load,
 };
 
-/// Largest sample count accepted.
-const MAX_SAMPLES: usize = 10_000_000;
 /// Most sampler configurations per manifest.
 const MAX_RUNS: usize = 64;
 /// Most grid steps per configuration (the oracle costs ~4 µs per point and step).
@@ -143,17 +142,23 @@ impl Ring2dOracleManifest {
         c.count("oracle.n_radial", self.oracle.n_radial, 4, 1000);
         c.count("oracle.n_angular", self.oracle.n_angular, 6, 1000);
         let sp = &self.sampling;
-        c.count("sampling.n_samples", sp.n_samples, 1, MAX_SAMPLES);
+        c.count("sampling.n_samples", sp.n_samples, 1, usize::MAX);
+        c.memory(
+            "sampling",
+            [sample_memory_estimate("n_samples", sp.n_samples, 2)],
+        );
         c.count("sampling.runs (number of)", sp.runs.len(), 1, MAX_RUNS);
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in sp.runs.iter().enumerate() {
             let at = format!("sampling.runs[{i}]");
             c.unique_name(&mut seen, &format!("{at}.name"), &r.name);
+            let reserved = RESERVED.contains(&r.name.as_str());
+            let name = format!("{:?}", r.name);
             c.require(
-                !RESERVED.contains(&r.name.as_str()),
+                !reserved,
                 &format!("{at}.name"),
                 &format!("none of {RESERVED:?}"),
-                format!("{:?}", r.name),
+                name,
             );
             c.count(
                 &format!("{at}.sampler.steps"),
@@ -161,10 +166,8 @@ impl Ring2dOracleManifest {
                 1,
                 MAX_STEPS,
             );
-            if let Ok(sde) = &sde {
-                if let Err(e) = r.sampler.time_grid(sde) {
-                    c.fail(format!("{at}.sampler: {e}"));
-                }
+            if let Some(Err(e)) = sde.as_ref().ok().map(|sde| r.sampler.time_grid(sde)) {
+                c.fail(format!("{at}.sampler: {e}"));
             }
         }
         c.require(
@@ -175,42 +178,12 @@ impl Ring2dOracleManifest {
         );
         Ok(c.finish()?)
     }
-
-    fn build(&self) -> Result<(Sde, Ring2d)> {
-        let sde = self.sde.build()?;
-        let ring = Ring2d::new(self.dataset.scale).map_err(|e| anyhow!("dataset: {e}"))?;
-        Ok((sde, ring))
-    }
 }
 
 fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     let parsed: Ring2dOracleManifest = manifest::parse_as(m)?;
     parsed.check().map_err(|e| e.context(m.display.clone()))?;
     Ok(Box::new(parsed))
-}
-
-/// Short name of a serde enum value: `"euler_maruyama"`, or `"ddim(eta=0)"` for a struct
-/// variant.
-pub(crate) fn serde_name<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(serde_json::Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| {
-                let inner = match v {
-                    serde_json::Value::Object(fields) => fields
-                        .iter()
-                        .map(|(f, x)| format!("{f}={x}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    other => other.to_string(),
-                };
-                format!("{k}({inner})")
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => "?".into(),
-    }
 }
 
 /// Everything about a configuration except its step count (the curves of the KS-vs-NFE plot).
@@ -224,30 +197,12 @@ fn family(c: &SamplerConfig) -> String {
     )
 }
 
-/// One configuration's measurements.
-#[derive(Debug, Clone)]
-struct Measured {
-    name: String,
-    config: SamplerConfig,
-    nfe: usize,
-    wall_s: f64,
-    ks_radius: smoluchowski::metrics::KsResult,
-    ks_angle: smoluchowski::metrics::KsResult,
-}
-
-impl Measured {
-    fn worst_d(&self) -> f64 {
-        self.ks_radius.statistic.max(self.ks_angle.statistic)
-    }
-}
-
 /// Max over probe points of `|s_res − s_ref| / (|s_ref| + 1/σ)` between the manifest's
 /// resolution and a 2× finer reference (at least the default 20 × 40), at
 /// [`PROBE_TIMES`] times log-spaced on `[t_min, T]`, points drawn from `p_t`
 /// ([`score_relative_error`]).
 fn oracle_resolution_error(
-    sde: &Sde,
-    ring: &Ring2d,
+    (sde, ring): (&Sde, &Ring2d),
     oracle: &Ring2dOracle<Sde>,
     reference: &Ring2dOracle<Sde>,
     t_min: f64,
@@ -291,11 +246,11 @@ pub struct Ring2dOracleStats {
     pub oracle: OracleStats,
 }
 
-/// What compute hands to render.
+/// What compute hands to render: one measurement per `sampling.runs` entry (same order).
 pub struct Computed {
     sde: Sde,
     ring: Ring2d,
-    measured: Vec<Measured>,
+    measured: Vec<PlanarRun>,
     npy_samples: Vec<f64>,
     best_idx: usize,
     best_x: Vec<f64>,
@@ -320,11 +275,9 @@ impl TypedExperiment for Ring2dOracleManifest {
     }
 
     fn declared(&self) -> Ring2dOracleStats {
+        let runs = self.sampling.runs.iter();
         Ring2dOracleStats {
-            runs: self
-                .sampling
-                .runs
-                .iter()
+            runs: runs
                 .map(|r| (r.name.clone(), RunStats::default()))
                 .collect(),
             ..Default::default()
@@ -332,27 +285,33 @@ impl TypedExperiment for Ring2dOracleManifest {
     }
 
     fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(Ring2dOracleStats, Computed)> {
-        let (sde, ring) = self.build()?;
+        let sde = self.sde.build()?;
+        let ring = Ring2d::new(self.dataset.scale).map_err(|e| anyhow!("dataset: {e}"))?;
         let n = self.sampling.n_samples;
         let (mut oracle, reference) = self.oracles(sde, &ring)?;
-        let t_min = self
-            .sampling
-            .runs
+        let runs = &self.sampling.runs;
+        let t_min = runs
             .iter()
             .map(|r| r.sampler.t_eps)
             .fold(f64::INFINITY, f64::min);
         let seed = ctx.seed;
         let resolution_error = ctx.time("oracle_probe", || {
-            oracle_resolution_error(&sde, &ring, &oracle, &reference, t_min, seed)
+            oracle_resolution_error((&sde, &ring), &oracle, &reference, t_min, seed)
         });
         let sampling_seed = seeding::stream(seed, "sampling", 0).next_u64();
-
-        let mut measured = Vec::new();
-        let mut npy_samples = Vec::new();
+        let (radial, angular) = (|v| ring.radial_cdf(v), |v| ring.angular_cdf(v));
+        let law = PlanarLaw {
+            radial_cdf: &radial,
+            angular_cdf: &angular,
+            reference: None,
+        };
+        let (mut measured, mut npy_samples) = (Vec::new(), Vec::new());
         // (index, worst D, samples) of the run with the smallest max(D_radius, D_angle).
         let mut best: Option<(usize, f64, Vec<f64>)> = None;
-        for r in &self.sampling.runs {
-            let (m, x) = measure(ctx, &sde, &ring, &mut oracle, r, n, sampling_seed)?;
+        for r in runs {
+            let key = format!("sampling.runs {:?}", r.name);
+            let n_seed = (n, sampling_seed);
+            let (m, x) = measure_run(ctx, &key, &sde, &mut oracle, &r.sampler, n_seed, &law)?;
             if r.name == self.sampling.samples_npy {
                 npy_samples = x.clone();
             }
@@ -363,15 +322,14 @@ impl TypedExperiment for Ring2dOracleManifest {
         }
         let crit = ks_one_sample_isf(ALPHA, n);
         let stats = Ring2dOracleStats {
-            runs: measured
-                .iter()
-                .map(|m| {
+            runs: (runs.iter().zip(&measured))
+                .map(|(r, m)| {
                     let s = RunStats {
-                        ks_radius: m.ks_radius.into(),
-                        ks_angle: m.ks_angle.into(),
+                        ks_radius: m.radius_ks.into(),
+                        ks_angle: m.angle_ks.into(),
                         nfe: (m.nfe as f64).into(),
                     };
-                    (m.name.clone(), s)
+                    (r.name.clone(), s)
                 })
                 .collect(),
             ks_critical_value: crit.into(),
@@ -402,124 +360,54 @@ impl TypedExperiment for Ring2dOracleManifest {
     ) -> Result<Rendered> {
         let n = self.sampling.n_samples;
         let out = ctx.out;
+        let best_name = &self.sampling.runs[c.best_idx].name;
         let figures = ctx.time("write", || -> Result<Vec<Figure>> {
             write_npy(&out.file("samples.npy"), &[n, 2], &c.npy_samples)?;
+            let caption = format!(
+                "The notes' layout for the run with the smallest KS distances ({best_name}). Left: \
+                 2-D histogram of the {n} samples (colour ∝ √density). Middle: angle histogram \
+                 against the exact angular density. Right: radius histogram against the exact \
+                 Gamma(k, rate k) density, k = {}.",
+                c.ring.scale()
+            );
             Ok(vec![
-                ks_vs_nfe_figure(out, &c.measured, c.crit, n)?,
-                best_figure(out, &c.ring, &c.best_x, &c.measured[c.best_idx].name)?,
+                self.ks_vs_nfe_figure(out, c)?,
+                best_figure(
+                    out,
+                    &c.ring,
+                    &c.best_x,
+                    ("ring2d_best.png", caption),
+                    (
+                        format!("run {best_name} (n = {n}), 2-D histogram"),
+                        "samples (exact score)",
+                    ),
+                )?,
             ])
         })?;
+        let npy = &self.sampling.samples_npy;
+        let check = [
+            ("n", n.to_string()),
+            ("npy", npy.clone()),
+            ("k", self.dataset.scale.to_string()),
+            ("alpha", ALPHA.to_string()),
+        ];
         Ok(Rendered {
             parameters: self.parameters(c),
             figures,
             files: vec![(
                 "samples.npy".into(),
-                format!(
-                    "the {n} samples of run `{}` (float64, shape ({n}, 2))",
-                    self.sampling.samples_npy
-                ),
+                format!("the {n} samples of run `{npy}` (float64, shape ({n}, 2))"),
             )],
             sections: vec![
-                ("Results".into(), results_table(&c.measured, c.crit, n)),
+                ("Results".into(), self.results_table(c)),
                 ("How to read this".into(), self.how_to_read(stats, c)),
                 (
                     "Check it yourself (NumPy/SciPy)".into(),
-                    report::fill(
-                        CHECK_YOURSELF,
-                        &[
-                            ("n", n.to_string()),
-                            ("npy", self.sampling.samples_npy.clone()),
-                            ("k", self.dataset.scale.to_string()),
-                            ("alpha", ALPHA.to_string()),
-                        ],
-                    ),
+                    report::fill(CHECK_YOURSELF, &check),
                 ),
             ],
         })
     }
-}
-
-/// Samples one configuration with the oracle and KS-tests its radius and angle.
-fn measure(
-    ctx: &mut RunContext<'_>,
-    sde: &Sde,
-    ring: &Ring2d,
-    oracle: &mut Ring2dOracle<Sde>,
-    r: &RunSpec,
-    n: usize,
-    sampling_seed: u64,
-) -> Result<(Measured, Vec<f64>)> {
-    let steps = r.sampler.steps;
-    let mut bar = Progress::new(&r.name, steps as u64, "steps");
-    let start = Instant::now();
-    let out = ctx.time(&format!("sample {}", r.name), || {
-        sample_with_progress(sde, oracle, &r.sampler, n, sampling_seed, None, |i, _| {
-            bar.update(i as u64, String::new)
-        })
-    });
-    bar.finish();
-    let out = out.map_err(|e| anyhow!("sampling.runs {:?}: {e}", r.name))?;
-    let wall_s = start.elapsed().as_secs_f64();
-    let x: Vec<f64> = out.samples.iter().map(|&v| f64::from(v)).collect();
-    let (ks_radius, ks_angle) = ctx.time(&format!("ks {}", r.name), || {
-        (
-            ks_one_sample(&radii(&x), |v| ring.radial_cdf(v)),
-            ks_one_sample(&angles(&x), |v| ring.angular_cdf(v)),
-        )
-    });
-    let m = Measured {
-        name: r.name.clone(),
-        config: r.sampler.clone(),
-        nfe: out.nfe,
-        wall_s,
-        ks_radius,
-        ks_angle,
-    };
-    eprintln!(
-        "  {}: NFE {}, D_radius {:.5}, D_angle {:.5}, {:.1} s",
-        m.name, m.nfe, ks_radius.statistic, ks_angle.statistic, wall_s
-    );
-    Ok((m, x))
-}
-
-/// The results table, one row per configuration, with the critical value.
-fn results_table(measured: &[Measured], crit: f64, n: usize) -> String {
-    let mut table = String::from(
-        "| run | sampler | steps | t_eps | denoise | NFE | D radius (p) | D angle (p) | verdict | wall s |\n\
-         |---|---|---:|---:|:---:|---:|---|---|---|---:|\n",
-    );
-    for m in measured {
-        let c = &m.config;
-        let verdict = if m.worst_d() < crit {
-            "indistinguishable"
-        } else {
-            "**distinguishable**"
-        };
-        let _ = writeln!(
-            table,
-            "| {} | {} ({} grid) | {} | {} | {} | {} | {:.5} ({:.3}) | {:.5} ({:.3}) | {} | {:.1} |",
-            m.name,
-            serde_name(&c.method),
-            serde_name(&c.grid),
-            c.steps,
-            fmt_f64(c.t_eps),
-            if c.final_denoise { "yes" } else { "no" },
-            m.nfe,
-            m.ks_radius.statistic,
-            m.ks_radius.pvalue,
-            m.ks_angle.statistic,
-            m.ks_angle.pvalue,
-            verdict,
-            m.wall_s,
-        );
-    }
-    let _ = write!(
-        table,
-        "\nKS critical value at α = {ALPHA} for n = {n}: D = {crit:.5} (asymptotic 1.6276/√n = {:.5}). \
-         \"indistinguishable\": both D below it (both p-values above {ALPHA}).",
-        1.6276 / (n as f64).sqrt()
-    );
-    table
 }
 
 impl Ring2dOracleManifest {
@@ -534,6 +422,48 @@ impl Ring2dOracleManifest {
         Ok((oracle, reference))
     }
 
+    /// The results table, one row per configuration, with the critical value.
+    fn results_table(&self, c: &Computed) -> String {
+        let (n, crit) = (self.sampling.n_samples, c.crit);
+        let mut table = String::from(
+            "| run | sampler | steps | t_eps | denoise | NFE | D radius (p) | D angle (p) | verdict | wall s |\n\
+             |---|---|---:|---:|:---:|---:|---|---|---|---:|\n",
+        );
+        for (r, m) in self.sampling.runs.iter().zip(&c.measured) {
+            let s = &r.sampler;
+            let verdict = if m.worst_d() < crit {
+                "indistinguishable"
+            } else {
+                "**distinguishable**"
+            };
+            let (kr, ka) = (m.radius_ks, m.angle_ks);
+            let _ = writeln!(
+                table,
+                "| {} | {} ({} grid) | {} | {} | {} | {} | {:.5} ({:.3}) | {:.5} ({:.3}) | {} | {:.1} |",
+                r.name,
+                serde_name(&s.method),
+                serde_name(&s.grid),
+                s.steps,
+                fmt_f64(s.t_eps),
+                if s.final_denoise { "yes" } else { "no" },
+                m.nfe,
+                kr.statistic,
+                kr.pvalue,
+                ka.statistic,
+                ka.pvalue,
+                verdict,
+                m.wall_s,
+            );
+        }
+        let _ = write!(
+            table,
+            "\nKS critical value at α = {ALPHA} for n = {n}: D = {crit:.5} (asymptotic 1.6276/√n = {:.5}). \
+             \"indistinguishable\": both D below it (both p-values above {ALPHA}).",
+            1.6276 / (n as f64).sqrt()
+        );
+        table
+    }
+
     /// "How to read this", with the t_eps floors ([`ring_radius_floor`]) and the time the
     /// noise reaches the ring's width ([`time_at_marginal_std`]).
     fn how_to_read(&self, stats: &Ring2dOracleStats, c: &Computed) -> String {
@@ -541,7 +471,7 @@ impl Ring2dOracleManifest {
         let k = self.dataset.scale;
         let s0 = 1.0 / k.sqrt();
         let mut floors = String::new();
-        let mut t_epss: Vec<f64> = c.measured.iter().map(|m| m.config.t_eps).collect();
+        let mut t_epss: Vec<f64> = self.sampling.runs.iter().map(|r| r.sampler.t_eps).collect();
         t_epss.sort_by(f64::total_cmp);
         t_epss.dedup();
         for t in &t_epss {
@@ -587,21 +517,65 @@ impl Ring2dOracleManifest {
 
     /// Derived parameters echoed in metrics.json.
     fn parameters(&self, c: &Computed) -> serde_json::Value {
+        let runs = self.sampling.runs.iter().zip(&c.measured);
         json!({
             "ks_alpha": ALPHA,
             "ks_critical_value": c.crit,
             "sampling_seed": c.sampling_seed,
             "oracle_resolution": [self.oracle.n_radial, self.oracle.n_angular],
             "oracle_reference_resolution": reference_resolution(&self.oracle),
-            "best_run": c.measured[c.best_idx].name,
-            "runs": c.measured.iter().map(|m| json!({
-                "name": m.name,
-                "family": family(&m.config),
+            "best_run": self.sampling.runs[c.best_idx].name,
+            "runs": runs.map(|(r, m)| json!({
+                "name": r.name,
+                "family": family(&r.sampler),
                 "nfe": m.nfe,
                 "wall_time_s": m.wall_s,
-                "d_radius": m.ks_radius.statistic,
-                "d_angle": m.ks_angle.statistic,
+                "d_radius": m.radius_ks.statistic,
+                "d_angle": m.angle_ks.statistic,
             })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// KS D against NFE (both log-scaled), one curve per sampler family, radius and angle
+    /// panels, with the critical value.
+    fn ks_vs_nfe_figure(&self, out: &crate::output::OutputDir, c: &Computed) -> Result<Figure> {
+        let n = self.sampling.n_samples;
+        let runs: Vec<(String, &PlanarRun)> = (self.sampling.runs.iter().zip(&c.measured))
+            .map(|(r, m)| (family(&r.sampler), m))
+            .collect();
+        let mut families: Vec<&String> = Vec::new();
+        for (f, _) in &runs {
+            if !families.contains(&f) {
+                families.push(f);
+            }
+        }
+        let style = NfeStyle {
+            x_pad: 0.15,
+            y_pad: (0.15, 0.35),
+            radius: 4,
+            viridis_max: 0.9,
+        };
+        let panel = |title: &str, pick: &dyn Fn(&PlanarRun) -> f64| {
+            let curves: Vec<(String, Vec<(usize, f64)>)> = (families.iter())
+                .map(|&f| {
+                    let pts = runs.iter().filter(|r| &r.0 == f);
+                    (f.clone(), pts.map(|(_, m)| (m.nfe, pick(m))).collect())
+                })
+                .collect();
+            let bar = (c.crit, format!("KS critical value, α = {ALPHA}"));
+            nfe_panel((title, "KS D"), &curves, bar, &style)
+        };
+        let left = panel("radius |x|: KS D vs NFE", &|m| m.radius_ks.statistic);
+        let right = panel("angle atan2(y, x): KS D vs NFE", &|m| m.angle_ks.statistic);
+        figures::draw_row(&out.file("ks_vs_nfe.png"), &[left, right], (720, 540))?;
+        Ok(Figure {
+            file: "ks_vs_nfe.png".into(),
+            caption: format!(
+                "One-sample KS distance of the radius (left) and angle (right) of n = {n} samples drawn with the \
+                 exact score, against the number of score evaluations (x-axis: log₁₀ NFE; y log-scaled). One curve \
+                 per sampler (method, grid, t_eps, final denoising); black: the KS critical value at α = {ALPHA}. \
+                 Below it the samples are statistically indistinguishable from ring2d at this n."
+            ),
         })
     }
 }
@@ -609,167 +583,6 @@ impl Ring2dOracleManifest {
 /// The reference quadrature: 2× the manifest's, at least the default 20 × 40.
 fn reference_resolution(o: &OracleTable) -> [usize; 2] {
     [(2 * o.n_radial).max(20), (2 * o.n_angular).max(40)]
-}
-
-/// Looks of an [`nfe_panel`]: x padding (log₁₀ units), y padding (below, above), dot radius,
-/// and the top of the viridis range used when there are more than four curves.
-pub(crate) struct NfeStyle {
-    pub x_pad: f64,
-    pub y_pad: (f64, f64),
-    pub radius: u32,
-    pub viridis_max: f64,
-}
-
-/// A log–log panel of one statistic against NFE: one curve `(label, [(nfe, value)])` per
-/// family (points sorted by NFE; values floored at 1e-6) and a horizontal bar `(value, label)`.
-pub(crate) fn nfe_panel(
-    (title, y_label): (&str, &str),
-    curves: &[(String, Vec<(usize, f64)>)],
-    bar: (f64, String),
-    s: &NfeStyle,
-) -> Panel {
-    const FIXED: [plotters::style::RGBColor; 4] = [
-        palette::DATA,
-        palette::DATA2,
-        palette::MARK,
-        palette::EXACT2,
-    ];
-    let all = || curves.iter().flat_map(|c| c.1.iter());
-    let nfe_max = all().map(|p| p.0).max().unwrap_or(1).max(2) as f64;
-    let nfe_min = all().map(|p| p.0).min().unwrap_or(1).max(1) as f64;
-    let (x0, x1) = (nfe_min.log10() - s.x_pad, nfe_max.log10() + s.x_pad);
-    let (mut lines, mut points) = (Vec::new(), Vec::new());
-    for (i, (label, pts)) in curves.iter().enumerate() {
-        let mut pts: Vec<(f64, f64)> = pts
-            .iter()
-            .map(|&(n, v)| ((n.max(1) as f64).log10(), v.max(1e-6).log10()))
-            .collect();
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let color = if curves.len() <= FIXED.len() {
-            FIXED[i]
-        } else {
-            viridis(i as f64 / (curves.len() - 1) as f64 * s.viridis_max)
-        };
-        let (alpha, radius) = (1.0, s.radius);
-        points.push(Points {
-            points: pts.clone(),
-            color,
-            alpha,
-            radius,
-        });
-        let label = Some(label.clone());
-        lines.push(Line {
-            points: pts,
-            color,
-            alpha,
-            width: 2,
-            label,
-        });
-    }
-    let yb = bar.0.log10();
-    lines.push(Line {
-        points: vec![(x0, yb), (x1, yb)],
-        color: palette::EXACT,
-        alpha: 0.8,
-        width: 1,
-        label: Some(bar.1),
-    });
-    let (ylo, yhi) = all()
-        .map(|p| p.1.max(1e-6).log10())
-        .chain([yb])
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-            (a.min(y), b.max(y))
-        });
-    Panel {
-        title: title.into(),
-        x_label: "NFE (log₁₀)".into(),
-        y_label: y_label.into(),
-        lines,
-        points,
-        x_range: Some((x0, x1)),
-        y_range: Some((ylo - s.y_pad.0, yhi + s.y_pad.1)),
-        y_log10: true,
-        ..Default::default()
-    }
-}
-
-/// KS D against NFE (both log-scaled), one curve per sampler family, radius and angle panels,
-/// with the critical value.
-fn ks_vs_nfe_figure(
-    out: &crate::output::OutputDir,
-    measured: &[Measured],
-    crit: f64,
-    n: usize,
-) -> Result<Figure> {
-    let mut families: Vec<String> = Vec::new();
-    for m in measured {
-        let f = family(&m.config);
-        if !families.contains(&f) {
-            families.push(f);
-        }
-    }
-    let style = NfeStyle {
-        x_pad: 0.15,
-        y_pad: (0.15, 0.35),
-        radius: 4,
-        viridis_max: 0.9,
-    };
-    let panel = |title: &str, pick: &dyn Fn(&Measured) -> f64| {
-        let curves: Vec<(String, Vec<(usize, f64)>)> = families
-            .iter()
-            .map(|f| {
-                let pts = measured.iter().filter(|m| &family(&m.config) == f);
-                (f.clone(), pts.map(|m| (m.nfe, pick(m))).collect())
-            })
-            .collect();
-        let bar = (crit, format!("KS critical value, α = {ALPHA}"));
-        nfe_panel((title, "KS D"), &curves, bar, &style)
-    };
-    let left = panel("radius |x|: KS D vs NFE", &|m| m.ks_radius.statistic);
-    let right = panel("angle atan2(y, x): KS D vs NFE", &|m| m.ks_angle.statistic);
-    figures::draw_row(&out.file("ks_vs_nfe.png"), &[left, right], (720, 540))?;
-    Ok(Figure {
-        file: "ks_vs_nfe.png".into(),
-        caption: format!(
-            "One-sample KS distance of the radius (left) and angle (right) of n = {n} samples drawn with the \
-             exact score, against the number of score evaluations (x-axis: log₁₀ NFE; y log-scaled). One curve \
-             per sampler (method, grid, t_eps, final denoising); black: the KS critical value at α = {ALPHA}. \
-             Below it the samples are statistically indistinguishable from ring2d at this n."
-        ),
-    })
-}
-
-/// The notes' layout for one run: 2-D histogram | angle histogram vs exact | radius histogram
-/// vs exact.
-fn best_figure(
-    out: &crate::output::OutputDir,
-    ring: &Ring2d,
-    x: &[f64],
-    name: &str,
-) -> Result<Figure> {
-    let n = x.len() / 2;
-    let k = ring.scale();
-    let [hist2, angle, radius] = super::ring2d::notes_layout_panels(
-        ring,
-        x,
-        &radii(x),
-        &angles(x),
-        format!("run {name} (n = {n}), 2-D histogram"),
-        "samples (exact score)",
-    )?;
-    figures::draw_row(
-        &out.file("ring2d_best.png"),
-        &[hist2, angle, radius],
-        (600, 560),
-    )?;
-    Ok(Figure {
-        file: "ring2d_best.png".into(),
-        caption: format!(
-            "The notes' layout for the run with the smallest KS distances ({name}). Left: 2-D histogram of \
-             the {n} samples (colour ∝ √density). Middle: angle histogram against the exact angular density. \
-             Right: radius histogram against the exact Gamma(k, rate k) density, k = {k}."
-        ),
-    })
 }
 
 #[cfg(test)]
@@ -785,14 +598,5 @@ mod tests {
         assert!((d - 0.005145321961471824).abs() < 1e-7, "{d}");
         let d = ks_one_sample_isf(0.01, 20_000);
         assert!((d - 0.011500601261353029).abs() < 1e-7, "{d}");
-    }
-
-    #[test]
-    fn serde_names_are_short() {
-        use smoluchowski::samplers::{GridSpacing, Method};
-        assert_eq!(serde_name(&Method::EulerMaruyama), "euler_maruyama");
-        assert_eq!(serde_name(&Method::DpmSolverPp2M), "dpm_solver_pp_2m");
-        assert_eq!(serde_name(&Method::Ddim { eta: 0.5 }), "ddim(eta=0.5)");
-        assert_eq!(serde_name(&GridSpacing::LogSnr), "log_snr");
     }
 }

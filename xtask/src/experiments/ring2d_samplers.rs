@@ -22,24 +22,22 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
 use smoluchowski::metrics::{
-    angles, ks_one_sample, ks_one_sample_isf, radii, sliced_wasserstein, KsResult,
+    angles, ks_one_sample_isf, radii, reference_memory_estimate, sliced_wasserstein_noise_floor,
 };
 use smoluchowski::nets::{NetScore, ScoreNetConfig};
 use smoluchowski::samplers::{
-    configs_for_budgets, dormand_prince_configs, sample_with_progress, GridSpacing, Method,
-    SamplerConfig,
+    check_budgets, sample_memory_estimate, sample_planar, PlanarLaw, PlanarRun, SamplerConfig,
+    SamplerSpec,
 };
 use smoluchowski::sde::{ForwardSde, Ring2dOracle, Score, Sde};
 
-use super::ring2d_oracle::{nfe_panel, serde_name, NfeStyle};
-use crate::figures;
+use crate::figures::{self, nfe_panel, NfeStyle};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_npy, OutputDir};
@@ -59,81 +57,10 @@ pub const ENTRY: KindEntry = KindEntry {
     load,
 };
 
-/// Largest sample count accepted.
-const MAX_SAMPLES: usize = 10_000_000;
-/// Largest NFE budget accepted.
-const MAX_NFE: usize = 100_000;
 /// Most sampler families per manifest.
 const MAX_SAMPLERS: usize = 16;
 /// Level of the KS critical value quoted in the report.
 pub const ALPHA: f64 = 0.01;
-
-/// One `[[sampling.samplers]]` entry: a sampler family, run at every NFE budget.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SamplerSpec {
-    /// Name used in statistic keys (`model.<name>.nfe20.ks_radius`): `[A-Za-z0-9_-]+`, unique.
-    pub name: String,
-    /// The integrator (see `smoluchowski::samplers::Method`).
-    pub method: Method,
-    /// Final time `t_eps`.
-    pub t_eps: f64,
-    /// Tweedie's denoiser after the last step (one more evaluation).
-    #[serde(default)]
-    pub final_denoise: bool,
-    /// Time grid (default uniform).
-    #[serde(default)]
-    pub grid: GridSpacing,
-    /// Dormand–Prince only: one run per tolerance, `rtol = atol = tol` (empty: the method's own
-    /// `rtol`/`atol`, one run). The NFE budgets do not apply to it: it reports its NFE.
-    #[serde(default)]
-    pub tolerances: Vec<f64>,
-    /// Only the budgets of `sampling.nfe` (and `floor.nfe`) up to this one (default: all), to
-    /// keep the run short: e.g. NFE 1000 only for the yardstick and the ODE limit.
-    #[serde(default)]
-    pub max_nfe: Option<usize>,
-}
-
-impl SamplerSpec {
-    fn adaptive(&self) -> bool {
-        matches!(self.method, Method::DormandPrince { .. })
-    }
-
-    /// The family's configuration (one step; the budgets choose the steps).
-    fn base(&self) -> SamplerConfig {
-        SamplerConfig {
-            method: self.method,
-            steps: 1,
-            t_eps: self.t_eps,
-            final_denoise: self.final_denoise,
-            grid: self.grid,
-        }
-    }
-
-    /// `(label, config)` of every run at the budgets `nfe` (`label` = `nfe<budget>` or
-    /// `tol<tol>`), or the first budget that no step count fits
-    /// ([`configs_for_budgets`], [`dormand_prince_configs`]).
-    fn runs(&self, nfe: &[usize]) -> Result<Vec<(String, SamplerConfig)>, usize> {
-        if let Method::DormandPrince { rtol, .. } = self.method {
-            if self.tolerances.is_empty() {
-                return Ok(vec![(format!("rtol{rtol:e}"), self.base())]);
-            }
-            return Ok(dormand_prince_configs(&self.base(), &self.tolerances)
-                .into_iter()
-                .map(|(tol, c)| (format!("tol{tol:e}"), c))
-                .collect());
-        }
-        let budgets: Vec<usize> = nfe
-            .iter()
-            .copied()
-            .filter(|&b| self.max_nfe.is_none_or(|m| b <= m))
-            .collect();
-        Ok(configs_for_budgets(&self.base(), &budgets)?
-            .into_iter()
-            .map(|(b, c)| (format!("nfe{b}"), c))
-            .collect())
-    }
-}
 
 /// `[sampling]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -211,22 +138,8 @@ pub struct Ring2dSamplersManifest {
     pub evaluation: EvaluationTable,
 }
 
-/// One planned run.
-#[derive(Debug, Clone)]
-struct Plan {
-    sampler: usize,
-    label: String,
-    config: SamplerConfig,
-}
-
-impl Plan {
-    fn key(&self, m: &Ring2dSamplersManifest, prefix: &str) -> String {
-        format!(
-            "{prefix}.{}.{}",
-            m.sampling.samplers[self.sampler].name, self.label
-        )
-    }
-}
+/// One planned run: sampler index, label (`nfe20`, `tol1e-3`), config.
+type Plan = (usize, String, SamplerConfig);
 
 impl Ring2dSamplersManifest {
     fn floor_spec(&self, s: &SamplerSpec) -> SamplerSpec {
@@ -246,28 +159,10 @@ impl Ring2dSamplersManifest {
         let mut out = Vec::new();
         for (i, s) in self.sampling.samplers.iter().enumerate() {
             let s = if floor { self.floor_spec(s) } else { s.clone() };
-            for (label, config) in s.runs(nfe).unwrap_or_default() {
-                out.push(Plan {
-                    sampler: i,
-                    label,
-                    config,
-                });
-            }
+            let runs = s.runs(nfe).unwrap_or_default().into_iter();
+            out.extend(runs.map(|(label, config)| (i, label, config)));
         }
         out
-    }
-
-    fn check_nfe(c: &mut Checker, at: &str, nfe: &[usize]) {
-        c.count(&format!("{at} (number of)"), nfe.len(), 1, 32);
-        for (i, &b) in nfe.iter().enumerate() {
-            c.count(&format!("{at}[{i}]"), b, 1, MAX_NFE);
-        }
-        c.require(
-            nfe.windows(2).all(|w| w[0] < w[1]),
-            at,
-            "strictly increasing",
-            format!("{nfe:?}"),
-        );
     }
 
     fn check(&self) -> Result<()> {
@@ -285,20 +180,22 @@ impl Ring2dSamplersManifest {
             c.fail(format!("{e}"));
         }
         crate::tables::check_model(&mut c, &self.network, &self.training.0, 2);
-
         let sp = &self.sampling;
-        c.count("sampling.n_samples", sp.n_samples, 1, MAX_SAMPLES);
-        Self::check_nfe(&mut c, "sampling.nfe", &sp.nfe);
-        c.count(
-            "sampling.samplers (number of)",
-            sp.samplers.len(),
-            1,
-            MAX_SAMPLERS,
+        c.count("sampling.n_samples", sp.n_samples, 1, usize::MAX);
+        c.memory(
+            "sampling",
+            [sample_memory_estimate("n_samples", sp.n_samples, 2)],
         );
-        let floor_nfe = self.floor.as_ref().map(|f| f.nfe.clone());
+        check_budgets(&mut c, "sampling.nfe", &sp.nfe);
+        let n_samplers = sp.samplers.len();
+        c.count("sampling.samplers (number of)", n_samplers, 1, MAX_SAMPLERS);
         if let Some(f) = &self.floor {
-            c.count("floor.n_samples", f.n_samples, 1, MAX_SAMPLES);
-            Self::check_nfe(&mut c, "floor.nfe", &f.nfe);
+            c.count("floor.n_samples", f.n_samples, 1, usize::MAX);
+            c.memory(
+                "floor",
+                [sample_memory_estimate("n_samples", f.n_samples, 2)],
+            );
+            check_budgets(&mut c, "floor.nfe", &f.nfe);
             c.count("floor.n_radial", f.n_radial, 4, 1000);
             c.count("floor.n_angular", f.n_angular, 6, 1000);
             for (i, &t) in f.tolerances.iter().flatten().enumerate() {
@@ -306,60 +203,21 @@ impl Ring2dSamplersManifest {
             }
         }
         let mut seen = std::collections::BTreeSet::new();
+        let sde = sde.as_ref().ok();
         for (i, s) in sp.samplers.iter().enumerate() {
             let at = format!("sampling.samplers[{i}]");
-            c.unique_name(&mut seen, &format!("{at}.name"), &s.name);
+            s.check(&mut c, &at, &mut seen, ("sampling.nfe", &sp.nfe), sde);
+            let reserved = RESERVED.contains(&s.name.as_str());
+            let name = format!("{:?}", s.name);
             c.require(
-                !RESERVED.contains(&s.name.as_str()),
+                !reserved,
                 &format!("{at}.name"),
                 &format!("none of {RESERVED:?}"),
-                format!("{:?}", s.name),
+                name,
             );
-            c.require(
-                s.tolerances.is_empty() || s.adaptive(),
-                &format!("{at}.tolerances"),
-                "empty unless method is dormand_prince",
-                format!("{:?}", s.tolerances),
-            );
-            for (j, &t) in s.tolerances.iter().enumerate() {
-                c.positive(&format!("{at}.tolerances[{j}]"), t);
-            }
-            if let Some(mx) = s.max_nfe {
-                c.require(
-                    s.adaptive() || sp.nfe.iter().any(|&b| b <= mx),
-                    &format!("{at}.max_nfe"),
-                    &format!(">= the smallest budget of sampling.nfe {:?}", sp.nfe),
-                    mx,
-                );
-            }
-            let mut lists = vec![("sampling.nfe", sp.nfe.clone(), s.clone())];
-            if let Some(f) = &floor_nfe {
-                lists.push(("floor.nfe", f.clone(), self.floor_spec(s)));
-            }
-            for (which, nfe, spec) in lists {
-                match spec.runs(&nfe) {
-                    Err(b) => c.fail(format!(
-                        "{at} ({:?}): {which} budget {b} is too small for one step of its method{}",
-                        s.name,
-                        if s.final_denoise {
-                            " plus the final denoising"
-                        } else {
-                            ""
-                        }
-                    )),
-                    Ok(runs) => {
-                        if let Ok(sde) = &sde {
-                            for (label, cfg) in runs {
-                                if let Err(e) = cfg.time_grid(sde) {
-                                    c.fail(format!(
-                                        "{at} ({:?}, {label} = {} steps): {e}",
-                                        s.name, cfg.steps
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                }
+            if let Some(f) = &self.floor {
+                self.floor_spec(s)
+                    .check_runs(&mut c, &at, ("floor.nfe", &f.nfe), sde);
             }
         }
         match sp.samplers.iter().find(|s| s.name == sp.reference) {
@@ -385,14 +243,12 @@ impl Ring2dSamplersManifest {
             "evaluation.reference_samples",
             ev.reference_samples,
             1,
-            MAX_SAMPLES,
+            usize::MAX,
         );
-        c.count(
-            "evaluation.sliced_wasserstein_projections",
-            ev.sliced_wasserstein_projections,
-            1,
-            10_000,
-        );
+        let refs = reference_memory_estimate("reference_samples", ev.reference_samples, 2);
+        c.memory("evaluation", [refs]);
+        let k_sw = ev.sliced_wasserstein_projections;
+        c.count("evaluation.sliced_wasserstein_projections", k_sw, 1, 10_000);
         Ok(c.finish()?)
     }
 }
@@ -404,158 +260,30 @@ fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     Ok(Box::new(parsed))
 }
 
-/// One run's measurements.
-#[derive(Debug, Clone)]
-struct Measured {
-    sampler: usize,
-    label: String,
-    steps: usize,
-    nfe: usize,
-    wall_s: f64,
-    ks_radius: KsResult,
-    ks_angle: KsResult,
-    sw: f64,
-}
-
-/// What one score (model or oracle) gave over every plan.
-struct Sweep {
-    runs: Vec<Measured>,
-    /// `(index into runs, samples)` of the best run with NFE ≤ `few`, by `rank`.
-    best: Option<(usize, Vec<f64>)>,
-}
-
-/// What a sweep samples with, and how it ranks its runs.
-struct SweepSpec<'a> {
-    /// `model` or `floor` (statistic prefix).
-    what: &'a str,
-    plans: &'a [Plan],
-    n: usize,
-    seed: u64,
-    /// Runs with NFE ≤ this are ranked.
-    few: usize,
-    rank: &'a dyn Fn(&Measured) -> f64,
-}
-
-/// The data the runs are measured against.
-struct Truth<'a> {
-    sde: &'a Sde,
-    ring: &'a Ring2d,
-    /// Fresh data for the sliced Wasserstein distance.
-    reference: &'a [f64],
-}
-
-/// Samples every plan with `score`, measures it, and keeps the samples of the run minimising
-/// `rank` among those with NFE ≤ `few`.
-fn sweep<M: Score + ?Sized>(
+/// Samples one run with a progress bar (`key`) and measures it ([`sample_planar`]).
+pub(crate) fn measure_run<M: Score + ?Sized>(
     ctx: &mut RunContext<'_>,
-    m: &Ring2dSamplersManifest,
-    truth: &Truth<'_>,
+    key: &str,
+    sde: &Sde,
     score: &mut M,
-    spec: &SweepSpec<'_>,
-) -> Result<Sweep> {
-    let ev = &m.evaluation;
-    let sw_seed = derived_seed(ctx.seed, "sliced_wasserstein");
-    let mut runs = Vec::with_capacity(spec.plans.len());
-    let mut best: Option<(usize, f64, Vec<f64>)> = None;
-    for p in spec.plans {
-        let key = p.key(m, spec.what);
-        let mut bar = Progress::new(&key, p.config.steps as u64, "steps");
-        let start = Instant::now();
-        let out = ctx.time(&format!("sample {key}"), || {
-            sample_with_progress(
-                truth.sde,
-                score,
-                &p.config,
-                spec.n,
-                spec.seed,
-                None,
-                |i, _| bar.update(i as u64, String::new),
-            )
-        });
-        bar.finish();
-        let out = out.map_err(|e| anyhow!("{key}: {e}"))?;
-        let wall_s = start.elapsed().as_secs_f64();
-        let x: Vec<f64> = out.samples.iter().map(|&v| f64::from(v)).collect();
-        let (ks_radius, ks_angle, sw) = ctx.time(&format!("measure {key}"), || {
-            (
-                ks_one_sample(&radii(&x), |v| truth.ring.radial_cdf(v)),
-                ks_one_sample(&angles(&x), |v| truth.ring.angular_cdf(v)),
-                sliced_wasserstein(
-                    &x,
-                    truth.reference,
-                    2,
-                    ev.sliced_wasserstein_projections,
-                    sw_seed,
-                ),
-            )
-        });
-        let r = Measured {
-            sampler: p.sampler,
-            label: p.label.clone(),
-            steps: p.config.steps,
-            nfe: out.nfe,
-            wall_s,
-            ks_radius,
-            ks_angle,
-            sw,
-        };
-        eprintln!(
-            "  {key}: {} steps, NFE {}, D_radius {:.5}, D_angle {:.5}, SW2 {:.5}, {:.1} s",
-            r.steps, r.nfe, ks_radius.statistic, ks_angle.statistic, sw, wall_s
-        );
-        if r.nfe <= spec.few {
-            let v = (spec.rank)(&r);
-            if best.as_ref().is_none_or(|b| v < b.1) {
-                best = Some((runs.len(), v, x));
-            }
-        }
-        runs.push(r);
-    }
-    Ok(Sweep {
-        runs,
-        best: best.map(|(i, _, x)| (i, x)),
-    })
-}
-
-/// Sliced W2 between two independent draws of the data of sizes `n` and `reference.len()/2`:
-/// the distance's sampling-noise floor.
-fn sw_noise_floor(ring: &Ring2d, n: usize, reference: &[f64], seed: u64, k: usize) -> f64 {
-    let mut rng = crate::seeding::stream(seed, "reference_floor", n as u64);
-    let mut draw = vec![0.0; 2 * n];
-    ring.sample_into(&mut rng, &mut draw);
-    sliced_wasserstein(
-        &draw,
-        reference,
-        2,
-        k,
-        derived_seed(seed, "sliced_wasserstein"),
-    )
-}
-
-/// The sampler's NFE rule (from the solver itself) plus the final denoising evaluation.
-fn nfe_rule(s: &SamplerSpec) -> String {
-    let d = if s.final_denoise {
-        " + 1 (denoise)"
-    } else {
-        ""
-    };
-    format!("{}{d}", s.method.nfe_rule())
-}
-
-fn describe(s: &SamplerSpec) -> String {
-    let method = match s.method {
-        Method::DormandPrince { .. } => "dormand_prince".into(),
-        m => serde_name(&m),
-    };
-    format!(
-        "{method}, {} grid, t_eps {}{}{}",
-        serde_name(&s.grid),
-        fmt_f64(s.t_eps),
-        if s.final_denoise { ", denoised" } else { "" },
-        s.max_nfe
-            .map(|m| format!(", budgets ≤ {m}"))
-            .unwrap_or_default()
-    )
+    config: &SamplerConfig,
+    n_seed: (usize, u64),
+    law: &PlanarLaw<'_>,
+) -> Result<(PlanarRun, Vec<f64>)> {
+    let mut bar = Progress::new(key, config.steps as u64, "steps");
+    let out = ctx.time(&format!("sample {key}"), || {
+        sample_planar(sde, score, config, n_seed, law, |i| {
+            bar.update(i as u64, String::new)
+        })
+    });
+    bar.finish();
+    let (r, x) = out.map_err(|e| anyhow!("{key}: {e}"))?;
+    let (dr, da) = (r.radius_ks.statistic, r.angle_ks.statistic);
+    eprintln!(
+        "  {key}: {} steps, NFE {}, D_radius {dr:.5}, D_angle {da:.5}, SW2 {:.5}, {:.1} s",
+        r.steps, r.nfe, r.sliced_wasserstein, r.wall_s
+    );
+    Ok((r, x))
 }
 
 /// `<prefix>.<sampler>.<label>.*`: one run.
@@ -610,37 +338,25 @@ pub struct SamplersStats {
     pub final_training_loss: Value,
 }
 
-impl RunStats {
-    fn of(r: &Measured) -> RunStats {
-        RunStats {
-            ks_radius: r.ks_radius.into(),
-            ks_angle: r.ks_angle.into(),
-            sliced_wasserstein: r.sw.into(),
-            nfe: (r.nfe as f64).into(),
-        }
-    }
-}
-
-/// The floor: its size, runs, critical value and SW2 noise floor.
+/// The floor: its size, runs (in `plans(true)` order), critical value and SW2 noise floor.
 struct Floor {
     n: usize,
-    runs: Vec<Measured>,
+    runs: Vec<PlanarRun>,
     crit: f64,
     sw_floor: f64,
 }
 
-/// What compute hands to render.
+/// What compute hands to render; `model` is in `plans(false)` order.
 pub struct Computed {
     sde: Sde,
     ring: Ring2d,
     trained: Trained,
     final_loss: f64,
     sampling_seed: u64,
-    model: Vec<Measured>,
-    /// Position of the yardstick in `model`, its label.
+    model: Vec<PlanarRun>,
+    /// Positions of the yardstick and of the best few-step run in `model`.
     ref_pos: usize,
-    ref_label: String,
-    best: Measured,
+    best_pos: usize,
     best_x: Vec<f64>,
     crit: f64,
     sw_floor: f64,
@@ -657,26 +373,25 @@ const SAMPLERS_NOTE: &str = include_str!("ring2d_samplers/samplers_note.md");
 const RESERVED: [&str; 2] = ["ks_critical_value", "sliced_wasserstein_noise_floor"];
 
 impl Ring2dSamplersManifest {
-    /// The runs of `measured` keyed by sampler and label.
-    fn runs_stats(&self, measured: &[Measured]) -> Runs {
-        let mut runs = Runs::new();
-        for r in measured {
-            runs.entry(self.sampling.samplers[r.sampler].name.clone())
-                .or_default()
-                .insert(r.label.clone(), RunStats::of(r));
+    /// The runs of `plans` keyed by sampler and label: `runs[i]` or placeholders.
+    fn runs_stats(&self, plans: &[Plan], runs: Option<&[PlanarRun]>) -> Runs {
+        let mut out = Runs::new();
+        for (i, (s, label, _)) in plans.iter().enumerate() {
+            let stats = runs.map_or_else(RunStats::default, |r| RunStats {
+                ks_radius: r[i].radius_ks.into(),
+                ks_angle: r[i].angle_ks.into(),
+                sliced_wasserstein: r[i].sliced_wasserstein.into(),
+                nfe: (r[i].nfe as f64).into(),
+            });
+            let name = self.sampling.samplers[*s].name.clone();
+            out.entry(name).or_default().insert(label.clone(), stats);
         }
-        runs
+        out
     }
 
-    /// The declared runs of `plans` (placeholder values).
-    fn declared_runs(&self, plans: &[Plan]) -> Runs {
-        let mut runs = Runs::new();
-        for p in plans {
-            runs.entry(self.sampling.samplers[p.sampler].name.clone())
-                .or_default()
-                .insert(p.label.clone(), RunStats::default());
-        }
-        runs
+    /// `<sampler>.<label>` of plan `i` of the model.
+    fn run_name(&self, plans: &[Plan], i: usize) -> String {
+        format!("{}.{}", self.sampling.samplers[plans[i].0].name, plans[i].1)
     }
 }
 
@@ -690,9 +405,9 @@ impl TypedExperiment for Ring2dSamplersManifest {
 
     fn declared(&self) -> SamplersStats {
         SamplersStats {
-            model: self.declared_runs(&self.plans(false)),
+            model: self.runs_stats(&self.plans(false), None),
             floor: self.floor.as_ref().map(|_| FloorStats {
-                runs: self.declared_runs(&self.plans(true)),
+                runs: self.runs_stats(&self.plans(true), None),
                 ..Default::default()
             }),
             ..Default::default()
@@ -705,50 +420,54 @@ impl TypedExperiment for Ring2dSamplersManifest {
         let ring = Ring2d::new(self.dataset.scale).map_err(|e| anyhow!("dataset: {e}"))?;
         let ev = &self.evaluation;
         let n = self.sampling.n_samples;
-        let k_sw = ev.sliced_wasserstein_projections;
-
         let ckpts = ctx.checkpoints.clone();
+        let (network, training, name) = (&self.network, &self.training.0, &self.experiment.name);
         let trained = ctx.time("train", || {
-            train_score_net(
-                &self.experiment.name,
-                &self.network,
-                &self.training.0,
-                &sde,
-                &ring,
-                seed,
-                &ckpts,
-            )
+            train_score_net(name, network, training, &sde, &ring, seed, &ckpts)
         })?;
         let tail = trained.curve.len().saturating_sub(100);
         let final_loss = trained.curve[tail..].iter().map(|r| r.loss).sum::<f64>()
             / (trained.curve.len() - tail).max(1) as f64;
-
         let reference = ctx.time("reference", || {
-            let mut rng = crate::seeding::stream(seed, "reference", 0);
             let mut r = vec![0.0; 2 * ev.reference_samples];
-            ring.sample_into(&mut rng, &mut r);
+            ring.sample_into(&mut crate::seeding::stream(seed, "reference", 0), &mut r);
             r
         });
-        let truth = Truth {
-            sde: &sde,
-            ring: &ring,
-            reference: &reference,
+        let sw = (
+            ev.sliced_wasserstein_projections,
+            derived_seed(seed, "sliced_wasserstein"),
+        );
+        let (radial, angular) = (|v| ring.radial_cdf(v), |v| ring.angular_cdf(v));
+        let law = PlanarLaw {
+            radial_cdf: &radial,
+            angular_cdf: &angular,
+            reference: Some((&reference, sw.0, sw.1)),
+        };
+        let sw_floor = |n: usize| {
+            let draw = |x: &mut [f64]| {
+                ring.sample_into(
+                    &mut crate::seeding::stream(seed, "reference_floor", n as u64),
+                    x,
+                )
+            };
+            sliced_wasserstein_noise_floor(draw, n, &reference, 2, sw)
         };
         let sampling_seed = derived_seed(seed, "sampling");
-        let model = self.model_sweep(ctx, &truth, &trained, sampling_seed)?;
-        let floor = self.floor_sweep(ctx, &truth)?;
+        let mut score = NetScore::new(&trained.net, &sde);
+        let plans = self.plans(false);
+        let (model, ref_pos, best_pos, best_x) =
+            self.model_sweep(ctx, (&sde, &mut score), &plans, sampling_seed, &law)?;
+        let floor = self.floor_sweep(ctx, (&sde, &ring), &law, &sw_floor)?;
         let crit = ks_one_sample_isf(ALPHA, n);
-        let sw_floor = ctx.time("sw_floor", || {
-            sw_noise_floor(&ring, n, &reference, seed, k_sw)
-        });
+        let sw_floor = ctx.time("sw_floor", || sw_floor(n));
 
-        let (yard, best) = (&model.runs[model.ref_pos], &model.runs[model.best_idx]);
-        let (ref_r, ref_a) = (yard.ks_radius.statistic, yard.ks_angle.statistic);
-        let (br, ba) = (best.ks_radius.statistic, best.ks_angle.statistic);
+        let (yard, best) = (&model[ref_pos], &model[best_pos]);
+        let (ref_r, ref_a) = (yard.radius_ks.statistic, yard.angle_ks.statistic);
+        let (br, ba) = (best.radius_ks.statistic, best.angle_ks.statistic);
         let stats = SamplersStats {
-            model: self.runs_stats(&model.runs),
+            model: self.runs_stats(&plans, Some(&model)),
             floor: floor.as_ref().map(|f| FloorStats {
-                runs: self.runs_stats(&f.runs),
+                runs: self.runs_stats(&self.plans(true), Some(&f.runs)),
                 ks_critical_value: f.crit.into(),
                 sliced_wasserstein_noise_floor: f.sw_floor.into(),
             }),
@@ -769,16 +488,15 @@ impl TypedExperiment for Ring2dSamplersManifest {
             final_training_loss: final_loss.into(),
         };
         let computed = Computed {
-            best: best.clone(),
             sde,
             ring,
             trained,
             final_loss,
             sampling_seed,
-            ref_pos: model.ref_pos,
-            ref_label: model.ref_label,
-            model: model.runs,
-            best_x: model.best_x,
+            model,
+            ref_pos,
+            best_pos,
+            best_x,
             crit,
             sw_floor,
             floor,
@@ -795,7 +513,7 @@ impl TypedExperiment for Ring2dSamplersManifest {
         let sp = &self.sampling;
         let n = sp.n_samples;
         let out = ctx.out;
-        let best_name = format!("{}.{}", sp.samplers[c.best.sampler].name, c.best.label);
+        let best_name = self.run_name(&self.plans(false), c.best_pos);
         let figures = ctx.time("write", || -> Result<Vec<Figure>> {
             c.trained
                 .net
@@ -809,13 +527,13 @@ impl TypedExperiment for Ring2dSamplersManifest {
             ("Samplers".to_string(), self.samplers_section()),
             (
                 "Results: trained model".to_string(),
-                self.results_table(&c.model, c.crit, c.sw_floor, n),
+                self.results_table(&self.plans(false), &c.model, (c.crit, c.sw_floor, n)),
             ),
         ];
         if let Some(f) = &c.floor {
             sections.push((
                 "Results: exact score (the network-free floor)".to_string(),
-                self.results_table(&f.runs, f.crit, f.sw_floor, f.n),
+                self.results_table(&self.plans(true), &f.runs, (f.crit, f.sw_floor, f.n)),
             ));
         }
         sections.push(("How to read this".into(), self.how_to_read(c)));
@@ -849,134 +567,110 @@ impl TypedExperiment for Ring2dSamplersManifest {
     }
 }
 
-/// The model's sweep: runs in manifest order, the yardstick's position, the best few-step run.
-struct ModelSweep {
-    runs: Vec<Measured>,
-    ref_pos: usize,
-    ref_label: String,
-    best_idx: usize,
-    best_x: Vec<f64>,
-}
-
 impl Ring2dSamplersManifest {
-    /// Every sampler on the trained model; the yardstick runs first, so that the best few-step
-    /// run can be ranked against it.
-    fn model_sweep(
+    /// Every plan on the trained model in manifest order; returns the runs, the positions of
+    /// the yardstick (`sampling.reference` at its most steps) and of the best run with NFE ≤
+    /// `few_step_nfe` (smallest `max(D_r / D_r^ref, D_θ / D_θ^ref)`), and the best run's
+    /// samples (drawn again: same seed, same samples).
+    fn model_sweep<M: Score + ?Sized>(
         &self,
         ctx: &mut RunContext<'_>,
-        truth: &Truth<'_>,
-        trained: &Trained,
-        sampling_seed: u64,
-    ) -> Result<ModelSweep> {
+        (sde, score): (&Sde, &mut M),
+        plans: &[Plan],
+        seed: u64,
+        law: &PlanarLaw<'_>,
+    ) -> Result<(Vec<PlanarRun>, usize, usize, Vec<f64>)> {
         let sp = &self.sampling;
-        let plans = self.plans(false);
-        let ref_idx = sp
-            .samplers
-            .iter()
-            .position(|s| s.name == sp.reference)
-            .ok_or_else(|| anyhow!("sampling.reference: no such sampler"))?;
-        let ref_plan = plans
-            .iter()
-            .filter(|p| p.sampler == ref_idx)
-            .max_by_key(|p| p.config.steps)
-            .cloned()
+        let n_seed = (sp.n_samples, seed);
+        let mut runs = Vec::with_capacity(plans.len());
+        for (i, p) in plans.iter().enumerate() {
+            let key = format!("model.{}", self.run_name(plans, i));
+            runs.push(measure_run(ctx, &key, sde, score, &p.2, n_seed, law)?.0);
+        }
+        let ref_idx = sp.samplers.iter().position(|s| s.name == sp.reference);
+        let ref_pos = (0..plans.len())
+            .filter(|&i| Some(plans[i].0) == ref_idx)
+            .max_by_key(|&i| plans[i].2.steps)
             .ok_or_else(|| anyhow!("no reference run"))?;
-        let mut score = NetScore::new(&trained.net, truth.sde);
-        let yard_spec = SweepSpec {
-            what: "model",
-            plans: std::slice::from_ref(&ref_plan),
-            n: sp.n_samples,
-            seed: sampling_seed,
-            few: 0,
-            rank: &|_| 0.0,
-        };
-        let yard = sweep(ctx, self, truth, &mut score, &yard_spec)?
-            .runs
-            .remove(0);
-        let (ref_r, ref_a) = (yard.ks_radius.statistic, yard.ks_angle.statistic);
+        let (ref_r, ref_a) = (
+            runs[ref_pos].radius_ks.statistic,
+            runs[ref_pos].angle_ks.statistic,
+        );
         let ratio =
-            |r: &Measured| (r.ks_radius.statistic / ref_r).max(r.ks_angle.statistic / ref_a);
-        let is_ref = |p: &Plan| p.sampler == ref_idx && p.label == ref_plan.label;
-        let others: Vec<Plan> = plans.iter().filter(|p| !is_ref(p)).cloned().collect();
-        let spec = SweepSpec {
-            what: "model",
-            plans: &others,
-            n: sp.n_samples,
-            seed: sampling_seed,
-            few: sp.few_step_nfe,
-            rank: &ratio,
-        };
-        let mut model = sweep(ctx, self, truth, &mut score, &spec)?;
-        // Restore the manifest's order.
-        let ref_pos = plans.iter().position(is_ref).unwrap_or(0);
-        model.runs.insert(ref_pos, yard);
-        if let Some((i, _)) = model.best.as_mut() {
-            if *i >= ref_pos {
-                *i += 1;
+            |r: &PlanarRun| (r.radius_ks.statistic / ref_r).max(r.angle_ks.statistic / ref_a);
+        let mut best: Option<(usize, f64)> = None;
+        for (i, r) in runs.iter().enumerate() {
+            let v = ratio(r);
+            if i != ref_pos && r.nfe <= sp.few_step_nfe && best.is_none_or(|b| v < b.1) {
+                best = Some((i, v));
             }
         }
-        let (best_idx, best_x) = model
-            .best
-            .take()
-            .ok_or_else(|| anyhow!("no run with NFE <= sampling.few_step_nfe"))?;
-        Ok(ModelSweep {
-            runs: model.runs,
-            ref_pos,
-            ref_label: ref_plan.label,
-            best_idx,
-            best_x,
-        })
+        let (best_pos, _) =
+            best.ok_or_else(|| anyhow!("no run with NFE <= sampling.few_step_nfe"))?;
+        let key = format!("model.{} (again)", self.run_name(plans, best_pos));
+        let (_, best_x) = measure_run(ctx, &key, sde, score, &plans[best_pos].2, n_seed, law)?;
+        Ok((runs, ref_pos, best_pos, best_x))
     }
 
     /// The same samplers with the exact score ([`Ring2dOracle`]), if `[floor]` is given.
-    fn floor_sweep(&self, ctx: &mut RunContext<'_>, truth: &Truth<'_>) -> Result<Option<Floor>> {
+    fn floor_sweep(
+        &self,
+        ctx: &mut RunContext<'_>,
+        (sde, ring): (&Sde, &Ring2d),
+        law: &PlanarLaw<'_>,
+        sw_floor: &dyn Fn(usize) -> f64,
+    ) -> Result<Option<Floor>> {
         let Some(f) = &self.floor else {
             return Ok(None);
         };
-        let seed = ctx.seed;
-        let mut oracle =
-            Ring2dOracle::with_resolution(*truth.sde, truth.ring.clone(), f.n_radial, f.n_angular)
-                .map_err(|e| anyhow!("floor: {e}"))?;
+        let mut oracle = Ring2dOracle::with_resolution(*sde, ring.clone(), f.n_radial, f.n_angular)
+            .map_err(|e| anyhow!("floor: {e}"))?;
         let plans = self.plans(true);
-        let spec = SweepSpec {
-            what: "floor",
-            plans: &plans,
-            n: f.n_samples,
-            seed: derived_seed(seed, "floor_sampling"),
-            few: 0,
-            rank: &|_| 0.0,
-        };
-        let s = sweep(ctx, self, truth, &mut oracle, &spec)?;
-        let k_sw = self.evaluation.sliced_wasserstein_projections;
+        let n_seed = (f.n_samples, derived_seed(ctx.seed, "floor_sampling"));
+        let mut runs = Vec::with_capacity(plans.len());
+        for (s, label, config) in &plans {
+            let key = format!("floor.{}.{label}", self.sampling.samplers[*s].name);
+            runs.push(measure_run(ctx, &key, sde, &mut oracle, config, n_seed, law)?.0);
+        }
         Ok(Some(Floor {
             n: f.n_samples,
-            runs: s.runs,
+            runs,
             crit: ks_one_sample_isf(ALPHA, f.n_samples),
-            sw_floor: sw_noise_floor(truth.ring, f.n_samples, truth.reference, seed, k_sw),
+            sw_floor: sw_floor(f.n_samples),
         }))
     }
 
     fn figures(&self, out: &OutputDir, c: &Computed, best_name: &str) -> Result<Vec<Figure>> {
         let sp = &self.sampling;
-        let mut figs = vec![nfe_figure(
+        let mut figs = vec![self.nfe_figure(
             out,
             ("ks_vs_nfe_model.png", "trained model"),
-            &sp.samplers,
-            &c.model,
+            (&self.plans(false), &c.model),
             (c.crit, c.sw_floor),
             sp.n_samples,
         )?];
         if let Some(f) = &c.floor {
-            figs.push(nfe_figure(
+            figs.push(self.nfe_figure(
                 out,
                 ("ks_vs_nfe_floor.png", "exact score (Ring2dOracle)"),
-                &sp.samplers,
-                &f.runs,
+                (&self.plans(true), &f.runs),
                 (f.crit, f.sw_floor),
                 f.n,
             )?);
         }
-        figs.push(best_figure(out, &c.ring, &c.best_x, best_name)?);
+        let n = c.best_x.len() / 2;
+        let caption = format!(
+            "The best few-step run on the trained model ({best_name}) in the notes' layout: 2-D \
+             histogram of the {n} samples, the angle histogram against the exact angular density, \
+             the radius histogram against the exact Gamma(k, rate k) density, k = {}.",
+            c.ring.scale()
+        );
+        let titles = (
+            format!("{best_name} (n = {n}), 2-D histogram"),
+            "samples (trained model)",
+        );
+        let file = ("ring2d_best_few_step.png", caption);
+        figs.push(best_figure(out, &c.ring, &c.best_x, file, titles)?);
         Ok(figs)
     }
 
@@ -992,19 +686,20 @@ impl Ring2dSamplersManifest {
         } else {
             "**not reached**"
         };
-        let yard = &c.model[c.ref_pos];
+        let plans = self.plans(false);
+        let (yard, best) = (&c.model[c.ref_pos], &c.model[c.best_pos]);
         report::fill(
             HEADLINE,
             &[
-                ("ref_name", format!("{}.{}", sp.reference, c.ref_label)),
+                ("ref_name", self.run_name(&plans, c.ref_pos)),
                 ("ref_steps", yard.steps.to_string()),
                 ("ref_nfe", yard.nfe.to_string()),
                 ("ref_r", format!("{ref_r:.5}")),
                 ("ref_a", format!("{ref_a:.5}")),
                 ("few", sp.few_step_nfe.to_string()),
                 ("best_name", best_name.to_string()),
-                ("bs", c.best.steps.to_string()),
-                ("bn", c.best.nfe.to_string()),
+                ("bs", best.steps.to_string()),
+                ("bn", best.nfe.to_string()),
                 ("br", format!("{br:.5}")),
                 ("rr", format!("{:.2}", br / ref_r)),
                 ("ba", format!("{ba:.5}")),
@@ -1023,8 +718,8 @@ impl Ring2dSamplersManifest {
                 samplers_md,
                 "| {} | {} | {} |",
                 s.name,
-                describe(s),
-                nfe_rule(s)
+                s.describe(),
+                s.nfe_rule()
             );
         }
         samplers_md.push('\n');
@@ -1032,28 +727,33 @@ impl Ring2dSamplersManifest {
         samplers_md
     }
 
-    fn results_table(&self, runs: &[Measured], crit: f64, swf: f64, nn: usize) -> String {
+    fn results_table(
+        &self,
+        plans: &[Plan],
+        runs: &[PlanarRun],
+        (crit, swf, nn): (f64, f64, usize),
+    ) -> String {
         let sp = &self.sampling;
         let mut t = String::from(
             "| sampler | budget | steps | NFE | D radius (p) | D angle (p) | SW₂ | wall s |\n\
              |---|---|---:|---:|---|---|---:|---:|\n",
         );
-        for r in runs {
+        for ((s, label, _), r) in plans.iter().zip(runs) {
             let mark = |d: f64| if d < crit { "" } else { " *" };
             let _ = writeln!(
                 t,
                 "| {} | {} | {} | {} | {:.5}{} ({:.3}) | {:.5}{} ({:.3}) | {:.5} | {:.1} |",
-                sp.samplers[r.sampler].name,
-                r.label,
+                sp.samplers[*s].name,
+                label,
                 r.steps,
                 r.nfe,
-                r.ks_radius.statistic,
-                mark(r.ks_radius.statistic),
-                r.ks_radius.pvalue,
-                r.ks_angle.statistic,
-                mark(r.ks_angle.statistic),
-                r.ks_angle.pvalue,
-                r.sw,
+                r.radius_ks.statistic,
+                mark(r.radius_ks.statistic),
+                r.radius_ks.pvalue,
+                r.angle_ks.statistic,
+                mark(r.angle_ks.statistic),
+                r.angle_ks.pvalue,
+                r.sliced_wasserstein,
                 r.wall_s
             );
         }
@@ -1102,19 +802,19 @@ impl Ring2dSamplersManifest {
     /// Derived parameters echoed in metrics.json.
     fn parameters(&self, c: &Computed, best_name: &str) -> serde_json::Value {
         let sp = &self.sampling;
-        let run_json = |runs: &[Measured]| {
-            runs.iter()
-                .map(|r| {
+        let run_json = |plans: Vec<Plan>, runs: &[PlanarRun]| {
+            (plans.iter().zip(runs))
+                .map(|((s, label, _), r)| {
                     json!({
-                        "sampler": sp.samplers[r.sampler].name,
-                        "family": describe(&sp.samplers[r.sampler]),
-                        "label": r.label,
+                        "sampler": sp.samplers[*s].name,
+                        "family": sp.samplers[*s].describe(),
+                        "label": label,
                         "steps": r.steps,
                         "nfe": r.nfe,
                         "wall_time_s": r.wall_s,
-                        "d_radius": r.ks_radius.statistic,
-                        "d_angle": r.ks_angle.statistic,
-                        "sliced_wasserstein": r.sw,
+                        "d_radius": r.radius_ks.statistic,
+                        "d_angle": r.angle_ks.statistic,
+                        "sliced_wasserstein": r.sliced_wasserstein,
                     })
                 })
                 .collect::<Vec<_>>()
@@ -1127,90 +827,80 @@ impl Ring2dSamplersManifest {
             "resumed_from_step": c.trained.resumed_from,
             "train_steps_per_s": c.trained.steps_per_sec,
             "best_few_step_run": best_name,
-            "model_runs": run_json(&c.model),
-            "floor_runs": c.floor.as_ref().map(|f| run_json(&f.runs)),
+            "model_runs": run_json(self.plans(false), &c.model),
+            "floor_runs": c.floor.as_ref().map(|f| run_json(self.plans(true), &f.runs)),
+        })
+    }
+
+    /// KS D (radius, angle) and SW₂ against NFE, log–log, one curve per sampler family, with
+    /// the KS critical value and the SW₂ noise floor `(crit, sw_floor)`.
+    fn nfe_figure(
+        &self,
+        out: &OutputDir,
+        (file, what): (&str, &str),
+        (plans, runs): (&[Plan], &[PlanarRun]),
+        (crit, sw_floor): (f64, f64),
+        n: usize,
+    ) -> Result<Figure> {
+        let style = NfeStyle {
+            x_pad: 0.1,
+            y_pad: (0.1, 0.5),
+            radius: 3,
+            viridis_max: 0.95,
+        };
+        let panel = |labels: (&str, &str), bar: (f64, String), pick: &dyn Fn(&PlanarRun) -> f64| {
+            let curves: Vec<(String, Vec<(usize, f64)>)> = (self.sampling.samplers.iter())
+                .enumerate()
+                .map(|(i, s)| {
+                    let pts = plans.iter().zip(runs).filter(|(p, _)| p.0 == i);
+                    (s.name.clone(), pts.map(|(_, m)| (m.nfe, pick(m))).collect())
+                })
+                .collect();
+            nfe_panel(labels, &curves, bar, &style)
+        };
+        let ks_bar = || (crit, format!("KS critical value, α = {ALPHA}"));
+        let panels = [
+            panel(("radius: KS D vs NFE", "KS D"), ks_bar(), &|m| {
+                m.radius_ks.statistic
+            }),
+            panel(("angle: KS D vs NFE", "KS D"), ks_bar(), &|m| {
+                m.angle_ks.statistic
+            }),
+            panel(
+                ("2-D: sliced W₂ vs NFE", "SW₂"),
+                (sw_floor, "noise floor (data vs data)".into()),
+                &|m| m.sliced_wasserstein,
+            ),
+        ];
+        figures::draw_row(&out.file(file), &panels, (640, 540))?;
+        Ok(Figure {
+            file: file.into(),
+            caption: format!(
+                "Samplers driven by the {what} (n = {n} per run): one-sample KS distance of the radius \
+                 (left) and the angle (middle), and the sliced Wasserstein-2 distance to fresh data \
+                 (right), against the number of score evaluations (log₁₀ NFE; y log-scaled). One curve \
+                 per sampler; black: the KS critical value at α = {ALPHA} (left, middle) and the SW₂ \
+                 of two independent data draws (right)."
+            ),
         })
     }
 }
 
-/// KS D (radius, angle) and SW₂ against NFE, log–log, one curve per sampler family, with the
-/// KS critical value and the SW₂ noise floor `(crit, sw_floor)`.
-fn nfe_figure(
+/// The notes' layout for one run's samples `x`: 2-D histogram | angle histogram vs exact |
+/// radius histogram vs exact, written to `file` with `caption`; `(histogram title, label of
+/// the samples)`.
+pub(crate) fn best_figure(
     out: &OutputDir,
-    (file, what): (&str, &str),
-    samplers: &[SamplerSpec],
-    runs: &[Measured],
-    (crit, sw_floor): (f64, f64),
-    n: usize,
+    ring: &Ring2d,
+    x: &[f64],
+    (file, caption): (&str, String),
+    (title, label): (String, &str),
 ) -> Result<Figure> {
-    let style = NfeStyle {
-        x_pad: 0.1,
-        y_pad: (0.1, 0.5),
-        radius: 3,
-        viridis_max: 0.95,
-    };
-    let panel = |labels: (&str, &str), bar: (f64, String), pick: &dyn Fn(&Measured) -> f64| {
-        let curves: Vec<(String, Vec<(usize, f64)>)> = samplers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let pts = runs.iter().filter(|m| m.sampler == i);
-                (s.name.clone(), pts.map(|m| (m.nfe, pick(m))).collect())
-            })
-            .collect();
-        nfe_panel(labels, &curves, bar, &style)
-    };
-    let ks_bar = || (crit, format!("KS critical value, α = {ALPHA}"));
-    let panels = [
-        panel(("radius: KS D vs NFE", "KS D"), ks_bar(), &|m| {
-            m.ks_radius.statistic
-        }),
-        panel(("angle: KS D vs NFE", "KS D"), ks_bar(), &|m| {
-            m.ks_angle.statistic
-        }),
-        panel(
-            ("2-D: sliced W₂ vs NFE", "SW₂"),
-            (sw_floor, "noise floor (data vs data)".into()),
-            &|m| m.sw,
-        ),
-    ];
-    figures::draw_row(&out.file(file), &panels, (640, 540))?;
+    let panels = super::ring2d::notes_layout_panels(ring, x, &radii(x), &angles(x), title, label)?;
+    figures::draw_row(&out.file(file), &panels, (600, 560))?;
     Ok(Figure {
         file: file.into(),
-        caption: format!(
-            "Samplers driven by the {what} (n = {n} per run): one-sample KS distance of the radius \
-             (left) and the angle (middle), and the sliced Wasserstein-2 distance to fresh data \
-             (right), against the number of score evaluations (log₁₀ NFE; y log-scaled). One curve \
-             per sampler; black: the KS critical value at α = {ALPHA} (left, middle) and the SW₂ \
-             of two independent data draws (right)."
-        ),
-    })
-}
-
-/// The notes' layout for the best few-step run.
-fn best_figure(out: &OutputDir, ring: &Ring2d, x: &[f64], name: &str) -> Result<Figure> {
-    let n = x.len() / 2;
-    let [hist2, angle, radius] = super::ring2d::notes_layout_panels(
-        ring,
-        x,
-        &radii(x),
-        &angles(x),
-        format!("{name} (n = {n}), 2-D histogram"),
-        "samples (trained model)",
-    )?;
-    figures::draw_row(
-        &out.file("ring2d_best_few_step.png"),
-        &[hist2, angle, radius],
-        (600, 560),
-    )?;
-    Ok(Figure {
-        file: "ring2d_best_few_step.png".into(),
-        caption: format!(
-            "The best few-step run on the trained model ({name}) in the notes' layout: 2-D \
-             histogram of the {n} samples, the angle histogram against the exact angular density, \
-             the radius histogram against the exact Gamma(k, rate k) density, k = {}.",
-            ring.scale()
-        ),
+        caption,
     })
 }
 
