@@ -14,7 +14,12 @@ fn run_bad(name: &str, old: &str, new: &str) -> String {
     fs::write(&manifest, text.replacen(old, new, 1)).unwrap();
     let out = dir.path().join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["run", manifest.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            manifest.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -24,14 +29,22 @@ fn run_bad(name: &str, old: &str, new: &str) -> String {
 }
 
 fn expect(err: &str, field: &str) {
-    for n in [field, "must be small enough to fit in memory", "(got 1000000000000)"] {
+    for n in [
+        field,
+        "must be small enough to fit in memory",
+        "(got 1000000000000)",
+    ] {
         assert!(err.contains(n), "expected {n:?} in:\n{err}");
     }
 }
 
 #[test]
 fn ring2d_samplers_sizes_are_bounded_by_memory() {
-    let e = run_bad("ring2d-samplers-ci", "n_samples = 10_000", "n_samples = 1_000_000_000_000");
+    let e = run_bad(
+        "ring2d-samplers-ci",
+        "n_samples = 10_000",
+        "n_samples = 1_000_000_000_000",
+    );
     expect(&e, "sampling.n_samples");
     let e = run_bad(
         "ring2d-samplers-ci",
@@ -39,13 +52,21 @@ fn ring2d_samplers_sizes_are_bounded_by_memory() {
         "reference_samples = 1_000_000_000_000",
     );
     expect(&e, "evaluation.reference_samples");
-    let e = run_bad("ring2d-samplers-ci", "n_samples = 2_000", "n_samples = 1_000_000_000_000");
+    let e = run_bad(
+        "ring2d-samplers-ci",
+        "n_samples = 2_000",
+        "n_samples = 1_000_000_000_000",
+    );
     expect(&e, "floor.n_samples");
 }
 
 #[test]
 fn ring2d_oracle_sample_count_is_bounded_by_memory() {
-    let e = run_bad("ring2d-oracle-ci", "n_samples = 20_000", "n_samples = 1_000_000_000_000");
+    let e = run_bad(
+        "ring2d-oracle-ci",
+        "n_samples = 20_000",
+        "n_samples = 1_000_000_000_000",
+    );
     expect(&e, "sampling.n_samples");
 }
 

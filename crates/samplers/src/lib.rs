@@ -61,12 +61,11 @@ pub use likelihood::{
     hutchinson_divergence, log_likelihood, log_likelihood_exact, Divergence, LikelihoodConfig,
     LikelihoodOutput, OdeSolver, ScoreDivergence, FD_REL_STEP,
 };
-pub use likelihood_eval::log_likelihood_chunked;
-pub use sample_memory::{sampling_memory, STATE_COPIES};
 pub use likelihood_eval::{
     check_solver_accuracy, compare_hutchinson, likelihood_memory_estimate, log_likelihood_chunked,
     t_eps_scan, HutchinsonComparison, ScanRow, SolverCheck, MAX_ODE_STEPS,
 };
+pub use sample_memory::{sampling_memory, STATE_COPIES};
 pub use solvers::Solver;
 pub use sweep::{
     check_budgets, sample_memory_estimate, sample_planar, serde_name, PlanarLaw, PlanarRun,
