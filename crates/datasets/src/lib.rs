@@ -8,6 +8,7 @@ use rand::Rng;
 mod error;
 mod gaussian;
 mod mixture;
+mod mixture_config;
 mod mixture_score;
 mod ring2d;
 mod shapes2d;
@@ -15,6 +16,7 @@ mod shapes2d;
 pub use error::{check_parameter, DatasetError, ParamError, ParameterError};
 pub use gaussian::Gaussian;
 pub use mixture::GaussianMixture;
+pub use mixture_config::{draws_memory, CircleMixtureConfig, Mixture1dConfig};
 pub use ring2d::{Ring2d, ANGULAR_ENTROPY};
 pub use shapes2d::{Checkerboard, Circles, SwissRoll, TwoMoons};
 

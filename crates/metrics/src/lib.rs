@@ -23,6 +23,7 @@ mod hist;
 mod kolmogorov;
 mod ks;
 mod marginals;
+mod moments;
 mod paired;
 mod planar;
 
@@ -36,6 +37,7 @@ pub use hist::{Histogram1d, Histogram2d};
 pub use kolmogorov::{kolmogorov_sf, ks_one_sample_isf, ks_one_sample_sf, ks_one_sided_sf};
 pub use ks::{ks_one_sample, ks_two_sample, KsResult, KS_TWO_SAMPLE_EXACT_MAX_N};
 pub use marginals::{angles, radii};
+pub use moments::mean_var;
 pub use paired::{
     likelihood_gaps, max_abs_diff, mean_se, paired_differences, paired_mean_se, sample_sd,
     LikelihoodGaps, MeanSe,
