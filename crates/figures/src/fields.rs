@@ -254,18 +254,47 @@ pub fn square_grid(half: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// A heat map on the cells of [`square_grid`]`(half, n)`: cell `k` (x-major) coloured `colors[k]`.
-pub fn square_heatmap(half: f64, n: usize, colors: &[RGBColor]) -> Cells {
+/// A viridis heat map on the cells of [`square_grid`]`(half, n)`: cell `k` (x-major) coloured
+/// [`crate::viridis`]`(scale(values[k]))`.
+pub fn square_heatmap(half: f64, n: usize, values: &[f64], scale: impl Fn(f64) -> f64) -> Cells {
     let w = 2.0 * half / n as f64;
-    let rects = colors
+    let rects = values
         .iter()
         .enumerate()
-        .map(|(k, &c)| {
+        .map(|(k, &v)| {
             let (x0, y0) = (-half + (k / n) as f64 * w, -half + (k % n) as f64 * w);
-            (x0, y0, x0 + w, y0 + w, c)
+            (x0, y0, x0 + w, y0 + w, crate::viridis(scale(v)))
         })
         .collect();
     Cells { rects }
+}
+
+/// A panel of the square `[−half, half]²` (axes `x`, `y`): heat-map `cells`, `arrows`, and a
+/// small black dot at each row `(x, y)` of `dots`.
+pub fn square_field_panel(
+    title: String,
+    half: f64,
+    cells: Cells,
+    arrows: Vec<Line>,
+    dots: &[f64],
+) -> Panel {
+    let points = (!dots.is_empty()).then(|| Points {
+        points: dots.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+        color: palette::EXACT,
+        alpha: 1.0,
+        radius: 1,
+    });
+    Panel {
+        title,
+        x_label: "x".into(),
+        y_label: "y".into(),
+        cells,
+        lines: arrows,
+        points: points.into_iter().collect(),
+        x_range: Some((-half, half)),
+        y_range: Some((-half, half)),
+        ..Default::default()
+    }
 }
 
 /// Arrows from each row of `bases` along the matching row of `vectors`, of length
@@ -299,9 +328,17 @@ mod tests {
     fn grid_heatmap_and_quiver_share_the_layout() {
         let g = square_grid(1.0, 2);
         assert_eq!(g, vec![-0.5, -0.5, -0.5, 0.5, 0.5, -0.5, 0.5, 0.5]);
-        let cells = square_heatmap(1.0, 2, &[palette::DATA; 4]);
+        let cells = square_heatmap(1.0, 2, &[0.0, 1.0, 0.0, 0.0], |v| v);
         assert_eq!(cells.rects[1].0..cells.rects[1].3, -1.0..0.0);
-        assert_eq!((cells.rects[1].1, cells.rects[1].4), (0.0, palette::DATA));
+        assert_eq!(
+            (cells.rects[1].1, cells.rects[1].4),
+            (0.0, crate::viridis(1.0))
+        );
+        let p = square_field_panel("f".into(), 1.0, cells, vec![], &g);
+        assert_eq!(
+            (p.points[0].points.len(), p.y_range),
+            (4, Some((-1.0, 1.0)))
+        );
         let arrows = quiver(&g[..2], &[3.0, 4.0], 1.0, 1e-9, palette::DATA);
         let (x, y) = arrows[0].points[1];
         assert!((x + 0.5 - 0.54).abs() < 1e-12 && (y + 0.5 - 0.72).abs() < 1e-12);

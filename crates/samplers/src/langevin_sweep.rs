@@ -2,10 +2,13 @@
 //! of an increasing list, `n_chains` chains run `n = time / ε` steps (a whole number) and only
 //! their final states are kept, so every run samples the same diffusion time.
 
+use serde::{Deserialize, Serialize};
 use smoluchowski_core::streams::derived_seed;
 use smoluchowski_core::validate::Checker;
 use smoluchowski_core::MemoryEstimate;
 use smoluchowski_sde::{check_divides, whole_steps};
+
+use smoluchowski_datasets::{DatasetError, GaussianMixture, Ring2d};
 
 use crate::langevin::{
     langevin_chains, LangevinConfig, LangevinMethod, LangevinOutput, LogDensity,
@@ -101,6 +104,88 @@ impl StepSweep<'_> {
     }
 }
 
+/// A sweep on `ring2d` of scale `k` (radius `Gamma(k, rate k)`): ULA is stable for `ε k < 2`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingSweepConfig {
+    /// Gamma shape = rate `k` of the radius.
+    pub scale: f64,
+    /// Independent chains per run.
+    pub n_chains: usize,
+    /// Langevin time per chain; `n_steps = time / ε` must be whole.
+    pub time: f64,
+    /// Step sizes `ε`, increasing; ULA needs `ε k < 2` to be stable.
+    pub steps: Vec<f64>,
+}
+
+impl RingSweepConfig {
+    /// The sweep's sizes.
+    pub fn sweep(&self) -> StepSweep<'_> {
+        StepSweep {
+            n_chains: self.n_chains,
+            time: self.time,
+            steps: &self.steps,
+        }
+    }
+
+    /// Records every invalid field under `path` (steps `< 2 / scale`).
+    pub fn check(&self, c: &mut Checker, path: &str) {
+        c.positive(&format!("{path}.scale"), self.scale);
+        let why = format!("2 / {path}.scale: ULA stability");
+        self.sweep().check(c, path, 2, 2.0 / self.scale, &why);
+    }
+
+    /// The target.
+    pub fn build(&self) -> Result<Ring2d, DatasetError> {
+        Ring2d::new(self.scale)
+    }
+}
+
+/// A sweep on `n_components` isotropic Gaussians of std `std` on the circle of radius `radius`
+/// ([`GaussianMixture::on_circle`]): ULA is stable for `ε < 2 s²`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixtureSweepConfig {
+    /// Number of components (8: the 8-Gaussians toy).
+    pub n_components: usize,
+    /// Radius of the circle of means.
+    pub radius: f64,
+    /// Component standard deviation `s`.
+    pub std: f64,
+    /// Independent chains per run.
+    pub n_chains: usize,
+    /// Langevin time per chain; `n_steps = time / ε` must be whole.
+    pub time: f64,
+    /// Step sizes `ε`, increasing; ULA needs `ε < 2 s²` to be stable.
+    pub steps: Vec<f64>,
+}
+
+impl MixtureSweepConfig {
+    /// The sweep's sizes.
+    pub fn sweep(&self) -> StepSweep<'_> {
+        StepSweep {
+            n_chains: self.n_chains,
+            time: self.time,
+            steps: &self.steps,
+        }
+    }
+
+    /// Records every invalid field under `path` (`1 ≤ n_components ≤ 1000`, steps `< 2 std²`).
+    pub fn check(&self, c: &mut Checker, path: &str) {
+        c.count(&format!("{path}.n_components"), self.n_components, 1, 1000);
+        c.positive(&format!("{path}.radius"), self.radius);
+        c.positive(&format!("{path}.std"), self.std);
+        let why = format!("2 {path}.std²: ULA stability");
+        let max_step = 2.0 * self.std * self.std;
+        self.sweep().check(c, path, 2, max_step, &why);
+    }
+
+    /// The target mixture.
+    pub fn build(&self) -> Result<GaussianMixture, DatasetError> {
+        GaussianMixture::on_circle(self.n_components, self.radius, self.std)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +226,37 @@ mod tests {
             .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.proposals, 200);
+    }
+
+    #[test]
+    fn configs_name_their_fields() {
+        let ring = RingSweepConfig {
+            scale: 200.0,
+            n_chains: 10,
+            time: 0.1,
+            steps: vec![0.02],
+        };
+        let mix = MixtureSweepConfig {
+            n_components: 8,
+            radius: 2.0,
+            std: 0.05,
+            n_chains: 5,
+            time: 0.06,
+            steps: vec![1e-3],
+        };
+        let mut c = Checker::new();
+        ring.check(&mut c, "ring2d");
+        mix.check(&mut c, "mixture");
+        let msg = c.finish().unwrap_err().to_string();
+        assert!(
+            msg.contains("ring2d.steps[0] must be < 0.01 (2 / ring2d.scale: ULA stability)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("mixture.n_chains must be >= 10 (got 5)"),
+            "{msg}"
+        );
+        assert_eq!(mix.build().unwrap().n_components(), 8);
+        assert!(ring.build().is_ok());
     }
 }

@@ -25,15 +25,13 @@ use anyhow::{anyhow, Result};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use smoluchowski::core::MemoryEstimate;
 use smoluchowski::datasets::{Dataset, Mixture1dConfig};
 use smoluchowski::metrics::{
     bin_fractions, bin_masses, binomial_l1_noise, ks_one_sample, l1_distance,
 };
-use smoluchowski::sde::{
-    check_times, ensemble_memory, simulate_ensemble, stops_every, whole_steps,
-};
-use smoluchowski::sde::{FokkerPlanck1d, ForwardSde, FpGridConfig, MixtureOracle, OuSde, VpSde};
+use smoluchowski::sde::{simulate_ensemble, stops_every, whole_steps, MAX_CHECKPOINTS};
+use smoluchowski::sde::{FokkerPlanck1d, ForwardSde, FpGridConfig, FpParticles, MixtureOracle};
+use smoluchowski::sde::{FreeTimes, OuTimes, VpTimes};
 
 use crate::figures::{self, evolving_density_panel, Panel};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
@@ -52,55 +50,6 @@ pub const ENTRY: KindEntry = KindEntry {
 
 /// Particles per random-stream chunk.
 pub const CHUNK: usize = 8192;
-const MAX_TIMES: usize = 8;
-
-/// `[particles]`: Euler–Maruyama particles and their histogram.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Particles {
-    /// Number of particles per process.
-    pub n: usize,
-    /// Euler–Maruyama step; must divide every checkpoint time.
-    pub dt: f64,
-    /// Histogram bins on `[lo, hi]`; must divide `grid.cells`.
-    pub bins: usize,
-}
-
-/// `[free]`: `dx = √(2D) dW`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Free {
-    /// `D > 0`.
-    pub diffusion: f64,
-    /// Checkpoint times, increasing, `> 0`.
-    pub times: Vec<f64>,
-}
-
-/// `[ou]`: `dx = −a x dt + √(2D) dW`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ou {
-    /// `a > 0`.
-    pub a: f64,
-    /// `D > 0`.
-    pub diffusion: f64,
-    /// Checkpoint times, increasing, `> 0`.
-    pub times: Vec<f64>,
-}
-
-/// `[vp]`: `dx = −½β(t) x dt + √β(t) dW`, `β` linear from `beta_min` to `beta_max` on `[0, t_end]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Vp {
-    /// `β_min > 0`.
-    pub beta_min: f64,
-    /// `β_max ≥ β_min`.
-    pub beta_max: f64,
-    /// `T > 0`.
-    pub t_end: f64,
-    /// Checkpoint times, increasing, in `(0, T]`.
-    pub times: Vec<f64>,
-}
 
 /// The whole manifest of kind `fokker-planck`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -113,13 +62,13 @@ pub struct FokkerPlanckManifest {
     /// `[grid]`.
     pub grid: FpGridConfig,
     /// `[particles]`.
-    pub particles: Particles,
+    pub particles: FpParticles,
     /// `[free]`.
-    pub free: Free,
+    pub free: FreeTimes,
     /// `[ou]`.
-    pub ou: Ou,
+    pub ou: OuTimes,
     /// `[vp]`.
-    pub vp: Vp,
+    pub vp: VpTimes,
 }
 
 impl FokkerPlanckManifest {
@@ -127,54 +76,14 @@ impl FokkerPlanckManifest {
         let mut c = Checker::new();
         self.experiment.check(&mut c);
         self.data.check(&mut c, "data");
-        let (g, p, v) = (&self.grid, &self.particles, &self.vp);
+        let (g, p) = (&self.grid, &self.particles);
         let n_times = self.processes().iter().map(|(_, t)| t.len()).sum::<usize>();
         g.check(&mut c, "grid", 2 * n_times);
-        c.count("particles.n", p.n, 1, usize::MAX);
-        c.positive("particles.dt", p.dt);
-        c.count("particles.bins", p.bins, 2, 10_000);
-        if p.bins >= 1 {
-            let want = format!("a divisor of grid.cells = {}", g.cells);
-            c.require(
-                g.cells.is_multiple_of(p.bins),
-                "particles.bins",
-                &want,
-                p.bins,
-            );
-        }
-        let bins = MemoryEstimate::linear("bins", p.bins, 24 * MAX_TIMES as u128, 0);
-        c.memory("particles", [ensemble_memory("n", p.n, MAX_TIMES), bins]);
+        p.check(&mut c, "particles", g.cells, MAX_CHECKPOINTS);
         let dts = [("grid.fp_dt", g.fp_dt), ("particles.dt", p.dt)];
-        c.positive("free.diffusion", self.free.diffusion);
-        c.positive("ou.a", self.ou.a);
-        c.positive("ou.diffusion", self.ou.diffusion);
-        c.positive("vp.beta_min", v.beta_min);
-        c.positive("vp.beta_max", v.beta_max);
-        c.positive("vp.t_end", v.t_end);
-        for (name, times) in self.processes() {
-            let t_max = (name == "vp").then_some(("vp.t_end", v.t_end));
-            check_times(
-                &mut c,
-                &format!("{name}.times"),
-                times,
-                MAX_TIMES,
-                t_max,
-                &dts,
-            );
-        }
-        let dt_ok = p.dt.is_finite() && p.dt > 0.0;
-        if self.ou.a.is_finite() && dt_ok {
-            let want = format!("<= 0.1 / ou.a = {}", 0.1 / self.ou.a);
-            c.require(self.ou.a * p.dt <= 0.1, "particles.dt", &want, p.dt);
-        }
-        if v.beta_min.is_finite() && v.beta_max.is_finite() {
-            let want = format!(">= vp.beta_min = {}", v.beta_min);
-            c.require(v.beta_max >= v.beta_min, "vp.beta_max", &want, v.beta_max);
-            if dt_ok {
-                let want = format!("<= 0.2 / vp.beta_max = {}", 0.2 / v.beta_max);
-                c.require(0.5 * v.beta_max * p.dt <= 0.1, "particles.dt", &want, p.dt);
-            }
-        }
+        self.free.check(&mut c, "free", &dts);
+        self.ou.check(&mut c, "ou", &dts, ("particles.dt", p.dt));
+        self.vp.check(&mut c, "vp", &dts, ("particles.dt", p.dt));
         Ok(c.finish()?)
     }
 
@@ -470,13 +379,9 @@ impl TypedExperiment for FokkerPlanckManifest {
         let g = &self.grid;
         let fp = g.build().map_err(|e| anyhow!("grid: {e}"))?;
         let seed = ctx.seed;
-        let free = OuSde::free(self.free.diffusion, *self.free.times.last().unwrap_or(&1.0))
-            .map_err(|e| anyhow!("free: {e}"))?;
-        let ou_end = *self.ou.times.last().unwrap_or(&1.0);
-        let ou =
-            OuSde::new(self.ou.a, self.ou.diffusion, ou_end).map_err(|e| anyhow!("ou: {e}"))?;
-        let vp = VpSde::new(self.vp.beta_min, self.vp.beta_max, self.vp.t_end)
-            .map_err(|e| anyhow!("vp: {e}"))?;
+        let free = self.free.sde().map_err(|e| anyhow!("free: {e}"))?;
+        let ou = self.ou.sde().map_err(|e| anyhow!("ou: {e}"))?;
+        let vp = self.vp.sde().map_err(|e| anyhow!("vp: {e}"))?;
         let results = [
             ctx.time("free", || {
                 self.run_process("free", free, &self.free.times, &fp, seed)

@@ -17,8 +17,8 @@
 //!
 //! Initial states: `samplers::langevin_init::{unit_circle_states, component_mean_states}`;
 //! ULA's exact bias `samplers::langevin_init::ula_gaussian_variance_ratio`; the within-mode ratio
-//! `metrics::nearest_center_variance_ratio`; the sweep's validation, memory bound and runs
-//! `samplers::langevin_sweep::StepSweep`.
+//! `metrics::nearest_center_variance_ratio`; the tables, their validation (memory included) and
+//! the runs `samplers::langevin_sweep::{RingSweepConfig, MixtureSweepConfig, StepSweep}`.
 //!
 //! Chains run in fixed chunks with per-chunk ChaCha8 streams (`langevin_chains`), seeded per run
 //! from `seeding::stream(seed, "<dataset>.<method>.eps<i>", 0)`: thread-count independent.
@@ -29,7 +29,6 @@ use anyhow::{anyhow, Result};
 use plotters::style::RGBColor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use smoluchowski::datasets::{GaussianMixture, Ring2d};
 use smoluchowski::metrics::{
     angles, ks_critical_asymptotic, ks_one_sample, mean_var, nearest_center_variance_ratio, radii,
 };
@@ -37,7 +36,9 @@ use smoluchowski::samplers::langevin::{LangevinOutput, LogDensity, MixtureLogDen
 use smoluchowski::samplers::langevin_init::{
     component_mean_states, ula_gaussian_variance_ratio, unit_circle_states,
 };
-use smoluchowski::samplers::langevin_sweep::{StepSweep, METHODS};
+use smoluchowski::samplers::langevin_sweep::{
+    MixtureSweepConfig, RingSweepConfig, StepSweep, METHODS,
+};
 
 use crate::figures::{self, log_log_series, palette, scatter_panel, Legend, Line, Panel};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
@@ -61,38 +62,6 @@ const ALPHA: f64 = 0.01;
 /// Points per scatter panel.
 const SCATTER: usize = 4000;
 
-/// `[ring2d]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RingSpec {
-    /// Gamma shape = rate `k` of the radius.
-    pub scale: f64,
-    /// Independent chains per run.
-    pub n_chains: usize,
-    /// Langevin time per chain; `n_steps = time / ε` must be whole.
-    pub time: f64,
-    /// Step sizes `ε`, increasing; ULA needs `ε k < 2` to be stable.
-    pub steps: Vec<f64>,
-}
-
-/// `[mixture]`: `n_components` isotropic Gaussians of std `std` on the circle of radius `radius`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixtureSpec {
-    /// Number of components (8: the 8-Gaussians toy).
-    pub n_components: usize,
-    /// Radius of the circle of means.
-    pub radius: f64,
-    /// Component standard deviation `s`.
-    pub std: f64,
-    /// Independent chains per run.
-    pub n_chains: usize,
-    /// Langevin time per chain; `n_steps = time / ε` must be whole.
-    pub time: f64,
-    /// Step sizes `ε`, increasing; ULA needs `ε < 2 s²` to be stable.
-    pub steps: Vec<f64>,
-}
-
 /// The whole manifest of kind `langevin`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -100,61 +69,27 @@ pub struct LangevinManifest {
     /// `[experiment]`.
     pub experiment: ExperimentHeader,
     /// `[ring2d]`.
-    pub ring2d: RingSpec,
+    pub ring2d: RingSweepConfig,
     /// `[mixture]`.
-    pub mixture: MixtureSpec,
-}
-
-impl RingSpec {
-    fn sweep(&self) -> StepSweep<'_> {
-        StepSweep {
-            n_chains: self.n_chains,
-            time: self.time,
-            steps: &self.steps,
-        }
-    }
-}
-
-impl MixtureSpec {
-    fn sweep(&self) -> StepSweep<'_> {
-        StepSweep {
-            n_chains: self.n_chains,
-            time: self.time,
-            steps: &self.steps,
-        }
-    }
+    pub mixture: MixtureSweepConfig,
 }
 
 impl LangevinManifest {
     fn check(&self) -> Result<()> {
-        let (r, m) = (&self.ring2d, &self.mixture);
         let mut c = Checker::new();
         self.experiment.check(&mut c);
-        c.positive("ring2d.scale", r.scale);
-        let why = "2 / ring2d.scale: ULA stability";
-        r.sweep().check(&mut c, "ring2d", 2, 2.0 / r.scale, why);
-        c.count("mixture.n_components", m.n_components, 1, 1000);
-        c.positive("mixture.radius", m.radius);
-        c.positive("mixture.std", m.std);
-        let why = "2 mixture.std²: ULA stability";
-        m.sweep()
-            .check(&mut c, "mixture", 2, 2.0 * m.std * m.std, why);
+        self.ring2d.check(&mut c, "ring2d");
+        self.mixture.check(&mut c, "mixture");
         Ok(c.finish()?)
-    }
-
-    fn mixture(&self) -> Result<GaussianMixture> {
-        let m = &self.mixture;
-        GaussianMixture::on_circle(m.n_components, m.radius, m.std)
-            .map_err(|e| crate::validate::bad_input(format!("mixture: {e}")))
     }
 }
 
 fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     let parsed: LangevinManifest = manifest::parse_as(m)?;
     parsed.check().map_err(|e| e.context(m.display.clone()))?;
-    parsed.mixture().map_err(|e| e.context(m.display.clone()))?;
-    Ring2d::new(parsed.ring2d.scale)
-        .map_err(|e| crate::validate::bad_input(format!("{}: ring2d: {e}", m.display)))?;
+    let bad = |what: &str, e| crate::validate::bad_input(format!("{}: {what}: {e}", m.display));
+    parsed.mixture.build().map_err(|e| bad("mixture", e))?;
+    parsed.ring2d.build().map_err(|e| bad("ring2d", e))?;
     Ok(Box::new(parsed))
 }
 
@@ -497,7 +432,7 @@ impl TypedExperiment for LangevinManifest {
 
     fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(LangevinStats, Computed)> {
         let (r, mx, seed) = (&self.ring2d, &self.mixture, ctx.seed);
-        let ring = Ring2d::new(r.scale).map_err(|e| anyhow!("ring2d: {e}"))?;
+        let ring = r.build().map_err(|e| anyhow!("ring2d: {e}"))?;
         let init = unit_circle_states(&mut seeding::stream(seed, "ring2d.init", 0), r.n_chains);
         let (ring2d, ring_last) = run_sweep(ctx, "ring2d", r.sweep(), (&ring, &init), |out| {
             let (rad, ang) = (radii(&out.samples), angles(&out.samples));
@@ -508,7 +443,7 @@ impl TypedExperiment for LangevinManifest {
                 acceptance: out.acceptance_rate().into(),
             }
         })?;
-        let mixture = self.mixture()?;
+        let mixture = mx.build().map_err(|e| anyhow!("mixture: {e}"))?;
         let target = MixtureLogDensity::new(&mixture);
         let mut rng = seeding::stream(seed, "mixture.init", 0);
         let init = component_mean_states(&mixture, &mut rng, mx.n_chains);

@@ -22,9 +22,7 @@ use smoluchowski::losses::{
 };
 use smoluchowski::nets::{NetOutput, ScoreNet, ScoreNetConfig};
 
-use crate::figures::{
-    self, palette, quiver, square_grid, square_heatmap, viridis, Cells, Panel, Points,
-};
+use crate::figures::{self, palette, quiver, square_field_panel, square_grid, square_heatmap};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_text, OutputDir};
@@ -257,59 +255,42 @@ impl SsmManifest {
         })
     }
 
-    /// The √density heat map behind the quiver panels.
-    fn density_cells(&self, data: &GaussianMixture) -> Cells {
-        let (half, bins) = (self.half(), 120);
-        let dens: Vec<f64> = (square_grid(half, bins).chunks_exact(2))
-            .map(|p| data.log_density(p).exp())
-            .collect();
-        let peak = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
-        let colors: Vec<_> = (dens.iter())
-            .map(|d| viridis(0.15 + 0.85 * (d / peak).sqrt()))
-            .collect();
-        square_heatmap(half, bins, &colors)
-    }
-
-    /// `score_quiver.png`: exact and learned score fields over the density.
+    /// `score_quiver.png`: exact and learned score fields (arrows of length ∝ tanh(|s|·std))
+    /// over the mixture's √density.
     fn quiver_figure(&self, t: &Trained, out: &OutputDir) -> Result<Figure> {
         let half = self.half();
-        let cells = self.density_cells(&t.data);
-        // Quiver: arrows of length ∝ tanh(|s|/s_ref) on a grid.
+        let fine = square_grid(half, 120);
+        let dens: Vec<f64> = fine
+            .chunks_exact(2)
+            .map(|p| t.data.log_density(p).exp())
+            .collect();
+        let peak = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
+        let cells = square_heatmap(half, 120, &dens, |d| 0.15 + 0.85 * (d / peak).sqrt());
         let g = self.evaluation.quiver_grid;
-        let cell = 2.0 * half / g as f64;
-        let grid = square_grid(half, g);
+        let (cell, grid) = (2.0 * half / g as f64, square_grid(half, g));
         let mut exact = vec![0.0; grid.len()];
         t.data.score_rows(&grid, &mut exact);
         let s_ref = 1.0 / self.mixture.std;
-        let bases = Points {
-            points: grid.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
-            color: palette::EXACT,
-            alpha: 1.0,
-            radius: 1,
-        };
-        let panel = |title: String, s: &[f64], color| Panel {
-            title,
-            x_label: "x".into(),
-            y_label: "y".into(),
-            cells: cells.clone(),
-            lines: quiver(&grid, s, cell, s_ref, color),
-            points: vec![bases.clone()],
-            x_range: Some((-half, half)),
-            y_range: Some((-half, half)),
-            ..Default::default()
+        let panel = |title: String, s: &[f64], color| {
+            let arrows = quiver(&grid, s, cell, s_ref, color);
+            square_field_panel(title, half, cells.clone(), arrows, &grid)
         };
         let white = plotters::style::RGBColor(255, 255, 255);
         let (ssm, dsm) = (&self.ssm.0, &self.dsm.0);
+        let (s_ssm, s_dsm) = (
+            learned(&t.ssm.net, &grid, ssm.time),
+            learned(&t.dsm.net, &grid, dsm.time),
+        );
         let panels = [
             panel("exact ∇ log p".into(), &exact, white),
             panel(
                 format!("sliced SM (σ = {})", ssm.noise_std),
-                &learned(&t.ssm.net, &grid, ssm.time),
+                &s_ssm,
                 palette::DATA2,
             ),
             panel(
                 format!("denoising SM (σ = {})", dsm.noise_std),
-                &learned(&t.dsm.net, &grid, dsm.time),
+                &s_dsm,
                 palette::MARK,
             ),
         ];
@@ -332,31 +313,16 @@ impl SsmManifest {
         let mut ex = vec![0.0; fine.len()];
         t.data.score_rows(&fine, &mut ex);
         let s_ref = 1.0 / self.mixture.std;
-        let err_panel = |title: &str, net: &ScoreNet, time: f64| {
-            let rel = local_relative_score_error(net, time, &fine, &ex, s_ref);
-            let colors: Vec<_> = rel.iter().map(|r| viridis(r.min(1.0))).collect();
-            Panel {
-                title: title.into(),
-                x_label: "x".into(),
-                y_label: "y".into(),
-                cells: square_heatmap(half, fb, &colors),
-                x_range: Some((-half, half)),
-                y_range: Some((-half, half)),
-                ..Default::default()
-            }
-        };
+        let what = "|s_θ − ∇log p| / (|∇log p| + 1/std)";
         let errs = [
-            err_panel(
-                "sliced SM: |s_θ − ∇log p| / (|∇log p| + 1/std)",
-                &t.ssm.net,
-                self.ssm.0.time,
-            ),
-            err_panel(
-                "denoising SM: |s_θ − ∇log p| / (|∇log p| + 1/std)",
-                &t.dsm.net,
-                self.dsm.0.time,
-            ),
-        ];
+            ("sliced SM", &t.ssm.net, self.ssm.0.time),
+            ("denoising SM", &t.dsm.net, self.dsm.0.time),
+        ]
+        .map(|(name, net, time)| {
+            let rel = local_relative_score_error(net, time, &fine, &ex, s_ref);
+            let cells = square_heatmap(half, fb, &rel, |r| r.min(1.0));
+            square_field_panel(format!("{name}: {what}"), half, cells, vec![], &[])
+        });
         figures::draw_row(&out.file("score_error.png"), &errs, (560, 560))?;
         Ok(Figure {
             file: "score_error.png".into(),
