@@ -49,6 +49,25 @@ impl FpGridConfig {
     }
 }
 
+impl FokkerPlanck1d {
+    /// Edges of the coarse bins of `per_bin` cells each: `lo + b · per_bin · h`,
+    /// `b = 0 ..= cells / per_bin` (histograms comparable with [`FokkerPlanck1d::coarse_masses`]).
+    pub fn coarse_edges(&self, per_bin: usize) -> Vec<f64> {
+        let bins = self.cells() / per_bin;
+        (0..=bins)
+            .map(|b| self.lo() + (b * per_bin) as f64 * self.cell_width())
+            .collect()
+    }
+
+    /// The mass of the density `p` (at the centres) in each coarse bin: `h Σ_{i ∈ b} p_i`.
+    pub fn coarse_masses(&self, p: &[f64], per_bin: usize) -> Vec<f64> {
+        let h = self.cell_width();
+        p.chunks_exact(per_bin)
+            .map(|c| h * c.iter().sum::<f64>())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +82,10 @@ mod tests {
         };
         assert_eq!(g.build().unwrap().cells(), 10);
         assert_eq!(g.memory_estimates(2)[0].bytes, 800);
+        let fp = g.build().unwrap();
+        assert_eq!(fp.coarse_edges(5), vec![-1.0, 0.0, 1.0]);
+        let m = fp.coarse_masses(&[0.5; 10], 5);
+        assert!(m.iter().all(|v| (v - 0.5).abs() < 1e-12), "{m:?}");
         let mut c = Checker::new();
         FpGridConfig {
             lo: 1.0,

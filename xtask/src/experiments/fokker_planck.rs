@@ -170,9 +170,7 @@ impl FokkerPlanckManifest {
         let oracle = MixtureOracle::new(sde.clone(), p0.clone());
         let (g, pc) = (&self.grid, &self.particles);
         let per_bin = g.cells / pc.bins;
-        let edges: Vec<f64> = (0..=pc.bins)
-            .map(|b| g.lo + (b * per_bin) as f64 * fp.cell_width())
-            .collect();
+        let edges = fp.coarse_edges(per_bin);
 
         let density = |t: f64, x: f64| oracle.marginal(t).log_density(&[x]).exp();
         let fp_stops = stops_every(times, g.fp_dt);
@@ -198,10 +196,7 @@ impl FokkerPlanckManifest {
             let x = &snaps[i];
             let frac = bin_fractions(x, g.lo, g.hi, pc.bins);
             let exact_mass = bin_masses(&edges, |v| oracle.marginal_cdf(0, t, v));
-            let fp_mass: Vec<f64> = solved.densities[i]
-                .chunks_exact(per_bin)
-                .map(|c| fp.cell_width() * c.iter().sum::<f64>())
-                .collect();
+            let fp_mass = fp.coarse_masses(&solved.densities[i], per_bin);
             let cp = CheckpointStats {
                 l1_fp_exact: fp.l1_distance(&solved.densities[i], &exact[i]).into(),
                 l1_particles_exact: l1_distance(&frac, &exact_mass).into(),

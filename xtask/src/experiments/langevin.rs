@@ -355,24 +355,15 @@ impl LangevinManifest {
     fn parameters(&self) -> serde_json::Value {
         let (r, mx) = (&self.ring2d, &self.mixture);
         let s2 = mx.std * mx.std;
-        let params_ring: Vec<_> = (r.steps.iter())
-            .map(|&eps| {
-                json!({
-                    "eps": eps,
-                    "n_steps": r.sweep().n_steps(eps),
-                    "ula_radial_var_ratio_approx": 1.0 / (1.0 - eps * r.scale / 2.0),
-                })
-            })
-            .collect();
-        let params_mix: Vec<_> = (mx.steps.iter())
-            .map(|&eps| {
-                json!({
-                    "eps": eps,
-                    "n_steps": mx.sweep().n_steps(eps),
-                    "ula_var_ratio_exact": ula_gaussian_variance_ratio(eps, s2),
-                })
-            })
-            .collect();
+        let runs = |sweep: StepSweep<'_>, key: &str, ratio: &dyn Fn(f64) -> f64| {
+            let run =
+                |&eps: &f64| json!({"eps": eps, "n_steps": sweep.n_steps(eps), (key): ratio(eps)});
+            sweep.steps.iter().map(run).collect::<Vec<_>>()
+        };
+        let ring_ratio = |eps: f64| 1.0 / (1.0 - eps * r.scale / 2.0);
+        let params_ring = runs(r.sweep(), "ula_radial_var_ratio_approx", &ring_ratio);
+        let mix_ratio = |eps: f64| ula_gaussian_variance_ratio(eps, s2);
+        let params_mix = runs(mx.sweep(), "ula_var_ratio_exact", &mix_ratio);
         json!({
             "ring2d": {
                 "runs": params_ring,
