@@ -329,10 +329,10 @@ mod tests {
         let g = square_grid(1.0, 2);
         assert_eq!(g, vec![-0.5, -0.5, -0.5, 0.5, 0.5, -0.5, 0.5, 0.5]);
         let cells = square_heatmap(1.0, 2, &[0.0, 1.0, 0.0, 0.0], |v| v);
-        assert_eq!(cells.rects[1].0..cells.rects[1].3, -1.0..0.0);
+        let r = cells.rects[1];
         assert_eq!(
-            (cells.rects[1].1, cells.rects[1].4),
-            (0.0, crate::viridis(1.0))
+            (r.0, r.1, r.2, r.3, r.4),
+            (-1.0, 0.0, 0.0, 1.0, crate::viridis(1.0))
         );
         let p = square_field_panel("f".into(), 1.0, cells, vec![], &g);
         assert_eq!(
