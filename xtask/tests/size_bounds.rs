@@ -15,7 +15,12 @@ fn expect_too_large(name: &str, old: &str, new: &str, field: &str) {
     std::fs::write(&manifest, text.replacen(old, new, 1)).unwrap();
     let out = dir.path().join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["run", manifest.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            manifest.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

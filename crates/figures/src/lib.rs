@@ -7,8 +7,8 @@
 mod fields;
 
 pub use fields::{
-    evolving_density_panel, histograms_vs_densities, log_log_series, path_lines, paths_panel, quiver,
-    scatter_panel, square_field_panel, square_grid, square_heatmap, Series, SERIES_COLORS,
+    evolving_density_panel, histograms_vs_densities, log_log_series, path_lines, paths_panel,
+    quiver, scatter_panel, square_field_panel, square_grid, square_heatmap, Series, SERIES_COLORS,
 };
 
 use std::path::Path;

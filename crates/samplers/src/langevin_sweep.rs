@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(sweep.n_steps(1e-3), 10);
         let m = GaussianMixture::on_circle(2, 1.0, 0.5).unwrap();
         let target = MixtureLogDensity::new(&m);
-        let init = vec![1.0, 0.0].repeat(20);
+        let init = [1.0, 0.0].repeat(20);
         let a = sweep
             .run(&target, &init, LangevinMethod::Mala, 0, 3, "k")
             .unwrap();
