@@ -4,6 +4,13 @@
 //! A figure is a row of [`Panel`]s; a panel holds histogram bars, line series and vertical
 //! markers on continuous axes. Experiments build panels from their data and call [`draw_row`].
 
+mod fields;
+
+pub use fields::{
+    evolving_density_panel, histograms_vs_densities, log_log_series, path_lines, paths_panel,
+    quiver, scatter_panel, square_field_panel, square_grid, square_heatmap, Series, SERIES_COLORS,
+};
+
 use std::path::Path;
 use std::sync::Once;
 

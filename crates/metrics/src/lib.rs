@@ -24,6 +24,7 @@ mod hist;
 mod kolmogorov;
 mod ks;
 mod marginals;
+mod moments;
 mod noise_floor;
 mod paired;
 mod planar;
@@ -40,6 +41,7 @@ pub use hist::{Histogram1d, Histogram2d};
 pub use kolmogorov::{kolmogorov_sf, ks_one_sample_isf, ks_one_sample_sf, ks_one_sided_sf};
 pub use ks::{ks_one_sample, ks_two_sample, KsResult, KS_TWO_SAMPLE_EXACT_MAX_N};
 pub use marginals::{angles, radii};
+pub use moments::mean_var;
 pub use noise_floor::{reference_memory_estimate, sliced_wasserstein_noise_floor};
 pub use paired::{
     likelihood_gaps, max_abs_diff, mean_se, paired_differences, paired_mean_se, sample_sd,

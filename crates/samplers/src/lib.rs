@@ -40,6 +40,7 @@ mod error;
 mod grid;
 pub mod langevin;
 pub mod langevin_init;
+pub mod langevin_sweep;
 mod likelihood;
 mod likelihood_eval;
 pub mod noise;

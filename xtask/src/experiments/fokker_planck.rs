@@ -22,19 +22,18 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
-use plotters::style::RGBColor;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use smoluchowski::datasets::{Dataset, GaussianMixture};
+use smoluchowski::datasets::{Dataset, Mixture1dConfig};
 use smoluchowski::metrics::{
     bin_fractions, bin_masses, binomial_l1_noise, ks_one_sample, l1_distance,
 };
-use smoluchowski::sde::{
-    simulate_ensemble, FokkerPlanck1d, ForwardSde, MixtureOracle, OuSde, Stop, VpSde,
-};
+use smoluchowski::sde::{simulate_ensemble, stops_every, whole_steps, MAX_CHECKPOINTS};
+use smoluchowski::sde::{FokkerPlanck1d, ForwardSde, FpGridConfig, FpParticles, MixtureOracle};
+use smoluchowski::sde::{FreeTimes, OuTimes, VpTimes};
 
-use crate::figures::{self, Bars, Line, Panel};
+use crate::figures::{self, evolving_density_panel, Panel};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_npy, OutputDir};
@@ -51,83 +50,6 @@ pub const ENTRY: KindEntry = KindEntry {
 
 /// Particles per random-stream chunk.
 pub const CHUNK: usize = 8192;
-const MAX_PARTICLES: usize = 10_000_000;
-const MAX_CELLS: usize = 1_000_000;
-const MAX_TIMES: usize = 8;
-
-/// `[data]`: the 1-D mixture `p₀`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Data {
-    /// Component means `μ_k`.
-    pub means: Vec<f64>,
-    /// Component standard deviations `s_k > 0`.
-    pub stds: Vec<f64>,
-    /// Weights `w_k ≥ 0` (normalised).
-    pub weights: Vec<f64>,
-}
-
-/// `[grid]`: the solver's grid and time step.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Grid {
-    /// Left end.
-    pub lo: f64,
-    /// Right end (`> lo`).
-    pub hi: f64,
-    /// Number of cells.
-    pub cells: usize,
-    /// Crank–Nicolson time step; must divide every checkpoint time.
-    pub fp_dt: f64,
-}
-
-/// `[particles]`: Euler–Maruyama particles and their histogram.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Particles {
-    /// Number of particles per process.
-    pub n: usize,
-    /// Euler–Maruyama step; must divide every checkpoint time.
-    pub dt: f64,
-    /// Histogram bins on `[lo, hi]`; must divide `grid.cells`.
-    pub bins: usize,
-}
-
-/// `[free]`: `dx = √(2D) dW`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Free {
-    /// `D > 0`.
-    pub diffusion: f64,
-    /// Checkpoint times, increasing, `> 0`.
-    pub times: Vec<f64>,
-}
-
-/// `[ou]`: `dx = −a x dt + √(2D) dW`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ou {
-    /// `a > 0`.
-    pub a: f64,
-    /// `D > 0`.
-    pub diffusion: f64,
-    /// Checkpoint times, increasing, `> 0`.
-    pub times: Vec<f64>,
-}
-
-/// `[vp]`: `dx = −½β(t) x dt + √β(t) dW`, `β` linear from `beta_min` to `beta_max` on `[0, t_end]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Vp {
-    /// `β_min > 0`.
-    pub beta_min: f64,
-    /// `β_max ≥ β_min`.
-    pub beta_max: f64,
-    /// `T > 0`.
-    pub t_end: f64,
-    /// Checkpoint times, increasing, in `(0, T]`.
-    pub times: Vec<f64>,
-}
 
 /// The whole manifest of kind `fokker-planck`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -136,165 +58,33 @@ pub struct FokkerPlanckManifest {
     /// `[experiment]`.
     pub experiment: ExperimentHeader,
     /// `[data]`.
-    pub data: Data,
+    pub data: Mixture1dConfig,
     /// `[grid]`.
-    pub grid: Grid,
+    pub grid: FpGridConfig,
     /// `[particles]`.
-    pub particles: Particles,
+    pub particles: FpParticles,
     /// `[free]`.
-    pub free: Free,
+    pub free: FreeTimes,
     /// `[ou]`.
-    pub ou: Ou,
+    pub ou: OuTimes,
     /// `[vp]`.
-    pub vp: Vp,
-}
-
-/// Number of steps of size `dt` in `t`, if `dt` divides `t` (to 1e-9 relative).
-fn whole_steps(t: f64, dt: f64) -> Option<usize> {
-    let k = (t / dt).round();
-    ((k - t / dt).abs() <= 1e-9 * k.max(1.0) && (1.0..=1e8).contains(&k)).then_some(k as usize)
-}
-
-fn check_times(
-    c: &mut Checker,
-    table: &str,
-    times: &[f64],
-    t_max: Option<f64>,
-    dts: &[(&str, f64)],
-) {
-    let path = format!("{table}.times");
-    c.count(&format!("length of {path}"), times.len(), 1, MAX_TIMES);
-    for (i, &t) in times.iter().enumerate() {
-        let p = format!("{path}[{i}]");
-        c.positive(&p, t);
-        if !(t.is_finite() && t > 0.0) {
-            continue;
-        }
-        if i > 0 && times[i - 1].is_finite() {
-            c.require(
-                t > times[i - 1],
-                &p,
-                &format!("> {path}[{}] = {}", i - 1, times[i - 1]),
-                t,
-            );
-        }
-        if let Some(tm) = t_max {
-            c.require(t <= tm, &p, &format!("<= vp.t_end = {tm}"), t);
-        }
-        for &(name, dt) in dts {
-            if dt.is_finite() && dt > 0.0 && whole_steps(t, dt).is_none() {
-                c.fail(format!(
-                    "{name} must divide {p} into whole steps (got {p} / {name} = {})",
-                    t / dt
-                ));
-            }
-        }
-    }
+    pub vp: VpTimes,
 }
 
 impl FokkerPlanckManifest {
     fn check(&self) -> Result<()> {
         let mut c = Checker::new();
         self.experiment.check(&mut c);
-        let d = &self.data;
-        c.count("length of data.means", d.means.len(), 1, 64);
-        c.require(
-            d.stds.len() == d.means.len(),
-            "length of data.stds",
-            &format!("equal to the length of data.means ({})", d.means.len()),
-            d.stds.len(),
-        );
-        c.require(
-            d.weights.len() == d.means.len(),
-            "length of data.weights",
-            &format!("equal to the length of data.means ({})", d.means.len()),
-            d.weights.len(),
-        );
-        for (i, &m) in d.means.iter().enumerate() {
-            c.finite(&format!("data.means[{i}]"), m);
-        }
-        for (i, &s) in d.stds.iter().enumerate() {
-            c.positive(&format!("data.stds[{i}]"), s);
-        }
-        for (i, &w) in d.weights.iter().enumerate() {
-            c.non_negative(&format!("data.weights[{i}]"), w);
-        }
-        let total: f64 = d.weights.iter().sum();
-        c.require(total > 0.0, "sum of data.weights", "> 0", total);
-
-        let g = &self.grid;
-        c.finite("grid.lo", g.lo);
-        c.finite("grid.hi", g.hi);
-        if g.lo.is_finite() && g.hi.is_finite() {
-            c.require(
-                g.hi > g.lo,
-                "grid.hi",
-                &format!("> grid.lo = {}", g.lo),
-                g.hi,
-            );
-        }
-        c.count("grid.cells", g.cells, 3, MAX_CELLS);
-        c.positive("grid.fp_dt", g.fp_dt);
-
-        let p = &self.particles;
-        c.count("particles.n", p.n, 1, MAX_PARTICLES);
-        c.positive("particles.dt", p.dt);
-        c.count("particles.bins", p.bins, 2, 10_000);
-        if p.bins >= 1 {
-            c.require(
-                g.cells.is_multiple_of(p.bins),
-                "particles.bins",
-                &format!("a divisor of grid.cells = {}", g.cells),
-                p.bins,
-            );
-        }
+        self.data.check(&mut c, "data");
+        let (g, p) = (&self.grid, &self.particles);
+        let n_times = self.processes().iter().map(|(_, t)| t.len()).sum::<usize>();
+        g.check(&mut c, "grid", 2 * n_times);
+        p.check(&mut c, "particles", g.cells, MAX_CHECKPOINTS);
         let dts = [("grid.fp_dt", g.fp_dt), ("particles.dt", p.dt)];
-
-        c.positive("free.diffusion", self.free.diffusion);
-        check_times(&mut c, "free", &self.free.times, None, &dts);
-        c.positive("ou.a", self.ou.a);
-        c.positive("ou.diffusion", self.ou.diffusion);
-        check_times(&mut c, "ou", &self.ou.times, None, &dts);
-        if self.ou.a.is_finite() && p.dt.is_finite() && p.dt > 0.0 {
-            c.require(
-                self.ou.a * p.dt <= 0.1,
-                "particles.dt",
-                &format!("<= 0.1 / ou.a = {}", 0.1 / self.ou.a),
-                p.dt,
-            );
-        }
-        let v = &self.vp;
-        c.positive("vp.beta_min", v.beta_min);
-        c.positive("vp.beta_max", v.beta_max);
-        if v.beta_min.is_finite() && v.beta_max.is_finite() {
-            c.require(
-                v.beta_max >= v.beta_min,
-                "vp.beta_max",
-                &format!(">= vp.beta_min = {}", v.beta_min),
-                v.beta_max,
-            );
-            if p.dt.is_finite() && p.dt > 0.0 {
-                c.require(
-                    0.5 * v.beta_max * p.dt <= 0.1,
-                    "particles.dt",
-                    &format!("<= 0.2 / vp.beta_max = {}", 0.2 / v.beta_max),
-                    p.dt,
-                );
-            }
-        }
-        c.positive("vp.t_end", v.t_end);
-        check_times(&mut c, "vp", &v.times, Some(v.t_end), &dts);
+        self.free.check(&mut c, "free", &dts);
+        self.ou.check(&mut c, "ou", &dts, ("particles.dt", p.dt));
+        self.vp.check(&mut c, "vp", &dts, ("particles.dt", p.dt));
         Ok(c.finish()?)
-    }
-
-    fn mixture(&self) -> Result<GaussianMixture> {
-        let d = &self.data;
-        GaussianMixture::new(
-            d.means.iter().map(|&m| vec![m]).collect(),
-            d.stds.iter().map(|&s| vec![s]).collect(),
-            d.weights.clone(),
-        )
-        .map_err(|e| crate::validate::bad_input(format!("data: {e}")))
     }
 
     /// `(process name, checkpoint times)` in report order.
@@ -310,26 +100,9 @@ impl FokkerPlanckManifest {
 fn load(m: &ManifestText) -> Result<Box<dyn Experiment>> {
     let parsed: FokkerPlanckManifest = manifest::parse_as(m)?;
     parsed.check().map_err(|e| e.context(m.display.clone()))?;
-    parsed.mixture().map_err(|e| e.context(m.display.clone()))?;
+    (parsed.data.build())
+        .map_err(|e| crate::validate::bad_input(format!("{}: data: {e}", m.display)))?;
     Ok(Box::new(parsed))
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-/// The stops `(t_i, steps_i)`: `steps_i` steps of `dt` from `t_{i−1}` (or 0) to `t_i`.
-fn stops(times: &[f64], dt: f64) -> Vec<Stop> {
-    times
-        .iter()
-        .scan(0.0, |prev, &t| {
-            let k = whole_steps(t - *prev, dt).unwrap_or(1);
-            *prev = t;
-            Some((t, k))
-        })
-        .collect()
 }
 
 /// `<process>.t<i>.*`: one checkpoint.
@@ -383,13 +156,6 @@ pub struct Computed {
 const HOW_TO_READ: &str = include_str!("fokker_planck/how_to_read.md");
 const CHECK_YOURSELF: &str = include_str!("fokker_planck/check_yourself.md");
 
-const TIME_COLORS: [RGBColor; 4] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-];
-
 impl FokkerPlanckManifest {
     /// Solver and particles for one process; its statistics and what the figure needs.
     fn run_process<S: ForwardSde + Sync + Clone>(
@@ -400,16 +166,14 @@ impl FokkerPlanckManifest {
         fp: &FokkerPlanck1d,
         seed: u64,
     ) -> Result<(ProcessStats, ProcessRun)> {
-        let p0 = self.mixture()?;
+        let p0 = self.data.build().map_err(|e| anyhow!("data: {e}"))?;
         let oracle = MixtureOracle::new(sde.clone(), p0.clone());
         let (g, pc) = (&self.grid, &self.particles);
         let per_bin = g.cells / pc.bins;
-        let edges: Vec<f64> = (0..=pc.bins)
-            .map(|b| g.lo + (b * per_bin) as f64 * fp.cell_width())
-            .collect();
+        let edges = fp.coarse_edges(per_bin);
 
         let density = |t: f64, x: f64| oracle.marginal(t).log_density(&[x]).exp();
-        let fp_stops = stops(times, g.fp_dt);
+        let fp_stops = stops_every(times, g.fp_dt);
         let solved = fp.solve_checkpoints(&sde, &fp.project(|x| density(0.0, x)), &fp_stops);
         let exact: Vec<Vec<f64>> = times
             .iter()
@@ -418,9 +182,10 @@ impl FokkerPlanckManifest {
                 fp.project(|x| marg.log_density(&[x]).exp())
             })
             .collect();
-        let em_stops = stops(times, pc.dt);
+        let em_stops = stops_every(times, pc.dt);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let init = |rng: &mut ChaCha8Rng, len: usize| p0.sample(rng, len);
-        let snaps = simulate_ensemble(&sde, init, pc.n, CHUNK, &em_stops, seed, name, threads());
+        let snaps = simulate_ensemble(&sde, init, pc.n, CHUNK, &em_stops, seed, name, threads);
 
         let mut stats = ProcessStats {
             mass_drift: solved.mass_drift.into(),
@@ -431,10 +196,7 @@ impl FokkerPlanckManifest {
             let x = &snaps[i];
             let frac = bin_fractions(x, g.lo, g.hi, pc.bins);
             let exact_mass = bin_masses(&edges, |v| oracle.marginal_cdf(0, t, v));
-            let fp_mass: Vec<f64> = solved.densities[i]
-                .chunks_exact(per_bin)
-                .map(|c| fp.cell_width() * c.iter().sum::<f64>())
-                .collect();
+            let fp_mass = fp.coarse_masses(&solved.densities[i], per_bin);
             let cp = CheckpointStats {
                 l1_fp_exact: fp.l1_distance(&solved.densities[i], &exact[i]).into(),
                 l1_particles_exact: l1_distance(&frac, &exact_mass).into(),
@@ -504,75 +266,21 @@ impl FokkerPlanckManifest {
         Ok(files)
     }
 
-    /// One panel per process: particle histograms, solver and exact densities per checkpoint.
-    fn density_panel(&self, run: &ProcessRun, title: &str, centers: &[f64]) -> Panel {
-        let (g, pc) = (&self.grid, &self.particles);
-        let bin_w = (g.hi - g.lo) / pc.bins as f64;
-        let edges: Vec<f64> = (0..=pc.bins).map(|b| g.lo + b as f64 * bin_w).collect();
-        // Plot window: where any of the densities exceeds 1e-3 of its maximum.
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for e in &run.exact {
-            let m = e.iter().cloned().fold(0.0, f64::max);
-            for (x, &v) in centers.iter().zip(e) {
-                if v > 1e-3 * m {
-                    lo = lo.min(*x);
-                    hi = hi.max(*x);
-                }
-            }
-        }
-        let mut panel = Panel {
-            title: title.to_string(),
-            x_label: "x".into(),
-            y_label: "density p(x, t)".into(),
-            x_range: Some((lo, hi)),
-            ..Default::default()
-        };
-        let pts = |d: &[f64]| -> Vec<(f64, f64)> {
-            centers
-                .iter()
-                .zip(d)
-                .filter(|(x, _)| **x >= lo && **x <= hi)
-                .map(|(&x, &v)| (x, v))
-                .collect()
-        };
-        for (i, &t) in run.times.iter().enumerate() {
-            let color = TIME_COLORS[i % TIME_COLORS.len()];
-            panel.bars.push(Bars {
-                edges: edges.clone(),
-                heights: run.hist[i].iter().map(|f| f / bin_w).collect(),
-                color,
-                alpha: 0.25,
-                label: None,
-            });
-            panel.lines.push(Line {
-                points: pts(&run.fp[i]),
-                color,
-                alpha: 1.0,
-                width: 4,
-                label: Some(format!("Fokker–Planck, t = {t}")),
-            });
-            panel.lines.push(Line {
-                points: pts(&run.exact[i]),
-                color: figures::palette::EXACT,
-                alpha: 1.0,
-                width: 1,
-                label: (i == 0).then(|| "exact".to_string()),
-            });
-        }
-        panel
-    }
-
     /// `fokker_planck.png`: the three processes side by side.
     fn density_figure(&self, c: &Computed, out: &OutputDir) -> Result<Figure> {
-        let centers = c.fp.centers();
-        let panels: Vec<Panel> = c
-            .runs
-            .iter()
-            .zip(&self.titles())
-            .map(|(run, title)| self.density_panel(run, title, &centers))
+        let (centers, pc, g) = (c.fp.centers(), &self.particles, &self.grid);
+        let bin_w = (g.hi - g.lo) / pc.bins as f64;
+        let edges: Vec<f64> = (0..=pc.bins).map(|b| g.lo + b as f64 * bin_w).collect();
+        let panels: Vec<Panel> = (c.runs.iter().zip(&self.titles()))
+            .map(|(run, title)| {
+                let hist: Vec<Vec<f64>> = (run.hist.iter())
+                    .map(|h| h.iter().map(|f| f / bin_w).collect())
+                    .collect();
+                let (t, fp, ex) = (&run.times, &run.fp, &run.exact);
+                evolving_density_panel(title, &centers, &edges, t, &hist, fp, ex)
+            })
             .collect();
         figures::draw_row(&out.file("fokker_planck.png"), &panels, (560, 440))?;
-        let (g, pc) = (&self.grid, &self.particles);
         Ok(Figure {
             file: "fokker_planck.png".into(),
             caption: format!(
@@ -664,15 +372,11 @@ impl TypedExperiment for FokkerPlanckManifest {
 
     fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(FokkerPlanckStats, Computed)> {
         let g = &self.grid;
-        let fp = FokkerPlanck1d::new(g.lo, g.hi, g.cells).map_err(|e| anyhow!("grid: {e}"))?;
+        let fp = g.build().map_err(|e| anyhow!("grid: {e}"))?;
         let seed = ctx.seed;
-        let free = OuSde::free(self.free.diffusion, *self.free.times.last().unwrap_or(&1.0))
-            .map_err(|e| anyhow!("free: {e}"))?;
-        let ou_end = *self.ou.times.last().unwrap_or(&1.0);
-        let ou =
-            OuSde::new(self.ou.a, self.ou.diffusion, ou_end).map_err(|e| anyhow!("ou: {e}"))?;
-        let vp = VpSde::new(self.vp.beta_min, self.vp.beta_max, self.vp.t_end)
-            .map_err(|e| anyhow!("vp: {e}"))?;
+        let free = self.free.sde().map_err(|e| anyhow!("free: {e}"))?;
+        let ou = self.ou.sde().map_err(|e| anyhow!("ou: {e}"))?;
+        let vp = self.vp.sde().map_err(|e| anyhow!("vp: {e}"))?;
         let results = [
             ctx.time("free", || {
                 self.run_process("free", free, &self.free.times, &fp, seed)
@@ -734,14 +438,6 @@ mod tests {
             let name = line.trim_start_matches("stat = ").trim_matches('"');
             assert!(k.contains_key(name), "{name}");
         }
-    }
-
-    #[test]
-    fn stops_count_whole_steps_between_checkpoints() {
-        assert_eq!(
-            stops(&[0.1, 0.5, 1.0], 1e-3),
-            vec![(0.1, 100), (0.5, 400), (1.0, 500)]
-        );
     }
 
     #[test]

@@ -15,14 +15,14 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use smoluchowski::datasets::{Dataset, GaussianMixture};
+use smoluchowski::datasets::{draws_memory, CircleMixtureConfig, Dataset, GaussianMixture};
 use smoluchowski::losses::{
     local_relative_score_error, relative_score_error, ssm_memory_estimates, ScoreObjective,
     SsmConfig, SsmTrainer,
 };
 use smoluchowski::nets::{NetOutput, ScoreNet, ScoreNetConfig};
 
-use crate::figures::{self, palette, viridis, Cells, Line, Panel, Points};
+use crate::figures::{self, palette, quiver, square_field_panel, square_grid, square_heatmap};
 use crate::harness::{Experiment, Figure, KindEntry, RunContext};
 use crate::manifest::{self, ExperimentHeader, ManifestText};
 use crate::output::{write_text, OutputDir};
@@ -38,19 +38,6 @@ pub const ENTRY: KindEntry = KindEntry {
     summary: "sliced score matching (finite differences) on a 2-D Gaussian mixture vs its exact score, with fixed-σ DSM for comparison",
     load,
 };
-
-/// `[mixture]`: `components` equal isotropic Gaussians of standard deviation `std` on the circle
-/// of radius `radius` (`GaussianMixture::on_circle`).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixtureTable {
-    /// Number of components `K ≥ 1`.
-    pub components: usize,
-    /// Radius of the circle of means.
-    pub radius: f64,
-    /// Component standard deviation `> 0`.
-    pub std: f64,
-}
 
 /// An [`SsmConfig`] without its `seed` (derived from `experiment.seed`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -88,7 +75,7 @@ pub struct SsmManifest {
     /// `[experiment]`.
     pub experiment: ExperimentHeader,
     /// `[mixture]`.
-    pub mixture: MixtureTable,
+    pub mixture: CircleMixtureConfig,
     /// `[network]` (must output the score).
     pub network: ScoreNetConfig,
     /// `[ssm]`: the sliced-score-matching run (`objective.kind = "sliced_fd"`).
@@ -103,10 +90,7 @@ impl SsmManifest {
     fn check(&self) -> Result<()> {
         let mut c = Checker::new();
         self.experiment.check(&mut c);
-        let m = &self.mixture;
-        c.count("mixture.components", m.components, 1, 64);
-        c.non_negative("mixture.radius", m.radius);
-        c.positive("mixture.std", m.std);
+        self.mixture.check(&mut c, "mixture");
         if let Err(e) = self.network.validate() {
             c.fail(e.under("network").to_string());
         }
@@ -134,23 +118,14 @@ impl SsmManifest {
                 format!("{:?}", t.objective),
             );
         }
-        c.count("evaluation.points", self.evaluation.points, 1, 10_000_000);
-        c.count(
-            "evaluation.quiver_grid",
-            self.evaluation.quiver_grid,
-            2,
-            100,
-        );
+        let e = &self.evaluation;
+        c.count("evaluation.points", e.points, 1, usize::MAX);
+        c.count("evaluation.quiver_grid", e.quiver_grid, 2, 100);
+        // Points: the draw, the exact and the learned scores (2 · 8 bytes each), in f32 too.
+        let points = draws_memory("points", e.points, 2 * 4);
+        let grid = draws_memory("quiver_grid", e.quiver_grid * e.quiver_grid, 2 * 4);
+        c.memory("evaluation", [points, grid]);
         Ok(c.finish()?)
-    }
-
-    fn mixture(&self) -> Result<GaussianMixture> {
-        GaussianMixture::on_circle(
-            self.mixture.components,
-            self.mixture.radius,
-            self.mixture.std,
-        )
-        .map_err(|e| anyhow!("mixture: {e}"))
     }
 }
 
@@ -237,17 +212,6 @@ fn train(label: &str, net: ScoreNet, data: &GaussianMixture, cfg: &SsmConfig) ->
     })
 }
 
-/// `n` cell centres per axis of the square `[−half, half]²`, as rows `(x, y)` (x-major).
-fn grid_points(half: f64, n: usize) -> Vec<f64> {
-    let w = 2.0 * half / n as f64;
-    (0..n * n)
-        .flat_map(|k| {
-            let (i, j) = (k / n, k % n);
-            [-half + (i as f64 + 0.5) * w, -half + (j as f64 + 0.5) * w]
-        })
-        .collect()
-}
-
 fn learned(net: &ScoreNet, grid: &[f64], t: f64) -> Vec<f64> {
     let gf: Vec<f32> = grid.iter().map(|&a| a as f32).collect();
     net.predict(&gf, t).iter().map(|&a| a as f64).collect()
@@ -291,85 +255,42 @@ impl SsmManifest {
         })
     }
 
-    /// The √density heat map behind the quiver panels.
-    fn density_cells(&self, data: &GaussianMixture) -> Cells {
-        let (half, bins) = (self.half(), 120);
-        let w = 2.0 * half / bins as f64;
-        let dens: Vec<f64> = grid_points(half, bins)
-            .chunks_exact(2)
-            .map(|p| data.log_density(p).exp())
-            .collect();
-        let peak = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
-        let mut rects = Vec::with_capacity(bins * bins);
-        for i in 0..bins {
-            for j in 0..bins {
-                let (x0, y0) = (-half + i as f64 * w, -half + j as f64 * w);
-                let c = viridis(0.15 + 0.85 * (dens[i * bins + j] / peak).sqrt());
-                rects.push((x0, y0, x0 + w, y0 + w, c));
-            }
-        }
-        Cells { rects }
-    }
-
-    /// `score_quiver.png`: exact and learned score fields over the density.
+    /// `score_quiver.png`: exact and learned score fields (arrows of length ∝ tanh(|s|·std))
+    /// over the mixture's √density.
     fn quiver_figure(&self, t: &Trained, out: &OutputDir) -> Result<Figure> {
         let half = self.half();
-        let cells = self.density_cells(&t.data);
-        // Quiver: arrows of length ∝ tanh(|s|/s_ref) on a grid.
+        let fine = square_grid(half, 120);
+        let dens: Vec<f64> = fine
+            .chunks_exact(2)
+            .map(|p| t.data.log_density(p).exp())
+            .collect();
+        let peak = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
+        let cells = square_heatmap(half, 120, &dens, |d| 0.15 + 0.85 * (d / peak).sqrt());
         let g = self.evaluation.quiver_grid;
-        let cell = 2.0 * half / g as f64;
-        let grid = grid_points(half, g);
+        let (cell, grid) = (2.0 * half / g as f64, square_grid(half, g));
         let mut exact = vec![0.0; grid.len()];
         t.data.score_rows(&grid, &mut exact);
         let s_ref = 1.0 / self.mixture.std;
-        let arrows = |s: &[f64], color| -> Vec<Line> {
-            grid.chunks_exact(2)
-                .zip(s.chunks_exact(2))
-                .map(|(p, v)| {
-                    let norm = v[0].hypot(v[1]).max(1e-12);
-                    let len = 0.9 * cell * (norm / s_ref).tanh();
-                    Line {
-                        points: vec![
-                            (p[0], p[1]),
-                            (p[0] + len * v[0] / norm, p[1] + len * v[1] / norm),
-                        ],
-                        color,
-                        alpha: 1.0,
-                        width: 2,
-                        label: None,
-                    }
-                })
-                .collect()
-        };
-        let bases = Points {
-            points: grid.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
-            color: palette::EXACT,
-            alpha: 1.0,
-            radius: 1,
-        };
-        let panel = |title: String, s: &[f64], color| Panel {
-            title,
-            x_label: "x".into(),
-            y_label: "y".into(),
-            cells: cells.clone(),
-            lines: arrows(s, color),
-            points: vec![bases.clone()],
-            x_range: Some((-half, half)),
-            y_range: Some((-half, half)),
-            ..Default::default()
+        let panel = |title: String, s: &[f64], color| {
+            let arrows = quiver(&grid, s, cell, s_ref, color);
+            square_field_panel(title, half, cells.clone(), arrows, &grid)
         };
         let white = plotters::style::RGBColor(255, 255, 255);
         let (ssm, dsm) = (&self.ssm.0, &self.dsm.0);
+        let (s_ssm, s_dsm) = (
+            learned(&t.ssm.net, &grid, ssm.time),
+            learned(&t.dsm.net, &grid, dsm.time),
+        );
         let panels = [
             panel("exact ∇ log p".into(), &exact, white),
             panel(
                 format!("sliced SM (σ = {})", ssm.noise_std),
-                &learned(&t.ssm.net, &grid, ssm.time),
+                &s_ssm,
                 palette::DATA2,
             ),
             panel(
                 format!("denoising SM (σ = {})", dsm.noise_std),
-                &learned(&t.dsm.net, &grid, dsm.time),
+                &s_dsm,
                 palette::MARK,
             ),
         ];
@@ -388,43 +309,20 @@ impl SsmManifest {
     /// `score_error.png`: `|s_θ − ∇ log p| / (|∇ log p| + 1/std)` on a fine grid.
     fn error_figure(&self, t: &Trained, out: &OutputDir) -> Result<Figure> {
         let (half, fb) = (self.half(), 80);
-        let fw = 2.0 * half / fb as f64;
-        let fine = grid_points(half, fb);
+        let fine = square_grid(half, fb);
         let mut ex = vec![0.0; fine.len()];
         t.data.score_rows(&fine, &mut ex);
         let s_ref = 1.0 / self.mixture.std;
-        let err_panel = |title: &str, net: &ScoreNet, time: f64| {
-            let rel = local_relative_score_error(net, time, &fine, &ex, s_ref);
-            let rects = fine
-                .chunks_exact(2)
-                .zip(rel)
-                .map(|(p, r)| {
-                    let (x0, y0) = (p[0] - 0.5 * fw, p[1] - 0.5 * fw);
-                    (x0, y0, x0 + fw, y0 + fw, viridis(r.min(1.0)))
-                })
-                .collect();
-            Panel {
-                title: title.into(),
-                x_label: "x".into(),
-                y_label: "y".into(),
-                cells: Cells { rects },
-                x_range: Some((-half, half)),
-                y_range: Some((-half, half)),
-                ..Default::default()
-            }
-        };
+        let what = "|s_θ − ∇log p| / (|∇log p| + 1/std)";
         let errs = [
-            err_panel(
-                "sliced SM: |s_θ − ∇log p| / (|∇log p| + 1/std)",
-                &t.ssm.net,
-                self.ssm.0.time,
-            ),
-            err_panel(
-                "denoising SM: |s_θ − ∇log p| / (|∇log p| + 1/std)",
-                &t.dsm.net,
-                self.dsm.0.time,
-            ),
-        ];
+            ("sliced SM", &t.ssm.net, self.ssm.0.time),
+            ("denoising SM", &t.dsm.net, self.dsm.0.time),
+        ]
+        .map(|(name, net, time)| {
+            let rel = local_relative_score_error(net, time, &fine, &ex, s_ref);
+            let cells = square_heatmap(half, fb, &rel, |r| r.min(1.0));
+            square_field_panel(format!("{name}: {what}"), half, cells, vec![], &[])
+        });
         figures::draw_row(&out.file("score_error.png"), &errs, (560, 560))?;
         Ok(Figure {
             file: "score_error.png".into(),
@@ -487,7 +385,7 @@ impl TypedExperiment for SsmManifest {
 
     fn compute(&self, ctx: &mut RunContext<'_>) -> Result<(SsmStats, Trained)> {
         let seed = ctx.seed;
-        let data = self.mixture()?;
+        let data = (self.mixture.build()).map_err(|e| anyhow!("mixture: {e}"))?;
         let init = ScoreNet::new(self.network.clone(), derived_seed(seed, "network_init"))
             .map_err(|e| anyhow!("network: {e}"))?;
         let (ssm_cfg, dsm_cfg) = (&self.ssm.0, &self.dsm.0);
@@ -561,11 +459,5 @@ mod tests {
             "untrained_relative_error",
         ];
         assert_eq!(k.keys().map(String::as_str).collect::<Vec<_>>(), want);
-    }
-
-    #[test]
-    fn grid_points_are_cell_centres() {
-        let g = grid_points(1.0, 2);
-        assert_eq!(g, vec![-0.5, -0.5, -0.5, 0.5, 0.5, -0.5, 0.5, 0.5]);
     }
 }
