@@ -39,8 +39,11 @@ pub fn planar_evaluation_memory(
 
 /// Mean of the last `window` values (all of them if fewer; at least one) and the window
 /// actually used: `(1/w) Σ_{i > len − w} x_i`, `w = clamp(window, 1, len)`. The
-/// `final_training_loss` of a loss curve. NaN for an empty slice.
+/// `final_training_loss` of a loss curve. `(NaN, 0)` for an empty slice.
 pub fn trailing_mean(x: &[f64], window: usize) -> (f64, usize) {
+    if x.is_empty() {
+        return (f64::NAN, 0);
+    }
     let w = window.min(x.len()).max(1);
     let tail = &x[x.len().saturating_sub(w)..];
     (tail.iter().sum::<f64>() / w as f64, w)

@@ -789,6 +789,7 @@ mod tests {
                 loss: i as f64,
                 lr: 0.0,
                 grad_norm: 0.0,
+                bucket_loss: [f64::NAN; smoluchowski::losses::NUM_TIME_BUCKETS],
             })
             .collect();
         assert_eq!(final_loss(&rows), (3.0, 5));
