@@ -32,7 +32,7 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use smoluchowski::datasets::{Dataset, Ring2d};
-use smoluchowski::metrics::{likelihood_gaps, mean_se};
+use smoluchowski::metrics::{likelihood_gaps, mean_se, LikelihoodGaps, MeanSe};
 use smoluchowski::nets::{NetScore, ScoreNetConfig};
 use smoluchowski::samplers::{
     check_solver_accuracy, compare_hutchinson, likelihood_memory_estimate, log_likelihood_chunked,
@@ -378,49 +378,15 @@ impl TypedExperiment for Ring2dLikelihoodManifest {
             })
             .map_err(|e| anyhow!("likelihood (t_eps_scan): {e}"))?;
 
-        let h_mc = mean_se(&neg_log_p0);
-        let stats = LikelihoodStats {
-            entropy_exact: h_exact.into(),
-            entropy_mc: h_mc.mean.into(),
-            entropy_mc_se: h_mc.se.into(),
-            entropy_mc_z: ((h_mc.mean - h_exact) / h_mc.se).into(),
-            nll_nats: gaps.nll.mean.into(),
-            nll_se: gaps.nll.se.into(),
-            nll_bits_per_dim: (gaps.nll.mean / (2.0 * std::f64::consts::LN_2)).into(),
-            gap_total: gaps.total.mean.into(),
-            gap_total_se: gaps.total.se.into(),
-            gap_teps: gaps.teps.mean.into(),
-            gap_teps_se: gaps.teps.se.into(),
-            gap_model: gaps.model.mean.into(),
-            gap_model_se: gaps.model.se.into(),
-            nfe: (main.nfe as f64).into(),
-            ode: OdeStats {
-                coarse_max_abs: ode.coarse_max_abs.into(),
-                reference_max_abs: ode.reference_max_abs.into(),
-                reference_mean: ode.reference_mean.into(),
-            },
-            scan: (scan.iter().enumerate())
-                .map(|(i, s)| {
-                    (
-                        scan_key(i),
-                        ScanStats {
-                            gap_model: s.gap.mean.into(),
-                        },
-                    )
-                })
-                .collect(),
-            hutchinson: (hutch.iter())
-                .map(|h| {
-                    let s = HutchinsonStats {
-                        diff_mean: h.diff.mean.into(),
-                        diff_se: h.diff.se.into(),
-                        diff_z: h.diff.z().into(),
-                        diff_sd: h.diff_sd.into(),
-                    };
-                    (hutch_key(h.probes), s)
-                })
-                .collect(),
-        };
+        let stats = likelihood_stats(
+            h_exact,
+            mean_se(&neg_log_p0),
+            &gaps,
+            main.nfe,
+            &ode,
+            &scan,
+            &hutch,
+        );
         let computed = Computed {
             sde,
             trained,
@@ -704,6 +670,62 @@ fn nll_figure(
              the NLL is lowest on the ring's crest and grows quadratically into its tails."
         ),
     })
+}
+
+/// The statistics struct of a run from its parts: the exact entropy, the Monte Carlo entropy of
+/// the held-out points, the likelihood gaps, the main solve's NFE, the ODE check, the `t_eps`
+/// scan and the Hutchinson comparisons.
+fn likelihood_stats(
+    h_exact: f64,
+    h_mc: MeanSe,
+    gaps: &LikelihoodGaps,
+    nfe: usize,
+    ode: &SolverCheck,
+    scan: &[ScanRow],
+    hutch: &[HutchinsonComparison],
+) -> LikelihoodStats {
+    LikelihoodStats {
+        entropy_exact: h_exact.into(),
+        entropy_mc: h_mc.mean.into(),
+        entropy_mc_se: h_mc.se.into(),
+        entropy_mc_z: ((h_mc.mean - h_exact) / h_mc.se).into(),
+        nll_nats: gaps.nll.mean.into(),
+        nll_se: gaps.nll.se.into(),
+        nll_bits_per_dim: (gaps.nll.mean / (2.0 * std::f64::consts::LN_2)).into(),
+        gap_total: gaps.total.mean.into(),
+        gap_total_se: gaps.total.se.into(),
+        gap_teps: gaps.teps.mean.into(),
+        gap_teps_se: gaps.teps.se.into(),
+        gap_model: gaps.model.mean.into(),
+        gap_model_se: gaps.model.se.into(),
+        nfe: (nfe as f64).into(),
+        ode: OdeStats {
+            coarse_max_abs: ode.coarse_max_abs.into(),
+            reference_max_abs: ode.reference_max_abs.into(),
+            reference_mean: ode.reference_mean.into(),
+        },
+        scan: (scan.iter().enumerate())
+            .map(|(i, s)| {
+                (
+                    scan_key(i),
+                    ScanStats {
+                        gap_model: s.gap.mean.into(),
+                    },
+                )
+            })
+            .collect(),
+        hutchinson: (hutch.iter())
+            .map(|h| {
+                let s = HutchinsonStats {
+                    diff_mean: h.diff.mean.into(),
+                    diff_se: h.diff.se.into(),
+                    diff_z: h.diff.z().into(),
+                    diff_sd: h.diff_sd.into(),
+                };
+                (hutch_key(h.probes), s)
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
