@@ -5,7 +5,7 @@ use crate::config::{NetOutput, ScoreNetConfig};
 use crate::kernels::Kernels;
 use crate::net::ScoreNet;
 use crate::network::NetworkScore;
-use crate::plan::{hidden_layer, output_layer, LayerKind, MlpPlan};
+use crate::plan::{hidden_layer, hidden_layer_in_place, output_layer, LayerKind, MlpPlan};
 use rayon::prelude::*;
 use smoluchowski_sde::{ForwardSde, Score, ScoreDivergence};
 
@@ -99,26 +99,21 @@ impl MlpPlan {
             match spec.kind {
                 LayerKind::Input => {
                     let (zs, hs) = (&mut z[..n * o], &mut h[..n * o]);
-                    hidden_layer(kern, act, false, x, d, w, b0, Some(&mut *zs), hs);
                     if tangents.is_some() {
+                        hidden_layer(kern, act, false, x, d, w, b0, Some(&mut *zs), hs);
                         crate::divergence::input_tangents(act, d, o, w, zs, &mut j[..n * d * o]);
+                    } else {
+                        hidden_layer_in_place(kern, act, false, x, d, w, b0, hs);
                     }
                 }
                 LayerKind::Hidden { residual } => {
                     let zs = &mut z[..n * o];
                     let bias = spec.bias(params);
-                    hidden_layer(
-                        kern,
-                        act,
-                        residual,
-                        &h[..n * k],
-                        k,
-                        w,
-                        bias,
-                        Some(&mut *zs),
-                        &mut hn[..n * o],
-                    );
-                    if tangents.is_some() {
+                    let (hs, hns) = (&h[..n * k], &mut hn[..n * o]);
+                    if tangents.is_none() {
+                        hidden_layer_in_place(kern, act, residual, hs, k, w, bias, hns);
+                    } else {
+                        hidden_layer(kern, act, residual, hs, k, w, bias, Some(&mut *zs), hns);
                         let (js, jns) = (&j[..n * d * k], &mut jn[..n * d * o]);
                         crate::divergence::hidden_tangents(
                             kern,

@@ -368,6 +368,55 @@ pub(crate) fn hidden_layer(
     });
 }
 
+/// [`hidden_layer`] without keeping the pre-activation (inference): `h ← act(input·W + b)` or
+/// `h ← input + act(input·W + b)`, the product computed in `h` and activated in place — the
+/// same f32 operations as [`hidden_layer`] with one buffer fewer to write and read.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn hidden_layer_in_place(
+    kern: Kernels,
+    act: Activation,
+    residual: bool,
+    input: &[f32],
+    k: usize,
+    w: &[f32],
+    bias: &[f32],
+    h: &mut [f32],
+) {
+    let out = bias.len();
+    let n = h.len() / out;
+    let bias_in_kernel = kern.simd_for(out);
+    let epi = if bias_in_kernel {
+        Epilogue::Bias(bias)
+    } else {
+        Epilogue::Store
+    };
+    kern.matmul(n, out, k, rows_of(input, k), w, out, h, out, epi);
+    with_act!(act, apply, f => {
+        match (bias_in_kernel, residual) {
+            (true, false) => h.iter_mut().for_each(|hv| *hv = f(*hv)),
+            (true, true) => {
+                for (hv, &pv) in h.iter_mut().zip(input) {
+                    *hv = pv + f(*hv);
+                }
+            }
+            (false, false) => {
+                for hr in h.chunks_exact_mut(out) {
+                    for (hv, &b) in hr.iter_mut().zip(bias) {
+                        *hv = f(*hv + b);
+                    }
+                }
+            }
+            (false, true) => {
+                for (hr, pr) in h.chunks_exact_mut(out).zip(input.chunks_exact(k)) {
+                    for ((hv, &b), &pv) in hr.iter_mut().zip(bias).zip(pr) {
+                        *hv = pv + f(*hv + b);
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// The `Output` layer on the rows of `h` (`n × k`): `y = h W + b` into `out` (`n × b.len()`).
 /// With `wt = Some(Wᵀ)` (`b.len() × k`, row-major) and an output too narrow for the SIMD
 /// kernels, one dot product per output ([`Kernels::narrow_output`], the training pass);
