@@ -5,7 +5,7 @@ use crate::config::{NetOutput, ScoreNetConfig};
 use crate::kernels::Kernels;
 use crate::net::ScoreNet;
 use crate::network::NetworkScore;
-use crate::plan::{hidden_layer, hidden_layer_in_place, output_layer, LayerKind, MlpPlan};
+use crate::plan::{hidden_layer, output_layer, LayerKind, MlpPlan};
 use rayon::prelude::*;
 use smoluchowski_sde::{ForwardSde, Score, ScoreDivergence};
 
@@ -103,7 +103,7 @@ impl MlpPlan {
                         hidden_layer(kern, act, false, x, d, w, b0, Some(&mut *zs), hs);
                         crate::divergence::input_tangents(act, d, o, w, zs, &mut j[..n * d * o]);
                     } else {
-                        hidden_layer_in_place(kern, act, false, x, d, w, b0, hs);
+                        hidden_layer(kern, act, false, x, d, w, b0, None, hs);
                     }
                 }
                 LayerKind::Hidden { residual } => {
@@ -111,7 +111,7 @@ impl MlpPlan {
                     let bias = spec.bias(params);
                     let (hs, hns) = (&h[..n * k], &mut hn[..n * o]);
                     if tangents.is_none() {
-                        hidden_layer_in_place(kern, act, residual, hs, k, w, bias, hns);
+                        hidden_layer(kern, act, residual, hs, k, w, bias, None, hns);
                     } else {
                         hidden_layer(kern, act, residual, hs, k, w, bias, Some(&mut *zs), hns);
                         let (js, jns) = (&j[..n * d * k], &mut jn[..n * d * o]);
