@@ -1,32 +1,13 @@
 //! Size bounds of the ring2d-family kinds: a sample count that cannot fit in memory is bad input
 //! (exit 2) named with its value and its estimate, before any work.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 /// Runs `experiments/<name>.toml` with `old` replaced by `new` and returns (exit code, stderr).
 fn run_modified(name: &str, old: &str, new: &str) -> (Option<i32>, String) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments");
-    let text = std::fs::read_to_string(root.join(format!("{name}.toml"))).unwrap();
-    assert!(text.contains(old), "{old}");
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join(format!("{name}.toml"));
-    std::fs::write(&manifest, text.replacen(old, new, 1)).unwrap();
-    let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "run",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.exists());
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    let (code, err, wrote) = common::run_modified(name, old, new);
+    assert!(!wrote);
+    (code, err)
 }
 
 fn expect_too_large(name: &str, old: &str, new: &str, field: &str, value: &str) {

@@ -1,30 +1,13 @@
 //! Size bounds of ring2d-samplers, ring2d-oracle and ring2d-likelihood: a count that cannot fit
 //! in memory exits 2 naming the field, its value and the estimate, before any work.
 
-use std::fs;
-use std::process::Command;
+mod common;
 
 /// Runs `xtask run` on the CI manifest `name` with `old` replaced by `new`; returns stderr.
 fn run_bad(name: &str, old: &str, new: &str) -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let text = fs::read_to_string(format!("{root}/../experiments/{name}.toml")).unwrap();
-    assert!(text.contains(old), "{old}");
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("m.toml");
-    fs::write(&manifest, text.replacen(old, new, 1)).unwrap();
-    let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "run",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(!out.exists() && !err.contains("panicked"), "{err}");
+    let (code, err, wrote) = common::run_modified(name, old, new);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(!wrote && !err.contains("panicked"), "{err}");
     err
 }
 
@@ -72,7 +55,7 @@ fn ring2d_oracle_sample_count_is_bounded_by_memory() {
 
 #[test]
 fn ring2d_likelihood_point_count_is_bounded_by_memory() {
-    let text = fs::read_to_string(concat!(
+    let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../experiments/ring2d-likelihood-ci.toml"
     ))

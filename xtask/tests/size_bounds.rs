@@ -2,29 +2,13 @@
 //! `ssm-mixture` kinds are checked against an estimate of the memory they need before any work:
 //! an impossible value exits with code 2, naming the field, its value and the estimate.
 
-use std::process::Command;
+mod common;
 
 /// Runs the shipped manifest `name` with `old` replaced by `new`; expects exit 2 and a message
 /// naming `field` with the value 10¹² and a memory estimate in TiB.
 fn expect_too_large(name: &str, old: &str, new: &str, field: &str) {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/");
-    let text = std::fs::read_to_string(format!("{root}{name}.toml")).unwrap();
-    assert!(text.contains(old), "{old}");
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("big.toml");
-    std::fs::write(&manifest, text.replacen(old, new, 1)).unwrap();
-    let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "run",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let (code, err, wrote) = common::run_modified(name, old, new);
+    assert_eq!(code, Some(2), "{err}");
     for want in [
         &format!("{field} must be small enough to fit in memory") as &str,
         "TiB",
@@ -32,7 +16,7 @@ fn expect_too_large(name: &str, old: &str, new: &str, field: &str) {
     ] {
         assert!(err.contains(want), "expected {want:?} in:\n{err}");
     }
-    assert!(!out.exists(), "no output for a rejected manifest");
+    assert!(!wrote, "no output for a rejected manifest");
 }
 
 #[test]
