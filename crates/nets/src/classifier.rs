@@ -348,32 +348,8 @@ mod tests {
             let mut g = vec![0.0; q.len()];
             net.loss_and_grad(q, &x, &y, &mut g).0
         };
-        let mut groups: Vec<(usize, usize)> =
-            net.plan.init.iter().map(|&(o, l, _)| (o, l)).collect();
-        groups.extend(net.plan.gammas.iter().map(|&(o, c)| (o, 2 * c)));
-        for (off, len) in groups {
-            let v: Vec<f32> = (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-            let shifted = |s: f32| {
-                let mut q = p.clone();
-                q[off..off + len]
-                    .iter_mut()
-                    .zip(&v)
-                    .for_each(|(a, b)| *a += s * b);
-                loss(&q)
-            };
-            let fdh = |h: f32| (shifted(h) - shifted(-h)) / (2.0 * h as f64);
-            let fd = (4.0 * fdh(5e-3) - fdh(1e-2)) / 3.0;
-            let an: f64 = grad[off..off + len]
-                .iter()
-                .zip(&v)
-                .map(|(g, v)| *g as f64 * *v as f64)
-                .sum();
-            assert!(
-                (fd - an).abs() < 5e-3 * (fd.abs() + an.abs()) + 2e-4,
-                "params {off}..{}: fd {fd} vs {an}",
-                off + len
-            );
-        }
+        let (init, gammas) = (&net.plan.init, &net.plan.gammas);
+        crate::layers::assert_layer_gradients(init, gammas, &p, &grad, loss, &mut rng, 5e-3, 2e-4);
     }
 
     #[test]

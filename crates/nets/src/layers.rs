@@ -286,3 +286,46 @@ pub(crate) fn split(dy: &[f32], ca: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
     }
     (a, b)
 }
+
+/// Test helper for the image networks: for each layer's parameter block (the weights and biases
+/// of `init`, the GroupNorm scale+shift of `gammas`) and a random direction `v` on it, the
+/// Richardson-extrapolated central difference `(4 D(h/2) − D(h))/3`, `h = 10⁻²`, of `loss`
+/// equals `⟨grad, v⟩` to `rel · (|fd| + |an|) + abs`.
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assert_layer_gradients(
+    init: &[(usize, usize, usize)],
+    gammas: &[(usize, usize)],
+    p: &[f32],
+    grad: &[f32],
+    loss: impl Fn(&[f32]) -> f64,
+    rng: &mut ChaCha8Rng,
+    rel: f64,
+    abs: f64,
+) {
+    let mut groups: Vec<(usize, usize)> = init.iter().map(|&(o, l, _)| (o, l)).collect();
+    groups.extend(gammas.iter().map(|&(o, c)| (o, 2 * c)));
+    for (off, len) in groups {
+        let v: Vec<f32> = (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        let shifted = |s: f32| {
+            let mut q = p.to_vec();
+            q[off..off + len]
+                .iter_mut()
+                .zip(&v)
+                .for_each(|(a, b)| *a += s * b);
+            loss(&q)
+        };
+        let fdh = |h: f32| (shifted(h) - shifted(-h)) / (2.0 * h as f64);
+        let fd = (4.0 * fdh(5e-3) - fdh(1e-2)) / 3.0;
+        let an: f64 = grad[off..off + len]
+            .iter()
+            .zip(&v)
+            .map(|(g, v)| *g as f64 * *v as f64)
+            .sum();
+        assert!(
+            (fd - an).abs() < rel * (fd.abs() + an.abs()) + abs,
+            "params {off}..{}: fd {fd} vs analytic {an}",
+            off + len
+        );
+    }
+}

@@ -781,37 +781,9 @@ mod tests {
         };
         net.loss_and_grad(&p, &input, &mut obj, &mut general, &mut ());
         assert_eq!(general, grad, "general and fused paths agree bit for bit");
-        // Layer groups: each weight tensor of the plan, plus the GroupNorm scales.
-        let mut groups: Vec<(usize, usize)> =
-            net.plan.init.iter().map(|&(o, l, _)| (o, l)).collect();
-        groups.extend(net.plan.gammas.iter().map(|&(o, c)| (o, 2 * c)));
-        for (off, len) in groups {
-            let v: Vec<f32> = (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-            let h = 1e-2f32;
-            let shifted = |s: f32| {
-                let mut q = p.clone();
-                q[off..off + len]
-                    .iter_mut()
-                    .zip(&v)
-                    .for_each(|(a, b)| *a += s * b);
-                loss(&q)
-            };
-            let fdh = |h: f32| (shifted(h) - shifted(-h)) / (2.0 * h as f64);
-            let (f1, f2) = (fdh(h), fdh(h / 2.0));
-            // Richardson: removes the O(h²) term of the central difference.
-            let fd = (4.0 * f2 - f1) / 3.0;
-
-            let an: f64 = grad[off..off + len]
-                .iter()
-                .zip(&v)
-                .map(|(g, v)| *g as f64 * *v as f64)
-                .sum();
-            assert!(
-                (fd - an).abs() < 3e-3 * (fd.abs() + an.abs()) + 1e-3,
-                "params {off}..{}: fd {fd} vs analytic {an}",
-                off + len
-            );
-        }
+        // Each weight tensor of the plan, plus the GroupNorm scales.
+        let (init, gammas) = (&net.plan.init, &net.plan.gammas);
+        crate::layers::assert_layer_gradients(init, gammas, &p, &grad, loss, &mut rng, 3e-3, 1e-3);
     }
 
     #[test]
