@@ -76,51 +76,53 @@ impl Conv2d {
         self.k == 1 && self.stride == 1
     }
 
-    /// The patch matrix of one image: row `i·W_out + j` holds the `k² · C_in` inputs under the
-    /// kernel at output pixel `(i, j)` (zeros outside the image).
-    fn im2col(&self, x: &[f32], col: &mut [f32]) {
-        let (p, s, c) = (self.pad() as isize, self.stride as isize, self.c_in);
-        let (ow, patch) = (self.out_w(), self.patch());
-        for (r, row) in col.chunks_exact_mut(patch).enumerate() {
+    /// Calls `f(r, tap, pixel)` for every output pixel `r = i·W_out + j` and kernel tap
+    /// `tap = u·k + v` in order, with `pixel` the input pixel `(s·i + u − p, s·j + v − p)` as an
+    /// index into the image, or `None` where it falls in the zero padding: the one walk that
+    /// [`Conv2d::im2col`] and its adjoint [`Conv2d::col2im`] share.
+    #[inline]
+    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, Option<usize>)) {
+        let (p, s) = (self.pad() as isize, self.stride as isize);
+        let (oh, ow) = (self.out_h(), self.out_w());
+        for r in 0..oh * ow {
             let (i, j) = ((r / ow) as isize, (r % ow) as isize);
             for u in 0..self.k {
                 let yi = s * i + u as isize - p;
                 for v in 0..self.k {
                     let xj = s * j + v as isize - p;
-                    let dst = &mut row[(u * self.k + v) * c..(u * self.k + v + 1) * c];
-                    if yi < 0 || xj < 0 || yi >= self.h as isize || xj >= self.w as isize {
-                        dst.fill(0.0);
-                    } else {
-                        let at = (yi as usize * self.w + xj as usize) * c;
-                        dst.copy_from_slice(&x[at..at + c]);
-                    }
+                    let inside = yi >= 0 && xj >= 0 && yi < self.h as isize && xj < self.w as isize;
+                    let pixel = inside.then(|| yi as usize * self.w + xj as usize);
+                    f(r, u * self.k + v, pixel);
                 }
             }
         }
     }
 
+    /// The patch matrix of one image: row `i·W_out + j` holds the `k² · C_in` inputs under the
+    /// kernel at output pixel `(i, j)` (zeros outside the image).
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let (c, patch) = (self.c_in, self.patch());
+        self.for_each_tap(|r, tap, pixel| {
+            let dst = &mut col[r * patch + tap * c..r * patch + (tap + 1) * c];
+            match pixel {
+                Some(q) => dst.copy_from_slice(&x[q * c..(q + 1) * c]),
+                None => dst.fill(0.0),
+            }
+        });
+    }
+
     /// Adds the patch-matrix gradient `dcol` back onto the image gradient `dx` (the adjoint of
     /// [`Conv2d::im2col`]), in a fixed order.
     fn col2im(&self, dcol: &[f32], dx: &mut [f32]) {
-        let (p, s, c) = (self.pad() as isize, self.stride as isize, self.c_in);
-        let (ow, patch) = (self.out_w(), self.patch());
-        for (r, row) in dcol.chunks_exact(patch).enumerate() {
-            let (i, j) = ((r / ow) as isize, (r % ow) as isize);
-            for u in 0..self.k {
-                let yi = s * i + u as isize - p;
-                for v in 0..self.k {
-                    let xj = s * j + v as isize - p;
-                    if yi < 0 || xj < 0 || yi >= self.h as isize || xj >= self.w as isize {
-                        continue;
-                    }
-                    let at = (yi as usize * self.w + xj as usize) * c;
-                    let src = &row[(u * self.k + v) * c..(u * self.k + v + 1) * c];
-                    for (d, &g) in dx[at..at + c].iter_mut().zip(src) {
-                        *d += g;
-                    }
+        let (c, patch) = (self.c_in, self.patch());
+        self.for_each_tap(|r, tap, pixel| {
+            if let Some(q) = pixel {
+                let src = &dcol[r * patch + tap * c..r * patch + (tap + 1) * c];
+                for (d, &g) in dx[q * c..(q + 1) * c].iter_mut().zip(src) {
+                    *d += g;
                 }
             }
-        }
+        });
     }
 
     /// `y ← conv(x) + bias` for a batch (`x`: `n · in_len()`, `y`: `n · out_len()`).
