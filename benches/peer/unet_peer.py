@@ -16,7 +16,12 @@ then the bias; a conv weight is (k, k, C_in, C_out) row-major (PyTorch: (C_out, 
 linear weight (in, out) (PyTorch: (out, in)); GroupNorm gamma then beta. `to_flat` /
 `load_flat` below convert (used for the weight round trip).
 
+Named weights: the module's state_dict() names and shapes are those of Rust's
+`UNet::save_safetensors` (model.safetensors, config JSON in the metadata); `--roundtrip DIR`
+checks both directions against `cargo run -p smoluchowski-nets --example unet_interop`.
+
 Usage: python3 benches/peer/unet_peer.py [--threads 2] [--batch 64] [--steps 5] [--compile] [--json]
+       python3 benches/peer/unet_peer.py --roundtrip DIR | --reference | --reference-names
 Not part of CI and not a dependency of the Rust workspace.
 """
 import argparse
@@ -37,6 +42,13 @@ def parse_args(argv=None):
     p.add_argument("--reference", action="store_true",
                    help="print the reference outputs pinned in crates/nets/src/unet.rs's test "
                         "`matches_pytorch_reference_outputs` and exit")
+    p.add_argument("--reference-names", action="store_true",
+                   help="print state_dict names, shapes and checksums sum_k (k+1) v_k of the --reference "
+                        "net (pinned in crates/nets/src/unet_io.rs) and exit")
+    p.add_argument("--roundtrip", metavar="DIR",
+                   help="weight round trip with Rust (examples/unet_interop.rs): load DIR/model.safetensors "
+                        "(strict), compare outputs on DIR/x.npy, t.npy with DIR/y.npy to 1e-4; write "
+                        "DIR/torch_model.safetensors and DIR/torch_y.npy for the Rust check")
     return p.parse_args(argv)
 
 
@@ -57,6 +69,77 @@ def reference(torch, nn):
     flat = y.permute(0, 2, 3, 1).reshape(-1)
     print(f"params {n}")
     print(", ".join(f"{v:.7e}" for v in flat[::7].tolist()))
+
+
+def reference_net(torch, nn):
+    """The --reference net with its deterministic flat parameters loaded."""
+    torch.set_default_dtype(torch.float32)
+    net = build(torch, nn, side=8, channels=1, base=8, mults=(1, 2), time_features=8,
+                time_scale=1000.0, groups=4)
+    n = sum(p.numel() for p in net.parameters())
+    i = torch.arange(n, dtype=torch.float64)
+    load_flat(torch, net, (0.2 * torch.sin(0.37 * i + 0.1)).float())
+    return net
+
+
+def reference_names(torch, nn):
+    """Per state_dict tensor: name, shape, sum_k (k+1) v_k over its row-major values (float64)."""
+    for name, v in reference_net(torch, nn).state_dict().items():
+        flat = v.reshape(-1).double()
+        c = ((torch.arange(flat.numel(), dtype=torch.float64) + 1) * flat).sum().item()
+        print(f'("{name}", &{list(v.shape)}, {c:.10e}),')
+
+
+def build_from_config(torch, nn, cfg):
+    """The module for a Rust `UNetConfig` (the JSON in model.safetensors' metadata "config")."""
+    return build(torch, nn, side=cfg["side"], channels=cfg["channels"], base=cfg["base"],
+                 mults=tuple(cfg["mults"]), time_features=cfg["time_features"],
+                 time_scale=float(cfg["time_scale"]), groups=cfg["groups"])
+
+
+def roundtrip(torch, nn, d, tol=1e-4):
+    """Rust -> torch: load model.safetensors strictly, compare with Rust's outputs y.npy.
+    torch -> Rust: save a freshly initialised module (GroupNorm affine perturbed too) as
+    torch_model.safetensors with the same config and its outputs as torch_y.npy."""
+    import numpy as np
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    torch.set_default_dtype(torch.float32)
+    path = os.path.join(d, "model.safetensors")
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+    cfg = json.loads(meta["config"])
+    net = build_from_config(torch, nn, cfg)
+    net.load_state_dict(load_file(path), strict=True)
+    x_nhwc = torch.from_numpy(np.load(os.path.join(d, "x.npy")))
+    t = torch.from_numpy(np.load(os.path.join(d, "t.npy")))
+
+    def run(m):
+        with torch.no_grad():
+            return m(x_nhwc.permute(0, 3, 1, 2).contiguous(), t).permute(0, 2, 3, 1).contiguous()
+
+    y = run(net)
+    y_rust = torch.from_numpy(np.load(os.path.join(d, "y.npy")))
+    diff = (y - y_rust).abs().max().item()
+    print(f"Rust -> torch: model.safetensors ({len(net.state_dict())} tensors, "
+          f"{sum(p.numel() for p in net.parameters())} params) loaded with strict=True; "
+          f"max |y_torch - y_rust| = {diff:.3e} over {y.numel()} outputs (tol {tol:.0e})")
+    ok = diff <= tol
+
+    torch.manual_seed(123)
+    other = build_from_config(torch, nn, cfg)
+    with torch.no_grad():
+        for name, p in other.named_parameters():
+            if ".gn" in name or name.startswith("gn_out"):
+                p.add_(0.1 * torch.randn_like(p))
+    save_file(other.state_dict(), os.path.join(d, "torch_model.safetensors"),
+              metadata={"config": meta["config"]})
+    np.save(os.path.join(d, "torch_y.npy"), run(other).numpy())
+    print(f"torch -> Rust: wrote torch_model.safetensors and torch_y.npy (seed 123); "
+          f"check with: cargo run --release -p smoluchowski-nets --example unet_interop -- check {d}")
+    if not ok:
+        raise SystemExit(f"FAIL: max abs difference {diff:e} exceeds {tol:e}")
 
 
 def build(torch, nn, side=28, channels=1, base=32, mults=(1, 2, 2), time_features=16,
@@ -104,7 +187,10 @@ def build(torch, nn, side=28, channels=1, base=32, mults=(1, 2, 2), time_feature
             self.gn_out = nn.GroupNorm(groups, ch[0], eps=1e-5)
             self.conv_out = nn.Conv2d(ch[0], channels, 3, padding=1)
             half = time_features // 2
-            self.register_buffer("w", torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half))
+            # Not persistent: a function of the config, so state_dict() holds exactly the
+            # parameters (the names Rust's model.safetensors uses).
+            self.register_buffer("w", torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half),
+                                 persistent=False)
 
         def forward(self, x, t):
             st = time_scale * t.double()[:, None] * self.w[None, :]
@@ -188,6 +274,10 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     if a.reference:
         return reference(torch, nn)
+    if a.reference_names:
+        return reference_names(torch, nn)
+    if a.roundtrip:
+        return roundtrip(torch, nn, a.roundtrip)
     torch.manual_seed(0)
     net = build(torch, nn)
     n_params = sum(p.numel() for p in net.parameters())

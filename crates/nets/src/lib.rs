@@ -24,7 +24,9 @@
 //!   noise predictions become scores in one place, [`output_to_score`] (`s = −ε_θ/σ(t)`), and
 //!   the exact divergence `∇·s` comes from forward-mode differentiation.
 //!   [`DfdxNetScore`] is the dfdx reference; [`FusedMlp`] is a plan plus a weight copy.
-//! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`].
+//! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`]; the UNet
+//!   by PyTorch `state_dict` names and layouts ([`unet_io`]: [`UNet::save_safetensors`],
+//!   [`UNet::load_safetensors`]), interchangeable with `benches/peer/unet_peer.py`.
 //! - Images: [`conv`] (convolution, GroupNorm, upsampling; forward and backward, NHWC),
 //!   [`UNet`] (the notes' MNIST score network, a [`ScoreNetwork`]) and [`ImageClassifier`]
 //!   (the yardstick for generated images: confidence and Fréchet-distance features).
@@ -42,6 +44,7 @@ mod net;
 mod network;
 mod plan;
 pub mod unet;
+pub mod unet_io;
 
 pub use classifier::{ClassifierConfig, ImageClassifier};
 pub use config::{
@@ -54,6 +57,7 @@ pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
 pub use network::{NetworkScore, ScoreNetwork};
 pub use plan::{LayerKind, LayerSpec, MlpPlan};
 pub use unet::{UNet, UNetConfig, UNetInput};
+pub use unet_io::{unet_tensors, TensorLayout, UNetTensor, UNET_CONFIG_KEY};
 
 /// Re-export of dfdx so downstream crates use the same version.
 pub use dfdx;
