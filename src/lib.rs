@@ -9,7 +9,8 @@
 //! - [`metrics`]: histograms, marginals, Kolmogorov–Smirnov tests, sample distances;
 //! - [`nets`]: time-conditioned score networks on dfdx;
 //! - [`losses`]: denoising score matching;
-//! - [`samplers`]: reverse SDE, probability-flow ODE, predictor–corrector.
+//! - [`samplers`]: reverse SDE, probability-flow ODE, predictor–corrector;
+//! - [`figures`]: PNG figures; [`tensorboard`]: TensorBoard event files.
 
 pub use smoluchowski_core as core;
 pub use smoluchowski_datasets as datasets;
@@ -19,3 +20,4 @@ pub use smoluchowski_metrics as metrics;
 pub use smoluchowski_nets as nets;
 pub use smoluchowski_samplers as samplers;
 pub use smoluchowski_sde as sde;
+pub use smoluchowski_tensorboard as tensorboard;

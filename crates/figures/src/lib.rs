@@ -23,6 +23,8 @@ pub use planar::{
     planar_panels, scatter, step_curve, step_histograms_vs_exact, widen_to_quantiles, Exact,
     PlanarLaw,
 };
+mod images;
+pub use images::{gray_level, image_grid, tile_gray, GrayCanvas, GridLabels};
 mod sweeps;
 pub use sweeps::{nfe_panel, nll_panels, NfeStyle};
 

@@ -31,6 +31,8 @@ pub struct StepReport<'a> {
     /// Batch loss per time bucket (NaN for an empty bucket, all NaN for objectives without
     /// time buckets).
     pub bucket_loss: &'a [f64; NUM_TIME_BUCKETS],
+    /// The parameters after this step (e.g. to sample a preview with `with_params`).
+    pub params: &'a [f32],
 }
 
 /// One row of the loss curve (see [`TrainLoop::curve`]).
@@ -356,6 +358,7 @@ impl<N: ScoreNetwork, O: Objective<N>> TrainLoop<N, O> {
                 grad_norm: row.grad_norm,
                 steps_per_sec: (self.out_step - first) as f64 / elapsed.max(1e-9),
                 bucket_loss: &row.bucket_loss,
+                params: &self.opt.params,
             });
             if let (Some(path), Some(every)) = (checkpoint, self.settings.checkpoint_every) {
                 if self.out_step.is_multiple_of(every) {

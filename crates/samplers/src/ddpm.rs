@@ -71,16 +71,40 @@ pub fn sample_ddpm<M: Score + ?Sized>(
 ) -> Result<SampleOutput, SamplerError> {
     let dim = model.dim();
     let len = check_batch(dim, n)?;
+    let mut x = vec![0.0f32; len];
+    fill_scaled_normal(&mut x, 1.0, dim, seed, NoiseEvent::Prior);
+    sample_ddpm_from(schedule, variance, model, x, seed, record)
+}
+
+/// [`sample_ddpm`] started from a given `x_N` (`n × dim`, row-major) instead of `N(0, I)`:
+/// e.g. from the exact `p_N` (`√ᾱ_N x₀ + √(1 − ᾱ_N) ε` with data `x₀`), to separate the error
+/// of a schedule whose `ᾱ_N` is not small (the chain does not reach `N(0, I)`) from the
+/// network's. The step noise is the same as [`sample_ddpm`]'s for the same `seed`, so the two
+/// differ only in their start.
+pub fn sample_ddpm_from<M: Score + ?Sized>(
+    schedule: &DdpmSchedule,
+    variance: DdpmVariance,
+    model: &mut M,
+    mut x: Vec<f32>,
+    seed: u64,
+    record: Option<RecordSpec>,
+) -> Result<SampleOutput, SamplerError> {
+    let dim = model.dim();
+    if dim == 0 || x.is_empty() || !x.len().is_multiple_of(dim) {
+        return Err(SamplerError::new(
+            "x_N",
+            format!("{} values", x.len()),
+            format!("a non-empty n × {dim} array"),
+        ));
+    }
+    let n = x.len() / dim;
     let big_n = schedule.steps();
     let times: Vec<f64> = (0..=big_n).rev().map(|i| schedule.time(i)).collect();
     let mut recorder = record
         .map(|spec| Recorder::new(spec, &times, n, dim))
         .transpose()?;
     let (betas, alphas_bar) = (schedule.betas(), schedule.alphas_bar());
-
-    let mut x = vec![0.0f32; len];
-    let mut s = vec![0.0f32; len];
-    fill_scaled_normal(&mut x, 1.0, dim, seed, NoiseEvent::Prior);
+    let mut s = vec![0.0f32; x.len()];
     if let Some(r) = recorder.as_mut() {
         r.observe(0, &x);
     }

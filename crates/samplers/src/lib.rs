@@ -54,7 +54,9 @@ use smoluchowski_sde::{ForwardSde, Score};
 
 pub use budgets::{configs_for_budgets, dormand_prince_configs};
 pub use config::{Method, SamplerConfig};
-pub use ddpm::{sample_ddpm, DdpmSchedule, DdpmScheduleKind, DdpmVariance, COSINE_MAX_BETA};
+pub use ddpm::{
+    sample_ddpm, sample_ddpm_from, DdpmSchedule, DdpmScheduleKind, DdpmVariance, COSINE_MAX_BETA,
+};
 pub use dynamics::{probability_flow_drift, reverse_drift};
 pub use error::SamplerError;
 pub use grid::{GridSpacing, TimeGrid};

@@ -6,9 +6,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use smoluchowski_metrics::{ks_one_sample, KsResult};
 use smoluchowski_samplers::{
-    sample, sample_ddpm, DdpmSchedule, DdpmVariance, Method, RecordSpec, SamplerConfig,
+    sample, sample_ddpm, sample_ddpm_from, DdpmSchedule, DdpmVariance, Method, RecordSpec,
+    SamplerConfig,
 };
-use smoluchowski_sde::{normal_cdf, ForwardSde, GaussianOracle, VpSde};
+use smoluchowski_sde::{normal_cdf, DdpmKernel, ForwardSde, GaussianOracle, VpSde};
 
 const ALPHA: f64 = 1e-3;
 const MU: [f64; 2] = [1.0, -0.5];
@@ -249,4 +250,49 @@ fn sample_ddpm_is_deterministic_records_frames_and_rejects_bad_input() {
             variance: DdpmVariance::Posterior
         }
     );
+}
+
+#[test]
+fn the_notes_schedule_needs_the_exact_prior_the_chain_ends_in() {
+    // Notes 004: N = 200, β linear 1e-4 → 0.02, so ᾱ_N = 0.13 and x_N keeps √ᾱ_N = 36 % of
+    // the data. With the chain's exact score (the Gaussian oracle on its own kernel), ancestral
+    // sampling from N(0, I) misses the data law; from the exact p_N it reproduces it.
+    let schedule = DdpmSchedule::linear(1e-4, 0.02, 200).unwrap();
+    let ab = schedule.alphas_bar();
+    let a_n = ab[200];
+    assert!((a_n - 0.1322).abs() < 5e-4, "ᾱ_N = {a_n}");
+    let kernel = DdpmKernel::new(&ab).unwrap();
+    let mut exact = GaussianOracle::new(kernel, MU.to_vec(), S.to_vec()).unwrap();
+    let from_normal = sample_ddpm(&schedule, DdpmVariance::Beta, &mut exact, N, 8, None).unwrap();
+    let ks = ks_vs(&from_normal.samples, 1.0, 0.0);
+    eprintln!("from N(0, I): {ks:?}");
+    assert!(min_p(&ks) < ALPHA, "{ks:?}");
+
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    let (m, sig) = (a_n.sqrt(), (1.0 - a_n).sqrt());
+    let start: Vec<f32> = (0..N * 2)
+        .map(|k| {
+            let j = k % 2;
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let x0 = MU[j] + S[j] * z;
+            let e: f64 = StandardNormal.sample(&mut rng);
+            (m * x0 + sig * e) as f32
+        })
+        .collect();
+    let from_exact =
+        sample_ddpm_from(&schedule, DdpmVariance::Beta, &mut exact, start, 8, None).unwrap();
+    assert_eq!(from_exact.nfe, 200);
+    let ks = ks_vs(&from_exact.samples, 1.0, 0.0);
+    eprintln!("from the exact p_N: {ks:?}");
+    assert!(min_p(&ks) > ALPHA, "{ks:?}");
+    let e = sample_ddpm_from(
+        &schedule,
+        DdpmVariance::Beta,
+        &mut exact,
+        vec![0.0; 3],
+        8,
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.path(), "x_N");
 }
