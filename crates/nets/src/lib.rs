@@ -43,7 +43,7 @@ mod network;
 mod plan;
 pub mod unet;
 
-pub use classifier::{ClassifierConfig, ImageClassifier};
+pub use classifier::{softmax, ClassifierConfig, ClassifierOutputs, ImageClassifier, EVAL_CHUNK};
 pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
 };
