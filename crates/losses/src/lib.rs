@@ -25,14 +25,23 @@
 //! optimiser, EMA, clipping) and checkpoints are written once here, and sampling goes through
 //! [`smoluchowski_nets::NetworkScore`].
 //!
+//! **Image classifier** (the yardstick for generated images): [`train_classifier`] (mean
+//! cross-entropy, Adam, warm-up + cosine, optional ±s-pixel shifts), [`cached_classifier`] /
+//! [`mnist_classifier`] (trained once per recipe, seed and data, cached as
+//! `<cache>/classifiers/<sha256>.safetensors`, test accuracy checked), and
+//! [`evaluate_generated`]: confidence, χ² class histogram, Fréchet distance and KID of generated
+//! images next to their noise floor on held-out real images ([`image_eval`]).
+//!
 //! Step `k` draws its batch from its own stream ([`step_rng`]`(seed, k)` =
 //! `smoluchowski_core::streams::seeded(seed, k + 1)`), so a run is reproducible and resuming from
 //! a checkpoint continues it bit-identically.
 
+pub mod classifier_cache;
 pub mod classify;
 mod config;
 mod curve;
 mod dsm;
+pub mod image_eval;
 mod memory;
 pub mod optim;
 mod score_map;
@@ -40,12 +49,18 @@ mod ssm;
 mod train;
 mod trainloop;
 
+pub use classifier_cache::{
+    cached_classifier, mnist_classifier, mnist_data_id, mnist_pixels, test_accuracy,
+    CachedClassifier, ClassifierCacheError, ClassifierData, ClassifierProgress, ClassifierRecipe,
+    LabelledImages, CLASSIFIER_CACHE_FORMAT,
+};
 pub use classify::{train_classifier, ClassifierStep, ClassifierTraining};
 pub use config::{
     DataMode, LrSchedule, OptimizerConfig, TimeSampling, TrainConfig, TrainConfigError, Weighting,
 };
 pub use curve::curve_csv;
 pub use dsm::{dsm_loss, dsm_loss_with_time, DsmBatch, LossReport, NUM_TIME_BUCKETS};
+pub use image_eval::{evaluate_generated, RealImageSplit};
 pub use memory::{ssm_memory_estimates, train_memory_estimates};
 pub use optim::{OptimSettings, Optimizer};
 pub use score_map::local_relative_score_error;

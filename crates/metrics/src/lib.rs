@@ -1,5 +1,6 @@
 //! Statistics for checking samples against exact truth: histograms, radial and angular
-//! marginals, Kolmogorov–Smirnov tests and distances between sample sets.
+//! marginals, Kolmogorov–Smirnov tests and distances between sample sets, and the
+//! classifier-based statistics of generated images with their noise floors ([`images`]).
 //!
 //! Everything is plain `f64` numerics. KS tests match SciPy's defaults
 //! (`scipy.stats.kstest` / `ks_2samp` with `method='auto'`); see [`ks_one_sample`] and
@@ -21,6 +22,7 @@ mod distance;
 mod error;
 mod frechet;
 mod hist;
+pub mod images;
 mod kolmogorov;
 mod ks;
 mod marginals;
@@ -38,6 +40,11 @@ pub use distance::{energy_distance, sliced_wasserstein, wasserstein_1d, wasserst
 pub use error::MetricsError;
 pub use frechet::{frechet_distance, GaussianMoments};
 pub use hist::{Histogram1d, Histogram2d};
+pub use images::{
+    chi_square_test, confidence_stats, evaluate_images, image_stats, kid, label_frequencies,
+    predicted_class_counts, ChiSquareTest, ClassifiedImages, ConfidenceStats, ImageEvaluation,
+    ImageStats,
+};
 pub use kolmogorov::{kolmogorov_sf, ks_one_sample_isf, ks_one_sample_sf, ks_one_sided_sf};
 pub use ks::{ks_one_sample, ks_two_sample, KsResult, KS_TWO_SAMPLE_EXACT_MAX_N};
 pub use marginals::{angles, radii};

@@ -46,7 +46,7 @@ mod plan;
 pub mod unet;
 pub mod unet_io;
 
-pub use classifier::{ClassifierConfig, ImageClassifier};
+pub use classifier::{softmax, ClassifierConfig, ClassifierOutputs, ImageClassifier, EVAL_CHUNK};
 pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
 };
