@@ -122,10 +122,15 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Write a float64 `.npy` array of the given `shape` (C order; `data.len()` = product of `shape`).
+/// Write a `.npy` array (float64 for `f64` data, float32 for `f32`) of the given `shape` (C order;
+/// `data.len()` = product of `shape`).
 ///
 /// `shape = [n]` gives a vector, `[n, d]` a row-major matrix: `np.load(path)` returns exactly that.
-pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
+pub fn write_npy<T: npyz::AutoSerialize + Copy>(
+    path: &Path,
+    shape: &[usize],
+    data: &[T],
+) -> Result<()> {
     let expected: usize = shape.iter().product();
     anyhow::ensure!(
         expected == data.len(),
@@ -137,7 +142,7 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
         fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = BufWriter::new(file);
     let shape_u64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
-    let mut writer = npyz::WriteOptions::<f64>::new()
+    let mut writer = npyz::WriteOptions::<T>::new()
         .default_dtype()
         .shape(&shape_u64)
         .writer(&mut out)

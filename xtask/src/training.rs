@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use smoluchowski::datasets::Dataset;
 pub use smoluchowski::losses::{curve_csv, CurveRow};
-use smoluchowski::losses::{TrainConfig, TrainError, Trainer};
-use smoluchowski::nets::{ScoreNet, ScoreNetConfig};
+use smoluchowski::losses::{DsmObjective, StepReport, TrainConfig, TrainError, TrainLoop};
+use smoluchowski::nets::{ScoreNet, ScoreNetConfig, ScoreNetwork};
 use smoluchowski::sde::ForwardSde;
 
 use crate::progress::Progress;
@@ -23,9 +23,9 @@ pub const ABORT_ENV: &str = "SMOLUCHOWSKI_ABORT_AFTER_STEP";
 const TRAINER_CKPT: &str = "trainer.safetensors";
 
 /// What training hands on.
-pub struct Trained {
+pub struct Trained<N = ScoreNet> {
     /// The trained network (the EMA weights when the recipe keeps an EMA).
-    pub net: ScoreNet,
+    pub net: N,
     /// The loss curve, one row per step.
     pub curve: Vec<CurveRow>,
     /// The step a `--resume` continued from.
@@ -47,80 +47,101 @@ pub fn train_score_net<D: Dataset, S: ForwardSde + ?Sized>(
     seed: u64,
     ckpts: &crate::harness::Checkpoints,
 ) -> Result<Trained> {
-    {
-        let cfg = training.clone();
-        let total = cfg.steps;
-        let ckpt_path = ckpts.save_path(TRAINER_CKPT)?;
-        let (mut trainer, resumed_from) = match ckpts.resumable(TRAINER_CKPT) {
-            Some(p) => {
-                let tr = Trainer::resume(&p, sde, data, cfg.clone())
-                    .map_err(|e| anyhow!("cannot resume from {}: {e}", p.display()))?;
-                let step = tr.step();
-                anyhow::ensure!(
-                    tr.inner().curve().len() == step,
-                    "--resume: the checkpoint {} (step {step}) has no loss curve (written by an \
-                     older version); run without --resume",
-                    p.display()
-                );
-                println!(
-                    "{name}: resuming training from step {step}/{total} ({})",
-                    p.display()
-                );
-                (tr, Some(step))
-            }
-            None => {
-                let net = ScoreNet::new(network.clone(), derived_seed(seed, "network_init"))
-                    .map_err(|e| anyhow!("network: {e}"))?;
-                let tr = Trainer::new(net, sde, data, cfg.clone())
-                    .map_err(|e| anyhow!("training: {e}"))?;
-                (tr, None)
-            }
-        };
-        let abort_at = match std::env::var(ABORT_ENV) {
-            Ok(v) => Some(v.trim().parse::<usize>().map_err(|_| {
-                crate::validate::bad_input(format!("{ABORT_ENV} must be a step number (got {v:?})"))
-            })?),
-            Err(_) => None,
-        };
-        let stop = abort_at
-            .filter(|&a| a > trainer.step() && a < total)
-            .unwrap_or(total);
+    let init = || {
+        ScoreNet::new(network.clone(), derived_seed(seed, "network_init"))
+            .map_err(|e| anyhow!("network: {e}"))
+    };
+    train_network(name, init, training, sde, data, ckpts, |_| {})
+}
 
-        let every = cfg.checkpoint_every;
-        let mut last_ckpt = resumed_from;
-        let mut bar = Progress::new("training", total as u64, "steps");
-        let mut steps_per_sec = 0.0;
-        let result = trainer.run_until(stop, Some(&ckpt_path), |r| {
-            steps_per_sec = r.steps_per_sec;
-            bar.update(r.step as u64, || {
-                format!("loss {:.4} | {:.0} steps/s", r.loss, r.steps_per_sec)
-            });
-            if every.is_some_and(|k| r.step.is_multiple_of(k)) || r.step == stop {
-                last_ckpt = Some(r.step);
-            }
+/// [`train_score_net`] for any network behind the seam ([`ScoreNetwork`], e.g. the UNet): `init`
+/// builds the fresh network (unused on `--resume`), `on_step` sees every step's report (after
+/// the progress bar), e.g. to log it.
+pub fn train_network<N: ScoreNetwork, D: Dataset, S: ForwardSde + ?Sized>(
+    name: &str,
+    init: impl FnOnce() -> Result<N>,
+    training: &TrainConfig,
+    sde: &S,
+    data: &D,
+    ckpts: &crate::harness::Checkpoints,
+    mut on_step: impl FnMut(&StepReport),
+) -> Result<Trained<N>> {
+    let cfg = training.clone();
+    let total = cfg.steps;
+    let ckpt_path = ckpts.save_path(TRAINER_CKPT)?;
+    let objective = DsmObjective::new(sde, data, cfg.clone(), data.dim())
+        .map_err(|e| anyhow!("training: {e}"))?;
+    let (mut trainer, resumed_from) = match ckpts.resumable(TRAINER_CKPT) {
+        Some(p) => {
+            let tr: TrainLoop<N, _> = TrainLoop::resume_with(&p, objective)
+                .map_err(|e| anyhow!("cannot resume from {}: {e}", p.display()))?;
+            let step = tr.step();
+            anyhow::ensure!(
+                tr.net().dim() == data.dim(),
+                "--resume: the checkpoint {} holds a network of dimension {}, the data has {}",
+                p.display(),
+                tr.net().dim(),
+                data.dim()
+            );
+            anyhow::ensure!(
+                tr.curve().len() == step,
+                "--resume: the checkpoint {} (step {step}) has no loss curve (written by an \
+                 older version); run without --resume",
+                p.display()
+            );
+            println!(
+                "{name}: resuming training from step {step}/{total} ({})",
+                p.display()
+            );
+            (tr, Some(step))
+        }
+        None => (TrainLoop::with_objective(init()?, objective), None),
+    };
+    let abort_at = match std::env::var(ABORT_ENV) {
+        Ok(v) => Some(v.trim().parse::<usize>().map_err(|_| {
+            crate::validate::bad_input(format!("{ABORT_ENV} must be a step number (got {v:?})"))
+        })?),
+        Err(_) => None,
+    };
+    let stop = abort_at
+        .filter(|&a| a > trainer.step() && a < total)
+        .unwrap_or(total);
+
+    let every = cfg.checkpoint_every;
+    let mut last_ckpt = resumed_from;
+    let mut bar = Progress::new("training", total as u64, "steps");
+    let mut steps_per_sec = 0.0;
+    let result = trainer.run_until(stop, Some(&ckpt_path), |r| {
+        steps_per_sec = r.steps_per_sec;
+        bar.update(r.step as u64, || {
+            format!("loss {:.4} | {:.1} steps/s", r.loss, r.steps_per_sec)
         });
-        bar.finish();
-        if let Err(e) = result {
-            let kept = match last_ckpt {
-                Some(s) if matches!(e, TrainError::NonFinite { .. }) => format!(
-                    "; the last good checkpoint (step {s}) is kept in {} (fix the recipe and run again; --resume would replay the same steps)",
-                    ckpt_path.parent().unwrap_or(Path::new(".")).display()
-                ),
-                _ => String::new(),
-            };
-            return Err(anyhow!("training failed: {e}{kept}"));
+        on_step(r);
+        if every.is_some_and(|k| r.step.is_multiple_of(k)) || r.step == stop {
+            last_ckpt = Some(r.step);
         }
-        if stop < total {
-            return Err(anyhow!(
-                "training aborted right after the checkpoint of step {stop} because {ABORT_ENV} = {stop} \
-                 (testing hook); continue with --resume"
-            ));
-        }
-        Ok(Trained {
-            curve: trainer.inner().curve().to_vec(),
-            net: trainer.into_best_net(),
-            resumed_from,
-            steps_per_sec,
-        })
+    });
+    bar.finish();
+    if let Err(e) = result {
+        let kept = match last_ckpt {
+            Some(s) if matches!(e, TrainError::NonFinite { .. }) => format!(
+                "; the last good checkpoint (step {s}) is kept in {} (fix the recipe and run again; --resume would replay the same steps)",
+                ckpt_path.parent().unwrap_or(Path::new(".")).display()
+            ),
+            _ => String::new(),
+        };
+        return Err(anyhow!("training failed: {e}{kept}"));
     }
+    if stop < total {
+        return Err(anyhow!(
+            "training aborted right after the checkpoint of step {stop} because {ABORT_ENV} = {stop} \
+             (testing hook); continue with --resume"
+        ));
+    }
+    Ok(Trained {
+        curve: trainer.curve().to_vec(),
+        net: trainer.into_best_net(),
+        resumed_from,
+        steps_per_sec,
+    })
 }

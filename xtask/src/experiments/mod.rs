@@ -4,6 +4,7 @@ use crate::harness::KindEntry;
 
 pub mod fokker_planck;
 pub mod langevin;
+pub mod mnist_ddpm;
 pub mod ring2d;
 pub mod ring2d_ddpm;
 pub mod ring2d_likelihood;
@@ -25,4 +26,5 @@ pub const KINDS: &[KindEntry] = &[
     ring2d_likelihood::ENTRY,
     ring2d_ddpm::ENTRY,
     ssm::ENTRY,
+    mnist_ddpm::ENTRY,
 ];
