@@ -368,6 +368,11 @@ pub struct MnistStats {
     /// The chain started from the exact `p_N` (when `sampling.exact_prior`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact_prior: Option<ImageQuality>,
+    /// Fréchet distance of the chain from `N(0, I)` over that of the chain from the exact `p_N`
+    /// (same network, same step noise): the cost of the prior mismatch (when
+    /// `sampling.exact_prior`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior_mismatch_frechet_ratio: Option<Value>,
     /// Test accuracy of the classifier.
     pub classifier_accuracy: Value,
     /// Mean batch ε-loss of the last 10 % of training steps.
@@ -430,6 +435,7 @@ impl TypedExperiment for MnistDdpmManifest {
         MnistStats {
             table,
             exact_prior: self.sampling.exact_prior.then(ImageQuality::default),
+            prior_mismatch_frechet_ratio: self.sampling.exact_prior.then(Value::default),
             ..Default::default()
         }
     }
@@ -797,7 +803,11 @@ impl MnistDdpmManifest {
             row.quality = ImageQuality::from(&eval(set)?);
         }
         if let Some(set) = exact {
-            stats.exact_prior = Some(ImageQuality::from(&eval(set)?));
+            let q = ImageQuality::from(&eval(set)?);
+            let chain = stats.table.get("chain").and_then(|f| f.values().next());
+            let from_normal = chain.map_or(f64::NAN, |r| r.quality.frechet.value);
+            stats.prior_mismatch_frechet_ratio = Some((from_normal / q.frechet.value).into());
+            stats.exact_prior = Some(q);
         }
         stats.classifier_accuracy = cached.test_accuracy.into();
         Ok(Evaluated {
