@@ -30,8 +30,8 @@ use smoluchowski::core::MemoryEstimate;
 use smoluchowski::datasets::mnist::default_cache_dir;
 use smoluchowski::datasets::{Mnist, MnistImages, MnistSource, MnistSplit, PixelScale};
 use smoluchowski::losses::{
-    evaluate_generated, mnist_classifier, mnist_pixels, ClassifierRecipe, DdpmKernel,
-    RealImageSplit, StepReport, TimeSampling, Weighting,
+    evaluate_generated, mnist_classifier, mnist_pixels, CachedClassifier, ClassifierRecipe,
+    DdpmKernel, RealImageSplit, StepReport, TimeSampling, Weighting,
 };
 use smoluchowski::metrics::{label_frequencies, ImageEvaluation};
 use smoluchowski::nets::{NetOutput, NetworkScore, ScoreNetwork, UNet, UNetConfig};
@@ -408,6 +408,12 @@ pub struct MnistRun {
     evaluation: Evaluated,
 }
 
+/// The classifier and the real digits it compares with.
+struct Yardstick {
+    cached: CachedClassifier,
+    real: RealImageSplit,
+}
+
 /// The classifier's verdicts.
 pub struct Evaluated {
     /// Test accuracy of the classifier.
@@ -452,6 +458,7 @@ impl TypedExperiment for MnistDdpmManifest {
             mnist: train,
             scale: self.data.pixel_scale,
         };
+        let yardstick = ctx.time("classifier", || self.yardstick(&data.mnist, &test, seed))?;
         let ckpts = ctx.checkpoints.clone();
         let tb_dir = ckpts.save_path("tensorboard")?;
         let trained = ctx.time("train", || {
@@ -496,7 +503,7 @@ impl TypedExperiment for MnistDdpmManifest {
         };
         let evaluation = ctx.time("evaluation", || {
             let sets = (&headline, table.as_slice(), &exact_prior);
-            self.evaluate(&data.mnist, &test, sets, seed, &mut stats)
+            self.evaluate(&yardstick, sets, &mut stats)
         })?;
         let run = MnistRun {
             tb_dir,
@@ -744,14 +751,10 @@ impl MnistDdpmManifest {
 
     /// Every image set through the classifier (trained or loaded from the cache), each
     /// against the held-out floor ([`evaluate_generated`]); fills the quality statistics.
-    fn evaluate(
-        &self,
-        train: &Mnist,
-        test: &Mnist,
-        (headline, table, exact): (&ImageSet, &[ImageSet], &Option<ImageSet>),
-        seed: u64,
-        stats: &mut MnistStats,
-    ) -> Result<Evaluated> {
+    /// The yardstick: the classifier (loaded from the cache, or trained and cached — before the
+    /// UNet, so a classifier below `evaluation.min_accuracy` stops the run early) and the
+    /// reference / held-out split of the test digits (seed `evaluation`).
+    fn yardstick(&self, train: &Mnist, test: &Mnist, seed: u64) -> Result<Yardstick> {
         let e = &self.evaluation;
         let steps = e.classifier.training.steps;
         let mut bar = Progress::new("classifier", steps as u64, "steps");
@@ -778,16 +781,27 @@ impl MnistDdpmManifest {
             cached.path.display(),
             cached.test_accuracy
         );
-        let net = &cached.net;
         let real = RealImageSplit::new(
-            net,
+            &cached.net,
             &mnist_pixels(test),
             &train.labels,
             derived_seed(seed, "evaluation"),
         )
         .map_err(|err| anyhow!("evaluation: {err}"))?;
+        Ok(Yardstick { cached, real })
+    }
+
+    /// Every image set through the classifier, each against the held-out floor
+    /// ([`evaluate_generated`]); fills the quality statistics.
+    fn evaluate(
+        &self,
+        y: &Yardstick,
+        (headline, table, exact): (&ImageSet, &[ImageSet], &Option<ImageSet>),
+        stats: &mut MnistStats,
+    ) -> Result<Evaluated> {
+        let (net, real, cached) = (&y.cached.net, &y.real, &y.cached);
         let eval = |set: &ImageSet| {
-            evaluate_generated(net, &set.unit, &real)
+            evaluate_generated(net, &set.unit, real)
                 .map_err(|err| anyhow!("evaluation of {}: {err}", set.label))
         };
         let head = eval(headline)?;
