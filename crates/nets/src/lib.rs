@@ -25,6 +25,9 @@
 //!   the exact divergence `∇·s` comes from forward-mode differentiation.
 //!   [`DfdxNetScore`] is the dfdx reference; [`FusedMlp`] is a plan plus a weight copy.
 //! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`].
+//! - Kernels: [`KernelLevel`] (portable, AVX2 + FMA, AVX-512), picked at run time
+//!   ([`kernel_level`]; `SMOLUCHOWSKI_KERNELS=portable|avx2|avx512` caps it, see
+//!   [`KERNELS_ENV`]); the SIMD levels give bit-identical results.
 //! - Images: [`conv`] (convolution, GroupNorm, upsampling; forward and backward, NHWC),
 //!   [`UNet`] (the notes' MNIST score network, a [`ScoreNetwork`]) and [`ImageClassifier`]
 //!   (the yardstick for generated images: confidence and Fréchet-distance features).
@@ -50,6 +53,9 @@ pub use config::{
 pub use fused::{output_to_score, DfdxNetScore, FusedMlp, NetScore, FUSED_BLOCK_ROWS};
 pub use fused_train::{mlp_loss_and_grad, MlpWorkspace, TRAIN_CHUNK_ROWS};
 pub use io::{read_f32, sidecar_path, tensors_to_bytes, write_atomic, NetIoError};
+pub use kernels::{
+    kernel_level, kernel_level_from_env, KernelLevel, KernelLevelError, KERNELS_ENV,
+};
 pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
 pub use network::{NetworkScore, ScoreNetwork};
 pub use plan::{LayerKind, LayerSpec, MlpPlan};
