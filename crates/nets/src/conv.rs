@@ -15,6 +15,7 @@
 
 use rayon::prelude::*;
 
+use crate::elementwise::multiversion;
 use crate::kernels::{Epilogue, Kernels, Strided};
 
 /// A 2-D convolution layer's shape: input `H × W × C_in`, `k × k` kernel (odd `k`), stride
@@ -319,7 +320,6 @@ pub fn group_norm_forward(
     );
     let per = hw * c;
     let n = x.len() / per;
-    let cg = c / groups;
     stats.mean.resize(n * groups, 0.0);
     stats.rstd.resize(n * groups, 0.0);
     x.par_chunks_exact(per)
@@ -331,34 +331,60 @@ pub fn group_norm_forward(
                 .zip(stats.rstd.par_chunks_exact_mut(groups)),
         )
         .for_each(|((xb, yb), (mb, rb))| {
-            let mut s = vec![0.0f64; groups];
-            let mut s2 = vec![0.0f64; groups];
-            for px in xb.chunks_exact(c) {
-                for (ch, &v) in px.iter().enumerate() {
-                    s[ch / cg] += v as f64;
-                }
-            }
-            let cnt = (hw * cg) as f64;
-            for v in s.iter_mut() {
-                *v /= cnt;
-            }
-            for px in xb.chunks_exact(c) {
-                for (ch, &v) in px.iter().enumerate() {
-                    let d = v as f64 - s[ch / cg];
-                    s2[ch / cg] += d * d;
-                }
-            }
-            for g in 0..groups {
-                mb[g] = s[g] as f32;
-                rb[g] = (1.0 / (s2[g] / cnt + eps as f64).sqrt()) as f32;
-            }
-            for (px, py) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)) {
-                for ch in 0..c {
-                    let g = ch / cg;
-                    py[ch] = gamma[ch] * ((px[ch] - mb[g]) * rb[g]) + beta[ch];
-                }
-            }
+            gn_forward_image(xb, c, gamma, beta, eps, yb, mb, rb);
         });
+}
+
+multiversion! {
+    #[allow(clippy::too_many_arguments)]
+    /// One image of [`group_norm_forward`]: per-channel `f64` sums over pixels (in pixel
+    /// order), added over a group's channels in order; then the same for the squared
+    /// deviations; then `y = γ ((x − μ) r) + β` per channel.
+    fn gn_forward_image(
+        xb: &[f32],
+        c: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        yb: &mut [f32],
+        mb: &mut [f32],
+        rb: &mut [f32],
+    ) {
+        let groups = mb.len();
+        let cg = c / groups;
+        let cnt = (xb.len() / c * cg) as f64;
+        let mut s = vec![0.0f64; c];
+        for px in xb.chunks_exact(c) {
+            for (a, &v) in s.iter_mut().zip(px) {
+                *a += v as f64;
+            }
+        }
+        let mut mean_c = vec![0.0f64; c];
+        for g in 0..groups {
+            let m = s[g * cg..(g + 1) * cg].iter().sum::<f64>() / cnt;
+            mean_c[g * cg..(g + 1) * cg].fill(m);
+        }
+        s.fill(0.0);
+        for px in xb.chunks_exact(c) {
+            for ((a, &v), &m) in s.iter_mut().zip(px).zip(&mean_c) {
+                let d = v as f64 - m;
+                *a += d * d;
+            }
+        }
+        let (mut mu, mut r) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for g in 0..groups {
+            let var = s[g * cg..(g + 1) * cg].iter().sum::<f64>() / cnt;
+            mb[g] = mean_c[g * cg] as f32;
+            rb[g] = (1.0 / (var + eps as f64).sqrt()) as f32;
+            mu[g * cg..(g + 1) * cg].fill(mb[g]);
+            r[g * cg..(g + 1) * cg].fill(rb[g]);
+        }
+        for (px, py) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)) {
+            for ch in 0..c {
+                py[ch] = gamma[ch] * ((px[ch] - mu[ch]) * r[ch]) + beta[ch];
+            }
+        }
+    }
 }
 
 /// Backward pass of [`group_norm_forward`]: with `x̂ = (x − μ)·r`,
@@ -378,8 +404,10 @@ pub fn group_norm_backward(
     dbeta: &mut [f32],
 ) {
     let per = hw * c;
-    let cg = c / groups;
-    let cnt = (hw * cg) as f64;
+    assert!(
+        c.is_multiple_of(groups),
+        "channels must be a multiple of groups"
+    );
     let partial: Vec<(Vec<f64>, Vec<f64>)> = x
         .par_chunks_exact(per)
         .zip(dy.par_chunks_exact(per))
@@ -390,45 +418,71 @@ pub fn group_norm_backward(
                 .par_chunks_exact(groups)
                 .zip(stats.rstd.par_chunks_exact(groups)),
         )
-        .map(|(((xb, gb), dxb), (mb, rb))| {
-            let (mut dg, mut dbt) = (vec![0.0f64; c], vec![0.0f64; c]);
-            let (mut m1, mut m2) = (vec![0.0f64; groups], vec![0.0f64; groups]);
-            for (px, pg) in xb.chunks_exact(c).zip(gb.chunks_exact(c)) {
-                for ch in 0..c {
-                    let g = ch / cg;
-                    let xh = ((px[ch] - mb[g]) * rb[g]) as f64;
-                    let d = pg[ch] as f64;
-                    dg[ch] += d * xh;
-                    dbt[ch] += d;
-                    let gd = gamma[ch] as f64 * d;
-                    m1[g] += gd;
-                    m2[g] += gd * xh;
-                }
-            }
-            for g in 0..groups {
-                m1[g] /= cnt;
-                m2[g] /= cnt;
-            }
-            for ((px, pg), pdx) in xb
-                .chunks_exact(c)
-                .zip(gb.chunks_exact(c))
-                .zip(dxb.chunks_exact_mut(c))
-            {
-                for ch in 0..c {
-                    let g = ch / cg;
-                    let xh = ((px[ch] - mb[g]) * rb[g]) as f64;
-                    let gd = gamma[ch] as f64 * pg[ch] as f64;
-                    pdx[ch] = (rb[g] as f64 * (gd - m1[g] - xh * m2[g])) as f32;
-                }
-            }
-            (dg, dbt)
-        })
+        .map(|(((xb, gb), dxb), (mb, rb))| gn_backward_image(xb, gb, c, gamma, mb, rb, dxb))
         .collect();
     for (dg, dbt) in &partial {
         for ch in 0..c {
             dgamma[ch] += dg[ch] as f32;
             dbeta[ch] += dbt[ch] as f32;
         }
+    }
+}
+
+multiversion! {
+    /// One image of [`group_norm_backward`]: per channel (`f64`, pixel order)
+    /// `Σ dy·x̂` and `Σ dy`; per group `mean(γ dy) = Σ_c γ_c Σ dy / cnt` and
+    /// `mean(γ dy x̂) = Σ_c γ_c Σ dy·x̂ / cnt` (channels in order); then `dx` per pixel.
+    /// Returns the image's `(∂L/∂γ, ∂L/∂β)`.
+    fn gn_backward_image(
+        xb: &[f32],
+        gb: &[f32],
+        c: usize,
+        gamma: &[f32],
+        mb: &[f32],
+        rb: &[f32],
+        dxb: &mut [f32],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let groups = mb.len();
+        let cg = c / groups;
+        let cnt = (xb.len() / c * cg) as f64;
+        let (mut mu, mut r) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for g in 0..groups {
+            mu[g * cg..(g + 1) * cg].fill(mb[g]);
+            r[g * cg..(g + 1) * cg].fill(rb[g]);
+        }
+        let (mut dg, mut dbt) = (vec![0.0f64; c], vec![0.0f64; c]);
+        for (px, pg) in xb.chunks_exact(c).zip(gb.chunks_exact(c)) {
+            for ch in 0..c {
+                let xh = ((px[ch] - mu[ch]) * r[ch]) as f64;
+                let d = pg[ch] as f64;
+                dg[ch] += d * xh;
+                dbt[ch] += d;
+            }
+        }
+        let (mut m1, mut m2, mut r64) = (vec![0.0f64; c], vec![0.0f64; c], vec![0.0f64; c]);
+        let g64: Vec<f64> = gamma[..c].iter().map(|&v| v as f64).collect();
+        for g in 0..groups {
+            let (mut a, mut b) = (0.0f64, 0.0f64);
+            for ch in g * cg..(g + 1) * cg {
+                a += g64[ch] * dbt[ch];
+                b += g64[ch] * dg[ch];
+            }
+            m1[g * cg..(g + 1) * cg].fill(a / cnt);
+            m2[g * cg..(g + 1) * cg].fill(b / cnt);
+            r64[g * cg..(g + 1) * cg].fill(rb[g] as f64);
+        }
+        for ((px, pg), pdx) in xb
+            .chunks_exact(c)
+            .zip(gb.chunks_exact(c))
+            .zip(dxb.chunks_exact_mut(c))
+        {
+            for ch in 0..c {
+                let xh = ((px[ch] - mu[ch]) * r[ch]) as f64;
+                let gd = g64[ch] * pg[ch] as f64;
+                pdx[ch] = (r64[ch] * (gd - m1[ch] - xh * m2[ch])) as f32;
+            }
+        }
+        (dg, dbt)
     }
 }
 

@@ -112,23 +112,7 @@ impl ParamBuilder {
     }
 }
 
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// `SiLU(x) = x σ(x)`.
-pub(crate) fn silu(x: &[f32], y: &mut Vec<f32>) {
-    y.clear();
-    y.extend(x.iter().map(|&v| v * sigmoid(v)));
-}
-
-/// `dx = dy ⊙ SiLU'(x)`, `SiLU'(x) = σ(x)(1 + x(1 − σ(x)))`, in place on `dy`.
-pub(crate) fn silu_backward(x: &[f32], dy: &mut [f32]) {
-    for (g, &v) in dy.iter_mut().zip(x) {
-        let s = sigmoid(v);
-        *g *= s * (1.0 + v * (1.0 - s));
-    }
-}
+pub(crate) use crate::elementwise::{silu, silu_backward};
 
 pub(crate) fn lin_forward(l: &Lin, p: &[f32], x: &[f32], y: &mut Vec<f32>) {
     let n = x.len() / l.i;

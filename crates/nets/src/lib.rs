@@ -36,6 +36,7 @@ pub mod classifier;
 mod config;
 pub mod conv;
 mod divergence;
+mod elementwise;
 mod fused;
 mod fused_train;
 mod io;
