@@ -166,6 +166,54 @@ pub fn kernel_level() -> KernelLevel {
     })
 }
 
+/// `C = A · B` for row-major `A` (`m × k`), `B` (`k × n`), `C` (`m × n`):
+/// `C_ij = Σ_{p<k} A_ip B_pj` on this process's kernels ([`kernel_level`]), rows of `C` split
+/// over rayon in blocks of 96 (each entry computed by one thread, so the same bits for any
+/// thread count). For measuring the machine's GEMM rate (`cargo xtask bench`: `gemm_gflops`).
+/// Wrong lengths are an error naming the operand.
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+) -> Result<(), String> {
+    for (name, len, want) in [
+        ("a", a.len(), m * k),
+        ("b", b.len(), k * n),
+        ("c", c.len(), m * n),
+    ] {
+        if len != want {
+            return Err(format!(
+                "matmul: {name} has {len} values, expected {want} ({m}×{n}×{k})"
+            ));
+        }
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return Ok(());
+    }
+    use rayon::prelude::*;
+    const ROWS: usize = 96;
+    let kern = Kernels::detect();
+    c.par_chunks_mut(ROWS * n)
+        .zip(a.par_chunks(ROWS * k))
+        .for_each(|(cb, ab)| {
+            let rows = cb.len() / n;
+            let a = Strided {
+                data: ab,
+                rs: k,
+                cs: 1,
+            };
+            kern.matmul(rows, n, k, a, b, n, cb, n, Epilogue::Store);
+        });
+    Ok(())
+}
+
 /// The kernel set in use: a [`KernelLevel`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Kernels {

@@ -55,7 +55,7 @@ pub use fused::{output_to_score, DfdxNetScore, FusedMlp, NetScore, FUSED_BLOCK_R
 pub use fused_train::{mlp_loss_and_grad, MlpWorkspace, TRAIN_CHUNK_ROWS};
 pub use io::{read_f32, sidecar_path, tensors_to_bytes, write_atomic, NetIoError};
 pub use kernels::{
-    kernel_level, kernel_level_from_env, KernelLevel, KernelLevelError, KERNELS_ENV,
+    kernel_level, kernel_level_from_env, matmul, KernelLevel, KernelLevelError, KERNELS_ENV,
 };
 pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
 pub use network::{NetworkScore, ScoreNetwork};
