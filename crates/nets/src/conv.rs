@@ -13,6 +13,8 @@
 //! per image and then over images in index order, so results do not depend on the number of
 //! threads.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use crate::elementwise::multiversion;
@@ -140,30 +142,33 @@ impl Conv2d {
         assert_eq!(x.len() / il, y.len() / ol, "batch sizes of x and y");
         x.par_chunks_exact(il)
             .zip(y.par_chunks_exact_mut(ol))
-            .for_each_init(Vec::new, |col, (xb, yb)| {
-                let a = if self.pointwise() {
-                    xb
+            .for_each(|(xb, yb)| {
+                let mut run = |a: &[f32]| {
+                    let a = Strided {
+                        data: a,
+                        rs: patch,
+                        cs: 1,
+                    };
+                    kern.matmul(
+                        rows,
+                        self.c_out,
+                        patch,
+                        a,
+                        weight,
+                        self.c_out,
+                        yb,
+                        self.c_out,
+                        Epilogue::Bias(bias),
+                    );
+                };
+                if self.pointwise() {
+                    run(xb);
                 } else {
-                    col.resize(rows * patch, 0.0);
-                    self.im2col(xb, col);
-                    col
-                };
-                let a = Strided {
-                    data: a,
-                    rs: patch,
-                    cs: 1,
-                };
-                kern.matmul(
-                    rows,
-                    self.c_out,
-                    patch,
-                    a,
-                    weight,
-                    self.c_out,
-                    yb,
-                    self.c_out,
-                    Epilogue::Bias(bias),
-                );
+                    with_scratch(&SCRATCH, rows * patch, |col| {
+                        self.im2col(xb, col);
+                        run(col);
+                    });
+                }
             });
     }
 
@@ -187,45 +192,56 @@ impl Conv2d {
             self.out_h() * self.out_w(),
         );
         let n = x.len() / il;
+        let wl = self.weight_len();
         assert_eq!(dy.len(), n * ol, "dy length");
-        // Per-image weight gradients (each summed over pixels in order), then summed over
-        // images in index order: the same bits for any thread count.
-        let per_image: Vec<Vec<f32>> = x
-            .par_chunks_exact(il)
-            .zip(dy.par_chunks_exact(ol))
-            .map_init(Vec::new, |col, (xb, gb)| {
-                let a = if self.pointwise() {
-                    xb
-                } else {
-                    col.resize(rows * patch, 0.0);
-                    self.im2col(xb, col);
-                    col
-                };
-                let mut g = vec![0.0f32; self.weight_len()];
-                let at = Strided {
-                    data: a,
-                    rs: 1,
-                    cs: patch,
-                };
-                kern.matmul(
-                    patch,
-                    self.c_out,
-                    rows,
-                    at,
-                    gb,
-                    self.c_out,
-                    &mut g,
-                    self.c_out,
-                    Epilogue::Store,
-                );
-                g
-            })
-            .collect();
-        for g in &per_image {
-            for (d, &v) in dw.iter_mut().zip(g) {
-                *d += v;
-            }
-        }
+        assert_eq!(dw.len(), wl, "dw length");
+        // Per-image weight gradients (each summed over pixels in order) into one reused
+        // buffer, then summed over images in index order (in parallel over blocks of
+        // entries): the same bits for any thread count.
+        with_scratch(&GRADS, n * wl, |per_image| {
+            x.par_chunks_exact(il)
+                .zip(dy.par_chunks_exact(ol))
+                .zip(per_image.par_chunks_exact_mut(wl))
+                .for_each(|((xb, gb), g)| {
+                    let mut run = |a: &[f32]| {
+                        let at = Strided {
+                            data: a,
+                            rs: 1,
+                            cs: patch,
+                        };
+                        kern.matmul(
+                            patch,
+                            self.c_out,
+                            rows,
+                            at,
+                            gb,
+                            self.c_out,
+                            g,
+                            self.c_out,
+                            Epilogue::Store,
+                        );
+                    };
+                    if self.pointwise() {
+                        run(xb);
+                    } else {
+                        with_scratch(&SCRATCH, rows * patch, |col| {
+                            self.im2col(xb, col);
+                            run(col);
+                        });
+                    }
+                });
+            let per_image = &*per_image;
+            dw.par_chunks_mut(SUM_BLOCK)
+                .enumerate()
+                .for_each(|(blk, d)| {
+                    let o = blk * SUM_BLOCK;
+                    for g in per_image.chunks_exact(wl) {
+                        for (a, &v) in d.iter_mut().zip(&g[o..]) {
+                            *a += v;
+                        }
+                    }
+                });
+        });
         let mut bias_sum = vec![0.0f32; self.c_out];
         for gb in dy.chunks_exact(ol) {
             kern.col_sums(gb, &mut bias_sum);
@@ -238,7 +254,7 @@ impl Conv2d {
             let wt = transpose(weight, patch, self.c_out);
             dx.par_chunks_exact_mut(il)
                 .zip(dy.par_chunks_exact(ol))
-                .for_each_init(Vec::new, |dcol, (dxb, gb)| {
+                .for_each(|(dxb, gb)| {
                     let a = Strided {
                         data: gb,
                         rs: self.c_out,
@@ -257,24 +273,55 @@ impl Conv2d {
                             Epilogue::Store,
                         );
                     } else {
-                        dcol.resize(rows * patch, 0.0);
-                        kern.matmul(
-                            rows,
-                            patch,
-                            self.c_out,
-                            a,
-                            &wt,
-                            patch,
-                            dcol,
-                            patch,
-                            Epilogue::Store,
-                        );
-                        dxb.fill(0.0);
-                        self.col2im(dcol, dxb);
+                        with_scratch(&SCRATCH, rows * patch, |dcol| {
+                            kern.matmul(
+                                rows,
+                                patch,
+                                self.c_out,
+                                a,
+                                &wt,
+                                patch,
+                                dcol,
+                                patch,
+                                Epilogue::Store,
+                            );
+                            dxb.fill(0.0);
+                            self.col2im(dcol, dxb);
+                        });
                     }
                 });
         }
     }
+}
+
+/// Entries of `∂L/∂W` per parallel block of the sum over images.
+const SUM_BLOCK: usize = 4096;
+
+thread_local! {
+    /// A worker's patch matrix (`im2col`) or its gradient: reused, so the convolutions do not
+    /// allocate (and fault in) fresh pages per image.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's per-image weight gradients of [`Conv2d::backward`].
+    static GRADS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the first `len` values of this thread's buffer `key` (grown as needed; the
+/// contents are whatever the last user left: `f` overwrites what it reads). A buffer already
+/// in use on this thread (re-entry) is replaced by a fresh one.
+fn with_scratch<T>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> T,
+) -> T {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }
 
 /// The transpose of the row-major `rows × cols` matrix `m` (row-major `cols × rows`).
