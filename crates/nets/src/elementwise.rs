@@ -97,6 +97,9 @@ multiversion! {
 
 /// `SiLU(x) = x σ(x)` into `y` (resized to `x.len()`).
 pub(crate) fn silu(x: &[f32], y: &mut Vec<f32>) {
+    if y.capacity() < x.len() {
+        crate::pool::recycle(std::mem::replace(y, crate::pool::zeros(x.len())));
+    }
     y.clear();
     y.resize(x.len(), 0.0);
     x.par_chunks(BLOCK)

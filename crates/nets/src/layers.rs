@@ -164,7 +164,7 @@ pub(crate) fn lin_backward(
 
 pub(crate) fn conv_forward(c: &Cv, p: &[f32], x: &[f32]) -> Vec<f32> {
     let n = x.len() / c.s.in_len();
-    let mut y = vec![0.0; n * c.s.out_len()];
+    let mut y = crate::pool::zeros(n * c.s.out_len());
     c.s.forward(
         x,
         &p[c.w..c.w + c.s.weight_len()],
@@ -183,7 +183,7 @@ pub(crate) fn conv_backward(
     want_dx: bool,
 ) -> Vec<f32> {
     let mut dx = if want_dx {
-        vec![0.0; x.len()]
+        crate::pool::zeros(x.len())
     } else {
         Vec::new()
     };
@@ -208,7 +208,7 @@ pub(crate) fn gn_forward(
     x: &[f32],
     stats: &mut GroupNormStats,
 ) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
+    let mut y = crate::pool::zeros(x.len());
     group_norm_forward(
         x,
         hw,
@@ -234,7 +234,7 @@ pub(crate) fn gn_backward(
     dy: &[f32],
     g: &mut [f32],
 ) -> Vec<f32> {
-    let mut dx = vec![0.0; x.len()];
+    let mut dx = crate::pool::zeros(x.len());
     let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
     let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
     group_norm_backward(
@@ -254,7 +254,8 @@ pub(crate) fn gn_backward(
 
 /// Channel concatenation of NHWC tensors with `ca` and `cb` channels.
 pub(crate) fn concat(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
-    let mut y = Vec::with_capacity(a.len() + b.len());
+    let mut y = crate::pool::zeros(a.len() + b.len());
+    y.clear();
     for (pa, pb) in a.chunks_exact(ca).zip(b.chunks_exact(cb)) {
         y.extend_from_slice(pa);
         y.extend_from_slice(pb);
@@ -263,7 +264,10 @@ pub(crate) fn concat(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
 }
 
 pub(crate) fn split(dy: &[f32], ca: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let px = dy.len() / (ca + cb);
+    let (mut a, mut b) = (crate::pool::zeros(px * ca), crate::pool::zeros(px * cb));
+    a.clear();
+    b.clear();
     for px in dy.chunks_exact(ca + cb) {
         a.extend_from_slice(&px[..ca]);
         b.extend_from_slice(&px[ca..]);

@@ -45,6 +45,7 @@ mod layers;
 mod net;
 mod network;
 mod plan;
+mod pool;
 pub mod unet;
 
 pub use classifier::{ClassifierConfig, ImageClassifier};

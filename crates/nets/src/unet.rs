@@ -243,6 +243,22 @@ struct TimeTape {
     semb: Vec<f32>,
 }
 
+impl Drop for ResTape {
+    /// The activations go back to the buffer pool (see `pool.rs`).
+    fn drop(&mut self) {
+        for v in [
+            &mut self.x,
+            &mut self.a,
+            &mut self.b,
+            &mut self.c,
+            &mut self.d,
+            &mut self.e,
+        ] {
+            crate::pool::recycle(std::mem::take(v));
+        }
+    }
+}
+
 /// Everything the backward pass needs, in forward order.
 struct Tape {
     time: TimeTape,
@@ -256,6 +272,23 @@ struct Tape {
     st_out: GroupNormStats,
     a_out: Vec<f32>,
     s_out: Vec<f32>,
+}
+
+impl Drop for Tape {
+    /// The activations go back to the buffer pool (see `pool.rs`); the residual blocks'
+    /// tapes recycle theirs when dropped.
+    fn drop(&mut self) {
+        let vecs = [
+            std::mem::take(&mut self.x0),
+            std::mem::take(&mut self.last),
+            std::mem::take(&mut self.a_out),
+            std::mem::take(&mut self.s_out),
+        ];
+        let lists = std::mem::take(&mut self.skips)
+            .into_iter()
+            .chain(std::mem::take(&mut self.upsampled));
+        vecs.into_iter().chain(lists).for_each(crate::pool::recycle);
+    }
 }
 
 /// The UNet: its configuration, layer plan and weights.
@@ -406,6 +439,7 @@ impl UNet {
         let mut de = conv_backward(&r.c2, p, &tp.e, dout, g, true);
         silu_backward(&tp.d, &mut de);
         let dc = gn_backward(&r.gn2, r.hw, groups, p, &tp.c, &tp.st2, &de, g);
+        crate::pool::recycle(de);
         let co = r.proj.o;
         let dproj: Vec<f32> = dc
             .chunks_exact(r.hw * co)
@@ -421,12 +455,15 @@ impl UNet {
         lin_backward(&r.proj, p, semb, &dproj, g, Some(&mut ds));
         dsemb.iter_mut().zip(&ds).for_each(|(a, b)| *a += b);
         let mut db = conv_backward(&r.c1, p, &tp.b, &dc, g, true);
+        crate::pool::recycle(dc);
         silu_backward(&tp.a, &mut db);
         let mut dx = gn_backward(&r.gn1, r.hw, groups, p, &tp.x, &tp.st1, &db, g);
+        crate::pool::recycle(db);
         match &r.skip {
             Some(s) => {
                 let d2 = conv_backward(s, p, &tp.x, dout, g, true);
                 dx.iter_mut().zip(&d2).for_each(|(a, b)| *a += b);
+                crate::pool::recycle(d2);
             }
             None => dx.iter_mut().zip(dout).for_each(|(a, b)| *a += b),
         }
@@ -467,7 +504,7 @@ impl UNet {
                 Some(uc) => {
                     let side = (r.hw as f64).sqrt() as usize;
                     let co = r.proj.o;
-                    let mut u = vec![0.0; 4 * o.len()];
+                    let mut u = crate::pool::zeros(4 * o.len());
                     upsample2_forward(&o, side, side, co, &mut u);
                     let y = conv_forward(uc, p, &u);
                     upsampled.push(u);
@@ -538,27 +575,33 @@ impl UNet {
             if let Some(uc) = pl.upconv.get(i) {
                 let du = conv_backward(uc, p, &tp.upsampled[i], &dh, g, true);
                 let side = (r.hw as f64).sqrt() as usize;
-                let mut d = vec![0.0; du.len() / 4];
+                let mut d = crate::pool::zeros(du.len() / 4);
                 upsample2_backward(&du, side, side, r.proj.o, &mut d);
-                dh = d;
+                crate::pool::recycle(du);
+                crate::pool::recycle(std::mem::replace(&mut dh, d));
             }
             let dcat = self.res_backward(r, p, &tp.up[i], semb, &dh, g, &mut dsemb);
             let skip_level = levels - 1 - i;
             let c_skip = tp.skips[skip_level].len() / n / r.hw;
             let (a, b) = split(&dcat, r.gn1.c - c_skip, c_skip);
-            dh = a;
+            crate::pool::recycle(dcat);
+            crate::pool::recycle(std::mem::replace(&mut dh, a));
             dskips[skip_level] = b;
         }
-        dh = self.res_backward(&pl.mid, p, &tp.mid, semb, &dh, g, &mut dsemb);
+        let dmid = self.res_backward(&pl.mid, p, &tp.mid, semb, &dh, g, &mut dsemb);
+        crate::pool::recycle(std::mem::replace(&mut dh, dmid));
         for l in (0..levels).rev() {
             let mut dout = match pl.downsample.get(l) {
                 Some(dsc) => conv_backward(dsc, p, &tp.skips[l], &dh, g, true),
                 None => dh.clone(),
             };
             dout.iter_mut().zip(&dskips[l]).for_each(|(a, b)| *a += b);
-            dh = self.res_backward(&pl.down[l], p, &tp.down[l], semb, &dout, g, &mut dsemb);
+            let dx = self.res_backward(&pl.down[l], p, &tp.down[l], semb, &dout, g, &mut dsemb);
+            crate::pool::recycle(dout);
+            crate::pool::recycle(std::mem::replace(&mut dh, dx));
         }
         conv_backward(&pl.conv_in, p, &tp.x0, &dh, g, false);
+        crate::pool::recycle(dh);
         let t = &tp.time;
         silu_backward(&t.emb, &mut dsemb);
         let mut ds1 = Vec::new();
