@@ -251,6 +251,10 @@ impl Conv2d {
         }
         if let Some(dx) = dx {
             assert_eq!(dx.len(), n * il, "dx length");
+            if self.stride == 1 && self.k > 1 {
+                self.input_gradient_as_conv(&kern, weight, dy, dx);
+                return;
+            }
             let wt = transpose(weight, patch, self.c_out);
             dx.par_chunks_exact_mut(il)
                 .zip(dy.par_chunks_exact(ol))
@@ -291,6 +295,48 @@ impl Conv2d {
                     }
                 });
         }
+    }
+}
+
+impl Conv2d {
+    /// The input gradient of a stride-1 convolution as a convolution of `dy`:
+    /// `dx[i, j, c] = Σ_{u', v'} Σ_o dy[i + u' − p, j + v' − p, o] · W'[(u'k + v')·C_out + o, c]`
+    /// with the flipped, transposed kernel `W'[(u'k + v')·C_out + o, c] = W[(k² − 1 − u'k − v')·C_in + c, o]`
+    /// (out-of-range pixels are 0), i.e. `im2col(dy_b) · W'` per image: a product of the
+    /// forward kind (long `k² C_out`, `C_in` columns) written straight into `dx`, instead of
+    /// `dy_b Wᵀ` (short `C_out`) plus the scatter `col2im`.
+    fn input_gradient_as_conv(&self, kern: &Kernels, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let (ci, co, kk) = (self.c_in, self.c_out, self.k * self.k);
+        let t = Conv2d {
+            h: self.h,
+            w: self.w,
+            c_in: co,
+            c_out: ci,
+            k: self.k,
+            stride: 1,
+        };
+        let mut wf = vec![0.0f32; self.weight_len()];
+        for tap in 0..kk {
+            for o in 0..co {
+                for c in 0..ci {
+                    wf[(tap * co + o) * ci + c] = weight[((kk - 1 - tap) * ci + c) * co + o];
+                }
+            }
+        }
+        let (rows, patch) = (self.h * self.w, t.patch());
+        dx.par_chunks_exact_mut(self.in_len())
+            .zip(dy.par_chunks_exact(self.out_len()))
+            .for_each(|(dxb, gb)| {
+                with_scratch(&SCRATCH, rows * patch, |col| {
+                    t.im2col(gb, col);
+                    let a = Strided {
+                        data: col,
+                        rs: patch,
+                        cs: 1,
+                    };
+                    kern.matmul(rows, ci, patch, a, &wf, ci, dxb, ci, Epilogue::Store);
+                });
+            });
     }
 }
 
