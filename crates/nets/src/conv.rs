@@ -105,6 +105,28 @@ impl Conv2d {
     /// kernel at output pixel `(i, j)` (zeros outside the image).
     fn im2col(&self, x: &[f32], col: &mut [f32]) {
         let (c, patch) = (self.c_in, self.patch());
+        if self.stride == 1 {
+            // The k taps of a kernel row are k adjacent pixels: one copy of up to k·C values.
+            let (p, k, w) = (self.pad(), self.k, self.w);
+            for (r, row) in col.chunks_exact_mut(patch).enumerate() {
+                let (i, j) = (r / w, r % w);
+                for (u, seg) in row.chunks_exact_mut(k * c).enumerate() {
+                    let yi = i + u;
+                    if yi < p || yi - p >= self.h {
+                        seg.fill(0.0);
+                        continue;
+                    }
+                    // Taps v with 0 ≤ j + v − p < W.
+                    let v0 = p.saturating_sub(j);
+                    let v1 = k.min(w + p - j);
+                    seg[..v0 * c].fill(0.0);
+                    let src = ((yi - p) * w + j + v0 - p) * c;
+                    seg[v0 * c..v1 * c].copy_from_slice(&x[src..src + (v1 - v0) * c]);
+                    seg[v1 * c..].fill(0.0);
+                }
+            }
+            return;
+        }
         self.for_each_tap(|r, tap, pixel| {
             let dst = &mut col[r * patch + tap * c..r * patch + (tap + 1) * c];
             match pixel {

@@ -95,13 +95,57 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// `a_i ← a_i + b_i` on one block.
+    fn add_block(a: &mut [f32], b: &[f32]) {
+        for (x, &y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+    }
+}
+
+/// `a ← a + b` element-wise (in parallel over fixed blocks).
+pub(crate) fn add_assign(a: &mut [f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "add_assign: lengths");
+    a.par_chunks_mut(BLOCK)
+        .zip(b.par_chunks(BLOCK))
+        .for_each(|(x, y)| add_block(x, y));
+}
+
+multiversion! {
+    /// `img[px, c] += v[c]` for every pixel of one image.
+    fn add_per_channel_block(img: &mut [f32], v: &[f32]) {
+        for px in img.chunks_exact_mut(v.len()) {
+            for (x, &y) in px.iter_mut().zip(v) {
+                *x += y;
+            }
+        }
+    }
+}
+
+/// `x[b, px, c] += v[b, c]`: a per-image, per-channel vector added to every pixel of NHWC
+/// images (`v`: `n × C`; images in parallel).
+pub(crate) fn add_per_channel(x: &mut [f32], v: &[f32], c: usize) {
+    let n = v.len() / c;
+    assert_eq!(v.len(), n * c, "add_per_channel: v length");
+    if n == 0 {
+        return;
+    }
+    let per = x.len() / n;
+    assert_eq!(per * n, x.len(), "add_per_channel: x length");
+    x.par_chunks_exact_mut(per)
+        .zip(v.par_chunks_exact(c))
+        .for_each(|(img, vb)| add_per_channel_block(img, vb));
+}
+
 /// `SiLU(x) = x σ(x)` into `y` (resized to `x.len()`).
 pub(crate) fn silu(x: &[f32], y: &mut Vec<f32>) {
     if y.capacity() < x.len() {
-        crate::pool::recycle(std::mem::replace(y, crate::pool::zeros(x.len())));
+        // Every entry is written below.
+        crate::pool::recycle(std::mem::replace(y, crate::pool::overwritten(x.len())));
     }
-    y.clear();
     y.resize(x.len(), 0.0);
+    y.truncate(x.len());
     x.par_chunks(BLOCK)
         .zip(y.par_chunks_mut(BLOCK))
         .for_each(|(xb, yb)| silu_block(xb, yb));

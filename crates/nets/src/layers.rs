@@ -164,7 +164,8 @@ pub(crate) fn lin_backward(
 
 pub(crate) fn conv_forward(c: &Cv, p: &[f32], x: &[f32]) -> Vec<f32> {
     let n = x.len() / c.s.in_len();
-    let mut y = crate::pool::zeros(n * c.s.out_len());
+    // Every entry is written by the product's bias epilogue.
+    let mut y = crate::pool::overwritten(n * c.s.out_len());
     c.s.forward(
         x,
         &p[c.w..c.w + c.s.weight_len()],
@@ -183,7 +184,8 @@ pub(crate) fn conv_backward(
     want_dx: bool,
 ) -> Vec<f32> {
     let mut dx = if want_dx {
-        crate::pool::zeros(x.len())
+        // Every entry is written (`Conv2d::backward` stores or zero-fills then adds).
+        crate::pool::overwritten(x.len())
     } else {
         Vec::new()
     };
@@ -208,7 +210,8 @@ pub(crate) fn gn_forward(
     x: &[f32],
     stats: &mut GroupNormStats,
 ) -> Vec<f32> {
-    let mut y = crate::pool::zeros(x.len());
+    // Every entry is written.
+    let mut y = crate::pool::overwritten(x.len());
     group_norm_forward(
         x,
         hw,
@@ -234,7 +237,8 @@ pub(crate) fn gn_backward(
     dy: &[f32],
     g: &mut [f32],
 ) -> Vec<f32> {
-    let mut dx = crate::pool::zeros(x.len());
+    // Every entry is written.
+    let mut dx = crate::pool::overwritten(x.len());
     let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
     let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
     group_norm_backward(
@@ -254,7 +258,7 @@ pub(crate) fn gn_backward(
 
 /// Channel concatenation of NHWC tensors with `ca` and `cb` channels.
 pub(crate) fn concat(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
-    let mut y = crate::pool::zeros(a.len() + b.len());
+    let mut y = crate::pool::overwritten(a.len() + b.len());
     y.clear();
     for (pa, pb) in a.chunks_exact(ca).zip(b.chunks_exact(cb)) {
         y.extend_from_slice(pa);
@@ -265,7 +269,10 @@ pub(crate) fn concat(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
 
 pub(crate) fn split(dy: &[f32], ca: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
     let px = dy.len() / (ca + cb);
-    let (mut a, mut b) = (crate::pool::zeros(px * ca), crate::pool::zeros(px * cb));
+    let (mut a, mut b) = (
+        crate::pool::overwritten(px * ca),
+        crate::pool::overwritten(px * cb),
+    );
     a.clear();
     b.clear();
     for px in dy.chunks_exact(ca + cb) {

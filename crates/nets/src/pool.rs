@@ -41,6 +41,32 @@ pub(crate) fn zeros(len: usize) -> Vec<f32> {
     vec![0.0; len]
 }
 
+/// A vector of `len` values with unspecified contents (a pooled buffer's old values, or
+/// zeros): for outputs the caller overwrites entirely before reading.
+pub(crate) fn overwritten(len: usize) -> Vec<f32> {
+    if len >= MIN_LEN {
+        let found = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let best = p
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= len)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| p.swap_remove(i))
+        });
+        if let Some(mut v) = found {
+            if v.len() >= len {
+                v.truncate(len);
+            } else {
+                v.resize(len, 0.0);
+            }
+            return v;
+        }
+    }
+    vec![0.0; len]
+}
+
 /// Gives `v`'s buffer to this thread's pool (kept if large enough and the pool is not full).
 pub(crate) fn recycle(v: Vec<f32>) {
     if v.capacity() < MIN_LEN {

@@ -27,6 +27,7 @@ use smoluchowski_core::ParamError;
 
 use crate::config::NetOutput;
 use crate::conv::{upsample2_backward, upsample2_forward, GroupNormStats};
+use crate::elementwise::{add_assign, add_per_channel};
 use crate::layers::{
     concat, conv_backward, conv_forward, gn_backward, gn_forward, lin_backward, lin_forward, silu,
     silu_backward, split, Cv, Gn, Lin, ParamBuilder,
@@ -388,13 +389,7 @@ impl UNet {
         let mut proj = Vec::new();
         lin_forward(&r.proj, p, semb, &mut proj);
         let co = r.proj.o;
-        for (img, pr) in c.chunks_exact_mut(r.hw * co).zip(proj.chunks_exact(co)) {
-            for px in img.chunks_exact_mut(co) {
-                for (v, &q) in px.iter_mut().zip(pr) {
-                    *v += q;
-                }
-            }
-        }
+        add_per_channel(&mut c, &proj, co);
         let mut st2 = GroupNormStats::default();
         let d = gn_forward(&r.gn2, r.hw, groups, p, &c, &mut st2);
         let mut e = Vec::new();
@@ -403,9 +398,10 @@ impl UNet {
         match &r.skip {
             Some(s) => {
                 let sk = conv_forward(s, p, &x);
-                out.iter_mut().zip(&sk).for_each(|(o, v)| *o += v);
+                add_assign(&mut out, &sk);
+                crate::pool::recycle(sk);
             }
-            None => out.iter_mut().zip(&x).for_each(|(o, v)| *o += v),
+            None => add_assign(&mut out, &x),
         }
         (
             out,
@@ -462,10 +458,10 @@ impl UNet {
         match &r.skip {
             Some(s) => {
                 let d2 = conv_backward(s, p, &tp.x, dout, g, true);
-                dx.iter_mut().zip(&d2).for_each(|(a, b)| *a += b);
+                add_assign(&mut dx, &d2);
                 crate::pool::recycle(d2);
             }
-            None => dx.iter_mut().zip(dout).for_each(|(a, b)| *a += b),
+            None => add_assign(&mut dx, dout),
         }
         dx
     }
@@ -595,7 +591,7 @@ impl UNet {
                 Some(dsc) => conv_backward(dsc, p, &tp.skips[l], &dh, g, true),
                 None => dh.clone(),
             };
-            dout.iter_mut().zip(&dskips[l]).for_each(|(a, b)| *a += b);
+            add_assign(&mut dout, &dskips[l]);
             let dx = self.res_backward(&pl.down[l], p, &tp.down[l], semb, &dout, g, &mut dsemb);
             crate::pool::recycle(dout);
             crate::pool::recycle(std::mem::replace(&mut dh, dx));
