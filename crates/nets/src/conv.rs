@@ -494,9 +494,16 @@ multiversion! {
             mu[g * cg..(g + 1) * cg].fill(mb[g]);
             r[g * cg..(g + 1) * cg].fill(rb[g]);
         }
+        let (gamma, beta) = (&gamma[..c], &beta[..c]);
         for (px, py) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)) {
-            for ch in 0..c {
-                py[ch] = gamma[ch] * ((px[ch] - mu[ch]) * r[ch]) + beta[ch];
+            for ((((o, &xv), &g), &b), (&m, &rr)) in py
+                .iter_mut()
+                .zip(px)
+                .zip(gamma)
+                .zip(beta)
+                .zip(mu.iter().zip(&r))
+            {
+                *o = g * ((xv - m) * rr) + b;
             }
         }
     }
@@ -567,11 +574,17 @@ multiversion! {
         }
         let (mut dg, mut dbt) = (vec![0.0f64; c], vec![0.0f64; c]);
         for (px, pg) in xb.chunks_exact(c).zip(gb.chunks_exact(c)) {
-            for ch in 0..c {
-                let xh = ((px[ch] - mu[ch]) * r[ch]) as f64;
-                let d = pg[ch] as f64;
-                dg[ch] += d * xh;
-                dbt[ch] += d;
+            for ((((a, bt), &xv), &gv), (&m, &rr)) in dg
+                .iter_mut()
+                .zip(dbt.iter_mut())
+                .zip(px)
+                .zip(pg)
+                .zip(mu.iter().zip(&r))
+            {
+                let xh = ((xv - m) * rr) as f64;
+                let d = gv as f64;
+                *a += d * xh;
+                *bt += d;
             }
         }
         let (mut m1, mut m2, mut r64) = (vec![0.0f64; c], vec![0.0f64; c], vec![0.0f64; c]);
@@ -591,10 +604,16 @@ multiversion! {
             .zip(gb.chunks_exact(c))
             .zip(dxb.chunks_exact_mut(c))
         {
-            for ch in 0..c {
-                let xh = ((px[ch] - mu[ch]) * r[ch]) as f64;
-                let gd = g64[ch] * pg[ch] as f64;
-                pdx[ch] = (r64[ch] * (gd - m1[ch] - xh * m2[ch])) as f32;
+            for ((((o, &xv), &gv), (&m, &rr)), (((&g6, &a1), &a2), &r6)) in pdx
+                .iter_mut()
+                .zip(px)
+                .zip(pg)
+                .zip(mu.iter().zip(&r))
+                .zip(g64.iter().zip(&m1).zip(&m2).zip(&r64))
+            {
+                let xh = ((xv - m) * rr) as f64;
+                let gd = g6 * gv as f64;
+                *o = (r6 * (gd - a1 - xh * a2)) as f32;
             }
         }
         (dg, dbt)
