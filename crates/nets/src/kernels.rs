@@ -503,6 +503,7 @@ mod x86 {
             c: c.as_mut_ptr(),
             c_rs,
             epi: Epi::new(epi),
+            load_c: false,
         };
         let bp = b.as_ptr();
         if k * n * 4 <= 16 * 1024 {
@@ -551,6 +552,9 @@ mod x86 {
         pub(super) c: *mut f32,
         pub(super) c_rs: usize,
         pub(super) epi: Epi,
+        /// Start the accumulators from `C` (the chain's partial sums of the previous `k`
+        /// block, stored exactly) instead of 0 (AVX-512 `k` blocking only).
+        pub(super) load_c: bool,
     }
 
     /// Runs the `mr × 8nv` tile at `(i0, j0)`; `b` points at `B[0, j0]`, rows `b_rs` apart.
@@ -669,6 +673,7 @@ mod x86 {
                 c: c.as_mut_ptr(),
                 c_rs,
                 epi: Epi::new(epi),
+                load_c: false,
             };
             let bp = b.as_ptr();
             let panels = n.div_ceil(NR);
@@ -703,9 +708,48 @@ mod x86 {
                         _mm512_storeu_ps(d.add(16), _mm512_maskz_loadu_ps(m1, src.add(16)));
                     }
                 }
-                run(&|q| (pp.add(q * k * NR) as *const f32, NR));
+                let accumulate = matches!(args.epi, Epi::Accumulate);
+                if k <= KC_MAX || accumulate {
+                    run(&|q| (pp.add(q * k * NR) as *const f32, NR));
+                    return;
+                }
+                // Long k: blocks of ≤ KC_MAX rows, so a block of a panel (≤ 40 KiB) stays in
+                // L1 while every row block passes. Between blocks the accumulators go through
+                // C exactly (Store, then loaded back), so each entry is still one FMA chain;
+                // the epilogue is applied after the last block.
+                let nb = k.div_ceil(KC);
+                let kc = k.div_ceil(nb);
+                let mut k0 = 0;
+                while k0 < k {
+                    let kl = kc.min(k - k0);
+                    let last = k0 + kl == k;
+                    let blk = Args {
+                        k: kl,
+                        a: args.a.add(k0 * args.a_cs),
+                        epi: if last { args.epi } else { Epi::Store },
+                        load_c: k0 > 0,
+                        ..args
+                    };
+                    for q in 0..panels {
+                        let j0 = q * NR;
+                        let w = (n - j0).min(NR);
+                        let pb = pp.add(q * k * NR + k0 * NR) as *const f32;
+                        let mut i0 = 0;
+                        while i0 < m {
+                            let mr = (m - i0).min(MR);
+                            tile_dispatch(&blk, mr, w, i0, j0, pb, NR);
+                            i0 += mr;
+                        }
+                    }
+                    k0 += kl;
+                }
             });
         }
+
+        /// Target rows of a `k` block of `B` (a `256 × 32` panel block is 32 KiB).
+        const KC: usize = 256;
+        /// Longest `k` run without blocking (`320 × 32` floats = 40 KiB).
+        const KC_MAX: usize = 320;
 
         /// Lane masks of the two vectors of a `w`-wide panel (`w ≤ 32`).
         #[inline]
@@ -735,37 +779,39 @@ mod x86 {
             let (m0, m1) = masks(w);
             let t = (args, i0, j0, b, b_rs, m0, m1);
             macro_rules! rows {
-                ($v:literal) => {
+                ($v:literal, $l:literal) => {
                     match mr {
-                        12 => tile::<12, $v>(t),
-                        11 => tile::<11, $v>(t),
-                        10 => tile::<10, $v>(t),
-                        9 => tile::<9, $v>(t),
-                        8 => tile::<8, $v>(t),
-                        7 => tile::<7, $v>(t),
-                        6 => tile::<6, $v>(t),
-                        5 => tile::<5, $v>(t),
-                        4 => tile::<4, $v>(t),
-                        3 => tile::<3, $v>(t),
-                        2 => tile::<2, $v>(t),
-                        1 => tile::<1, $v>(t),
+                        12 => tile::<12, $v, $l>(t),
+                        11 => tile::<11, $v, $l>(t),
+                        10 => tile::<10, $v, $l>(t),
+                        9 => tile::<9, $v, $l>(t),
+                        8 => tile::<8, $v, $l>(t),
+                        7 => tile::<7, $v, $l>(t),
+                        6 => tile::<6, $v, $l>(t),
+                        5 => tile::<5, $v, $l>(t),
+                        4 => tile::<4, $v, $l>(t),
+                        3 => tile::<3, $v, $l>(t),
+                        2 => tile::<2, $v, $l>(t),
+                        1 => tile::<1, $v, $l>(t),
                         _ => unreachable!("tile rows {mr}"),
                     }
                 };
             }
-            if w > 16 {
-                rows!(2)
-            } else {
-                rows!(1)
+            match (w > 16, args.load_c) {
+                (true, false) => rows!(2, false),
+                (false, false) => rows!(1, false),
+                (true, true) => rows!(2, true),
+                (false, true) => rows!(1, true),
             }
         }
 
         /// One `R × 16V` tile of `C` at `(i0, j0)` (lanes outside the masks untouched):
-        /// `R·V` accumulators over the whole `k` loop, then the epilogue.
+        /// `R·V` accumulators (from 0, or from `C` when `L`: a continued chain) over the `k`
+        /// loop, then the epilogue.
         #[target_feature(enable = "avx512f,avx2,fma")]
         #[inline]
         #[allow(clippy::type_complexity)]
-        unsafe fn tile<const R: usize, const V: usize>(
+        unsafe fn tile<const R: usize, const V: usize, const L: bool>(
             (args, i0, j0, b, b_rs, m0, m1): (
                 &Args,
                 usize,
@@ -779,6 +825,14 @@ mod x86 {
             let mask = [m0, m1];
             let a_rs = args.a_rs;
             let mut acc = [[_mm512_setzero_ps(); V]; R];
+            if L {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let cr = args.c.add((i0 + i) * args.c_rs + j0);
+                    for (v, x) in row.iter_mut().enumerate() {
+                        *x = _mm512_maskz_loadu_ps(mask[v], cr.add(16 * v));
+                    }
+                }
+            }
             let mut ap = args.a.add(i0 * a_rs);
             let mut bp = b;
             for _ in 0..args.k {
