@@ -264,10 +264,13 @@ impl Conv2d {
                     }
                 });
         });
-        let mut bias_sum = vec![0.0f32; self.c_out];
-        for gb in dy.chunks_exact(ol) {
-            kern.col_sums(gb, &mut bias_sum);
-            for (d, &v) in db.iter_mut().zip(&bias_sum) {
+        // Per-image bias gradients (column sums, in parallel), added in image order.
+        let mut bias_sums = vec![0.0f32; n * self.c_out];
+        dy.par_chunks_exact(ol)
+            .zip(bias_sums.par_chunks_exact_mut(self.c_out))
+            .for_each(|(gb, s)| kern.col_sums(gb, s));
+        for s in bias_sums.chunks_exact(self.c_out) {
+            for (d, &v) in db.iter_mut().zip(s) {
                 *d += v;
             }
         }
