@@ -194,7 +194,8 @@ impl Conv2d {
             });
     }
 
-    /// Backward pass for a batch: given `dy = ∂L/∂y`, adds `∂L/∂W = Σ_b im2col(x_b)ᵀ dy_b` to
+    /// Backward pass for a batch: given `dy = ∂L/∂y`, adds `∂L/∂W = Σ_b im2col(x_b)ᵀ dy_b`
+    /// (summed per group of 8 consecutive images, then over groups, in order) to
     /// `dw` and `∂L/∂bias = Σ_{b,i,j} dy` to `db`, and (if given) writes
     /// `dx = col2im(dy_b Wᵀ)`.
     pub fn backward(
@@ -217,47 +218,48 @@ impl Conv2d {
         let wl = self.weight_len();
         assert_eq!(dy.len(), n * ol, "dy length");
         assert_eq!(dw.len(), wl, "dw length");
-        // Per-image weight gradients (each summed over pixels in order) into one reused
-        // buffer, then summed over images in index order (in parallel over blocks of
-        // entries): the same bits for any thread count.
-        with_scratch(&GRADS, n * wl, |per_image| {
-            x.par_chunks_exact(il)
-                .zip(dy.par_chunks_exact(ol))
-                .zip(per_image.par_chunks_exact_mut(wl))
-                .for_each(|((xb, gb), g)| {
-                    let mut run = |a: &[f32]| {
-                        let at = Strided {
-                            data: a,
-                            rs: 1,
-                            cs: patch,
+        // Weight gradients per fixed group of WGRAD_GROUP consecutive images (each image's
+        // product summed over pixels in order, added onto the group's sum in image order by
+        // the Accumulate epilogue) in one reused buffer, then the groups summed in index
+        // order (in parallel over blocks of entries): the same bits for any thread count.
+        let groups = n.div_ceil(WGRAD_GROUP);
+        with_scratch(&GRADS, groups * wl, |per_group| {
+            x.par_chunks(WGRAD_GROUP * il)
+                .zip(dy.par_chunks(WGRAD_GROUP * ol))
+                .zip(per_group.par_chunks_exact_mut(wl))
+                .for_each(|((xg, gg), g)| {
+                    for (b, (xb, gb)) in xg.chunks_exact(il).zip(gg.chunks_exact(ol)).enumerate() {
+                        let epi = if b == 0 {
+                            Epilogue::Store
+                        } else {
+                            Epilogue::Accumulate
                         };
-                        kern.matmul(
-                            patch,
-                            self.c_out,
-                            rows,
-                            at,
-                            gb,
-                            self.c_out,
-                            g,
-                            self.c_out,
-                            Epilogue::Store,
-                        );
-                    };
-                    if self.pointwise() {
-                        run(xb);
-                    } else {
-                        with_scratch(&SCRATCH, rows * patch, |col| {
-                            self.im2col(xb, col);
-                            run(col);
-                        });
+                        let mut run = |a: &[f32]| {
+                            let at = Strided {
+                                data: a,
+                                rs: 1,
+                                cs: patch,
+                            };
+                            kern.matmul(
+                                patch, self.c_out, rows, at, gb, self.c_out, g, self.c_out, epi,
+                            );
+                        };
+                        if self.pointwise() {
+                            run(xb);
+                        } else {
+                            with_scratch(&SCRATCH, rows * patch, |col| {
+                                self.im2col(xb, col);
+                                run(col);
+                            });
+                        }
                     }
                 });
-            let per_image = &*per_image;
+            let per_group = &*per_group;
             dw.par_chunks_mut(SUM_BLOCK)
                 .enumerate()
                 .for_each(|(blk, d)| {
                     let o = blk * SUM_BLOCK;
-                    for g in per_image.chunks_exact(wl) {
+                    for g in per_group.chunks_exact(wl) {
                         for (a, &v) in d.iter_mut().zip(&g[o..]) {
                             *a += v;
                         }
@@ -365,7 +367,10 @@ impl Conv2d {
     }
 }
 
-/// Entries of `∂L/∂W` per parallel block of the sum over images.
+/// Images per group of the weight gradient (fixed: part of the arithmetic).
+const WGRAD_GROUP: usize = 8;
+
+/// Entries of `∂L/∂W` per parallel block of the sum over image groups.
 const SUM_BLOCK: usize = 4096;
 
 thread_local! {
