@@ -5,6 +5,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::conv::{group_norm_backward, group_norm_forward, Conv2d, GroupNormStats};
 
@@ -257,28 +258,49 @@ pub(crate) fn gn_backward(
 }
 
 /// Channel concatenation of NHWC tensors with `ca` and `cb` channels.
+/// Pixels per parallel block of [`concat`] and [`split`] (pure copies: any blocking gives
+/// the same result).
+const COPY_PIXELS: usize = 256;
+
 pub(crate) fn concat(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
+    // Every entry is written below.
     let mut y = crate::pool::overwritten(a.len() + b.len());
-    y.clear();
-    for (pa, pb) in a.chunks_exact(ca).zip(b.chunks_exact(cb)) {
-        y.extend_from_slice(pa);
-        y.extend_from_slice(pb);
-    }
+    y.par_chunks_mut(COPY_PIXELS * (ca + cb))
+        .zip(a.par_chunks(COPY_PIXELS * ca))
+        .zip(b.par_chunks(COPY_PIXELS * cb))
+        .for_each(|((yb, ab), bb)| {
+            for ((py, pa), pb) in yb
+                .chunks_exact_mut(ca + cb)
+                .zip(ab.chunks_exact(ca))
+                .zip(bb.chunks_exact(cb))
+            {
+                py[..ca].copy_from_slice(pa);
+                py[ca..].copy_from_slice(pb);
+            }
+        });
     y
 }
 
 pub(crate) fn split(dy: &[f32], ca: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
     let px = dy.len() / (ca + cb);
+    // Every entry is written below.
     let (mut a, mut b) = (
         crate::pool::overwritten(px * ca),
         crate::pool::overwritten(px * cb),
     );
-    a.clear();
-    b.clear();
-    for px in dy.chunks_exact(ca + cb) {
-        a.extend_from_slice(&px[..ca]);
-        b.extend_from_slice(&px[ca..]);
-    }
+    dy.par_chunks(COPY_PIXELS * (ca + cb))
+        .zip(a.par_chunks_mut(COPY_PIXELS * ca))
+        .zip(b.par_chunks_mut(COPY_PIXELS * cb))
+        .for_each(|((db, ab), bb)| {
+            for ((p, pa), pb) in db
+                .chunks_exact(ca + cb)
+                .zip(ab.chunks_exact_mut(ca))
+                .zip(bb.chunks_exact_mut(cb))
+            {
+                pa.copy_from_slice(&p[..ca]);
+                pb.copy_from_slice(&p[ca..]);
+            }
+        });
     (a, b)
 }
 
