@@ -20,6 +20,12 @@ Named weights: the module's state_dict() names and shapes are those of Rust's
 `UNet::save_safetensors` (model.safetensors, config JSON in the metadata); `--roundtrip DIR`
 checks both directions against `cargo run -p smoluchowski-nets --example unet_interop`.
 
+Also measures inference (one network evaluation per image at batch --sample-batch, no_grad),
+the training step's conv + linear GFLOP/s (3 x forward flops, counted by hooks) and a square
+f32 GEMM (torch.mm, --gemm-size): the same JSON keys as `cargo xtask bench --json`
+(unet_train_images_per_s, unet_sample_images_per_s, unet_gflops, gemm_gflops,
+unet_gemm_fraction, kernel_level = torch's CPU capability).
+
 Usage: python3 benches/peer/unet_peer.py [--threads 2] [--batch 64] [--steps 5] [--compile] [--json]
        python3 benches/peer/unet_peer.py --roundtrip DIR | --reference | --reference-names
 Not part of CI and not a dependency of the Rust workspace.
@@ -39,6 +45,11 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--sample-batch", type=int, default=256,
+                   help="images per inference batch (one network evaluation each)")
+    p.add_argument("--sample-reps", type=int, default=2)
+    p.add_argument("--gemm-size", type=int, default=1024)
+    p.add_argument("--gemm-reps", type=int, default=10)
     p.add_argument("--reference", action="store_true",
                    help="print the reference outputs pinned in crates/nets/src/unet.rs's test "
                         "`matches_pytorch_reference_outputs` and exit")
@@ -301,11 +312,68 @@ def main(argv=None):
     for _ in range(a.steps):
         step()
     dt = time.perf_counter() - start
+    train_ips = a.steps * a.batch / dt
+    fwd_flops = forward_flops_per_image(torch, nn, net)
+    gflops = 3 * fwd_flops * train_ips / 1e9
+
+    # Inference: one evaluation per image (a sampler step), no_grad.
+    xs = torch.randn(a.sample_batch, 1, 28, 28)
+    ts = torch.full((a.sample_batch,), 0.5, dtype=torch.float64)
+    with torch.no_grad():
+        model(xs, ts)
+        start = time.perf_counter()
+        for _ in range(a.sample_reps):
+            model(xs, ts)
+        sample_ips = a.sample_reps * a.sample_batch / (time.perf_counter() - start)
+
+    # The machine's square-GEMM rate on torch's kernels.
+    g = a.gemm_size
+    ga, gb = torch.rand(g, g), torch.rand(g, g)
+    torch.mm(ga, gb)
+    start = time.perf_counter()
+    for _ in range(a.gemm_reps):
+        torch.mm(ga, gb)
+    gemm_gflops = 2 * g ** 3 * a.gemm_reps / (time.perf_counter() - start) / 1e9
+
+    try:
+        level = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        level = "unknown"
     res = {"torch": torch.__version__, "compile": a.compile, "threads": a.threads, "batch": a.batch,
-           "params": n_params, "steps_per_sec": a.steps / dt, "images_per_sec": a.steps * a.batch / dt}
+           "params": n_params, "steps_per_sec": a.steps / dt, "images_per_sec": train_ips,
+           "kernel_level": level,
+           "unet_params": n_params, "unet_batch": a.batch, "unet_timed_steps": a.steps,
+           "unet_train_seconds": dt, "unet_train_images_per_s": round(train_ips, 2),
+           "unet_sample_batch": a.sample_batch, "unet_sample_images_per_s": round(sample_ips, 2),
+           "unet_gflops": round(gflops, 2), "gemm_size": g, "gemm_gflops": round(gemm_gflops, 2),
+           "unet_gemm_fraction": round(gflops / gemm_gflops, 3),
+           "load_average_1min": os.getloadavg()[0]}
     print(json.dumps(res) if a.json else
           f"torch {res['torch']} compile={a.compile}: {n_params} params, batch {a.batch}: "
-          f"{res['steps_per_sec']:.3f} steps/s, {res['images_per_sec']:.1f} images/s")
+          f"{res['steps_per_sec']:.3f} steps/s, {train_ips:.1f} images/s ({gflops:.0f} GFLOP/s, "
+          f"{100 * gflops / gemm_gflops:.0f}% of the {g}^3 GEMM's {gemm_gflops:.0f} GFLOP/s); "
+          f"inference {sample_ips:.1f} images/s at batch {a.sample_batch}; {level}")
+
+
+def forward_flops_per_image(torch, nn, net):
+    """Multiply-add flops (2 per multiply-add) of the convolutions and linear maps for one
+    image's forward pass, as `UNet::forward_flops_per_image`: sum of 2 * out_pixels * k^2 C_in C_out
+    and 2 * in * out, counted by forward hooks on a one-image pass."""
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            total[0] += 2 * out.shape[2] * out.shape[3] * k * m.in_channels * m.out_channels
+        else:
+            total[0] += 2 * m.in_features * m.out_features
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 28, 28), torch.tensor([0.5], dtype=torch.float64))
+    for h in hs:
+        h.remove()
+    return total[0]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,19 @@
 //! - `ode_steps_per_s`: probability-flow ODE Heun (2 network evaluations per step) at batch
 //!   10⁵: batch × Heun steps / s.
 //! - `peak_rss_mb`: `VmHWM` of `/proc/self/status` (peak resident set), in MiB.
+//! - `unet_train_images_per_s`: the notes' MNIST UNet ([`UNetConfig::notes_mnist`], 663 745
+//!   parameters) trained as in `benches/peer/unet_peer.py`: per step a batch of
+//!   [`UNET_BATCH`] images `x_t = √ᾱ x₀ + √(1−ᾱ) ε` at random times, loss
+//!   `(1/n) Σ ‖ε_θ(x_t, t) − ε‖²`, forward + backward + Adam (lr 2e-4); images/s.
+//! - `unet_sample_images_per_s`: one network evaluation per image (a sampler step) at batch
+//!   [`UNET_SAMPLE_BATCH`]; images/s.
+//! - `unet_gflops`: the training step's convolution and linear flops
+//!   (`3 × UNet::forward_flops_per_image × batch`) per second.
+//! - `gemm_gflops`: a [`GEMM_SIZE`]³ f32 product on our kernels (`smoluchowski::nets::matmul`,
+//!   rows split over the rayon threads): the machine's GEMM rate with our best kernel;
+//!   `unet_gemm_fraction = unet_gflops / gemm_gflops`.
+//! - `kernel_level`: the kernel level in use (`portable`, `avx2`, `avx512`;
+//!   `SMOLUCHOWSKI_KERNELS` caps it).
 //!
 //! The compute floor of one training step is its GEMM work at the reference GEMM rate:
 //! `2 n (3 Σ_l in_l out_l − in_1 out_1)` flops (forward, weight gradients, and input gradients
@@ -17,9 +30,15 @@
 //! [`REFERENCE_GFLOPS`] = 153 GFLOP/s; `floor_fraction = 3.3 ms / measured step time`.
 
 use anyhow::{anyhow, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use smoluchowski::datasets::Ring2d;
+use smoluchowski::losses::optim::{OptimSettings, Optimizer};
+use smoluchowski::losses::{LrSchedule, OptimizerConfig};
 use smoluchowski::losses::{TrainConfig, Trainer};
-use smoluchowski::nets::{NetScore, ScoreNet, ScoreNetConfig};
+use smoluchowski::nets::{
+    NetScore, ScoreNet, ScoreNetConfig, ScoreNetwork, UNet, UNetConfig, UNetInput,
+};
 use smoluchowski::samplers::{sample, Method, SamplerConfig};
 use smoluchowski::sde::VpSde;
 use std::time::Instant;
@@ -37,6 +56,144 @@ const SAMPLE_STEPS: usize = 20;
 const ODE_STEPS: usize = 20;
 /// Reverse time step of the notes (grid of `T − t_eps` / steps with this spacing).
 const DT: f64 = 5e-3;
+
+/// Images per UNet training step (as `unet_peer.py --batch 64`).
+pub const UNET_BATCH: usize = 64;
+const UNET_WARMUP: usize = 2;
+const UNET_STEPS: usize = 5;
+/// Images per UNet inference batch (one network evaluation each).
+pub const UNET_SAMPLE_BATCH: usize = 256;
+const UNET_SAMPLE_REPS: usize = 2;
+/// Side of the square GEMM of `gemm_gflops`.
+pub const GEMM_SIZE: usize = 1024;
+const GEMM_REPS: usize = 10;
+
+/// The UNet part of the benchmark.
+pub struct UNetBench {
+    /// Training images/s.
+    pub train_images_per_s: f64,
+    /// Inference images/s.
+    pub sample_images_per_s: f64,
+    /// Training GFLOP/s.
+    pub gflops: f64,
+    /// Square-GEMM GFLOP/s on our kernels.
+    pub gemm_gflops: f64,
+    /// Seconds of the timed training steps.
+    pub train_seconds: f64,
+    /// Loss of the last timed step.
+    pub last_loss: f64,
+    /// Parameter count.
+    pub params: usize,
+}
+
+/// Runs the UNet training steps, the inference batches and the square GEMM.
+pub fn unet_bench() -> Result<UNetBench> {
+    let net = UNet::new(UNetConfig::notes_mnist(), SEED).map_err(|e| anyhow!("UNet: {e}"))?;
+    let d = net.dim();
+    let params = net.init_params(SEED);
+    let n_params = params.len();
+    let settings = OptimSettings {
+        optimizer: OptimizerConfig::Adam,
+        lr: 2e-4,
+        lr_schedule: LrSchedule::Constant,
+        steps: UNET_WARMUP + UNET_STEPS,
+        grad_clip: None,
+        ema_decay: None,
+    };
+    let mut opt = Optimizer::new(settings, params);
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    let x0: Vec<f32> = (0..UNET_BATCH * d)
+        .map(|_| rng.gen_range(-1.0f32..1.0))
+        .collect();
+    let ones = vec![1.0f32; UNET_BATCH * d];
+    let (mut xt, mut eps, mut t) = (
+        vec![0.0f32; x0.len()],
+        vec![0.0f32; x0.len()],
+        vec![0.0; UNET_BATCH],
+    );
+    let (mut out, mut grad) = (vec![0.0f32; x0.len()], vec![0.0f32; n_params]);
+    let mut input = UNetInput::default();
+    let mut last_loss = f64::NAN;
+    let mut step = |k: usize, rng: &mut ChaCha8Rng| {
+        for (i, ti) in t.iter_mut().enumerate() {
+            *ti = rng.gen_range(1..=200) as f64 / 200.0;
+            // Any ᾱ gives the same arithmetic; this is the peer's e^{−10 t}.
+            let ab = (-10.0 * *ti).exp();
+            let (sa, sb) = (ab.sqrt() as f32, (1.0 - ab).sqrt() as f32);
+            for j in i * d..(i + 1) * d {
+                let e: f32 = rng.sample(rand_distr::StandardNormal);
+                eps[j] = e;
+                xt[j] = sa * x0[j] + sb * e;
+            }
+        }
+        net.prepare_input(&xt, &t, &mut input);
+        last_loss = net.weighted_sq_loss_and_grad(
+            &opt.params,
+            &input,
+            &ones,
+            &eps,
+            &mut out,
+            &mut grad,
+            &mut (),
+        );
+        opt.step(k, &mut grad, 0.0);
+    };
+    for k in 0..UNET_WARMUP {
+        step(k, &mut rng);
+    }
+    let t0 = Instant::now();
+    for k in UNET_WARMUP..UNET_WARMUP + UNET_STEPS {
+        step(k, &mut rng);
+    }
+    let train_seconds = t0.elapsed().as_secs_f64();
+    if !last_loss.is_finite() {
+        return Err(anyhow!("UNet training loss is {last_loss}"));
+    }
+    let train_images_per_s = (UNET_STEPS * UNET_BATCH) as f64 / train_seconds;
+    let gflops = 3.0 * net.forward_flops_per_image() * train_images_per_s / 1e9;
+
+    // Inference: one evaluation per image at one time, as in a sampler step.
+    let xs: Vec<f32> = (0..UNET_SAMPLE_BATCH * d)
+        .map(|_| rng.sample(rand_distr::StandardNormal))
+        .collect();
+    let ts = vec![0.5; UNET_SAMPLE_BATCH];
+    let mut ys = vec![0.0f32; xs.len()];
+    net.forward_rows(&opt.params, &xs, &ts, &mut ys);
+    let t0 = Instant::now();
+    for _ in 0..UNET_SAMPLE_REPS {
+        net.forward_rows(&opt.params, &xs, &ts, &mut ys);
+    }
+    let sample_images_per_s =
+        (UNET_SAMPLE_REPS * UNET_SAMPLE_BATCH) as f64 / t0.elapsed().as_secs_f64();
+    if !ys.iter().all(|v| v.is_finite()) {
+        return Err(anyhow!("UNet outputs are not finite"));
+    }
+
+    // The machine's GEMM rate on our kernels.
+    let g = GEMM_SIZE;
+    let a: Vec<f32> = (0..g * g)
+        .map(|i| ((i % 97) as f32 - 48.0) / 97.0)
+        .collect();
+    let b: Vec<f32> = (0..g * g)
+        .map(|i| ((i % 89) as f32 - 44.0) / 89.0)
+        .collect();
+    let mut c = vec![0.0f32; g * g];
+    smoluchowski::nets::matmul(g, g, g, &a, &b, &mut c).map_err(|e| anyhow!(e))?;
+    let t0 = Instant::now();
+    for _ in 0..GEMM_REPS {
+        smoluchowski::nets::matmul(g, g, g, &a, &b, &mut c).map_err(|e| anyhow!(e))?;
+    }
+    let gemm_gflops = 2.0 * (g * g * g * GEMM_REPS) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+    Ok(UNetBench {
+        train_images_per_s,
+        sample_images_per_s,
+        gflops,
+        gemm_gflops,
+        train_seconds,
+        last_loss,
+        params: n_params,
+    })
+}
 
 /// Flops of the GEMMs of one training step (forward + backward) at batch `n`.
 pub fn train_step_flops(cfg: &ScoreNetConfig, n: usize) -> f64 {
@@ -148,6 +305,9 @@ pub fn run(json: bool) -> Result<()> {
     let ode_sps = (SAMPLE_BATCH * ODE_STEPS) as f64 / ode_s;
     let rss = peak_rss_mb()?;
     let threads = rayon_threads();
+    let level = smoluchowski::nets::kernel_level_from_env().map_err(|e| anyhow!("{e}"))?;
+    let unet = unet_bench()?;
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
 
     if json {
         let v = serde_json::json!({
@@ -155,7 +315,7 @@ pub fn run(json: bool) -> Result<()> {
             "sample_steps_per_s": sample_sps.round(),
             "ode_steps_per_s": ode_sps.round(),
             "peak_rss_mb": (rss * 10.0).round() / 10.0,
-            "implementation": "smoluchowski (Rust, AVX2+FMA kernels where available else gemm, rayon)",
+            "implementation": "smoluchowski (Rust, AVX-512 / AVX2+FMA kernels by run-time dispatch, else gemm; rayon)",
             "threads": threads,
             "load_average_1min": load_average(),
             "seed": SEED,
@@ -177,6 +337,19 @@ pub fn run(json: bool) -> Result<()> {
             "ode_seconds": (ode_s * 1000.0).round() / 1000.0,
             "dt": DT,
             "outputs_finite": em_finite && ode_finite,
+            "kernel_level": level.name(),
+            "unet_params": unet.params,
+            "unet_batch": UNET_BATCH,
+            "unet_timed_steps": UNET_STEPS,
+            "unet_train_seconds": (unet.train_seconds * 1000.0).round() / 1000.0,
+            "unet_train_final_loss": (unet.last_loss * 1e4).round() / 1e4,
+            "unet_train_images_per_s": round2(unet.train_images_per_s),
+            "unet_sample_batch": UNET_SAMPLE_BATCH,
+            "unet_sample_images_per_s": round2(unet.sample_images_per_s),
+            "unet_gflops": round2(unet.gflops),
+            "gemm_size": GEMM_SIZE,
+            "gemm_gflops": round2(unet.gemm_gflops),
+            "unet_gemm_fraction": (unet.gflops / unet.gemm_gflops * 1000.0).round() / 1000.0,
         });
         println!("{v}");
     } else {
@@ -199,6 +372,21 @@ pub fn run(json: bool) -> Result<()> {
                 format!("probability-flow ODE Heun (batch {SAMPLE_BATCH})"),
                 format!("{:.3} M Heun steps/s", ode_sps / 1e6),
             ),
+            (
+                format!("UNet training (batch {UNET_BATCH}, Adam)"),
+                format!(
+                    "{:.1} images/s  ({:.0} GFLOP/s, {:.0}% of the {GEMM_SIZE}³ GEMM's {:.0} GFLOP/s)",
+                    unet.train_images_per_s,
+                    unet.gflops,
+                    100.0 * unet.gflops / unet.gemm_gflops,
+                    unet.gemm_gflops
+                ),
+            ),
+            (
+                format!("UNet inference (batch {UNET_SAMPLE_BATCH})"),
+                format!("{:.1} images/s", unet.sample_images_per_s),
+            ),
+            ("kernel level".to_string(), level.name().to_string()),
             ("peak resident memory".to_string(), format!("{rss:.0} MB")),
         ];
         let load = load_average().map_or("?".to_string(), |l| format!("{l:.2}"));

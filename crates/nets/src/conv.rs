@@ -13,8 +13,11 @@
 //! per image and then over images in index order, so results do not depend on the number of
 //! threads.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
+use crate::elementwise::multiversion;
 use crate::kernels::{Epilogue, Kernels, Strided};
 
 /// A 2-D convolution layer's shape: input `H × W × C_in`, `k × k` kernel (odd `k`), stride
@@ -102,6 +105,28 @@ impl Conv2d {
     /// kernel at output pixel `(i, j)` (zeros outside the image).
     fn im2col(&self, x: &[f32], col: &mut [f32]) {
         let (c, patch) = (self.c_in, self.patch());
+        if self.stride == 1 {
+            // The k taps of a kernel row are k adjacent pixels: one copy of up to k·C values.
+            let (p, k, w) = (self.pad(), self.k, self.w);
+            for (r, row) in col.chunks_exact_mut(patch).enumerate() {
+                let (i, j) = (r / w, r % w);
+                for (u, seg) in row.chunks_exact_mut(k * c).enumerate() {
+                    let yi = i + u;
+                    if yi < p || yi - p >= self.h {
+                        seg.fill(0.0);
+                        continue;
+                    }
+                    // Taps v with 0 ≤ j + v − p < W.
+                    let v0 = p.saturating_sub(j);
+                    let v1 = k.min(w + p - j);
+                    seg[..v0 * c].fill(0.0);
+                    let src = ((yi - p) * w + j + v0 - p) * c;
+                    seg[v0 * c..v1 * c].copy_from_slice(&x[src..src + (v1 - v0) * c]);
+                    seg[v1 * c..].fill(0.0);
+                }
+            }
+            return;
+        }
         self.for_each_tap(|r, tap, pixel| {
             let dst = &mut col[r * patch + tap * c..r * patch + (tap + 1) * c];
             match pixel {
@@ -139,34 +164,38 @@ impl Conv2d {
         assert_eq!(x.len() / il, y.len() / ol, "batch sizes of x and y");
         x.par_chunks_exact(il)
             .zip(y.par_chunks_exact_mut(ol))
-            .for_each_init(Vec::new, |col, (xb, yb)| {
-                let a = if self.pointwise() {
-                    xb
+            .for_each(|(xb, yb)| {
+                let mut run = |a: &[f32]| {
+                    let a = Strided {
+                        data: a,
+                        rs: patch,
+                        cs: 1,
+                    };
+                    kern.matmul(
+                        rows,
+                        self.c_out,
+                        patch,
+                        a,
+                        weight,
+                        self.c_out,
+                        yb,
+                        self.c_out,
+                        Epilogue::Bias(bias),
+                    );
+                };
+                if self.pointwise() {
+                    run(xb);
                 } else {
-                    col.resize(rows * patch, 0.0);
-                    self.im2col(xb, col);
-                    col
-                };
-                let a = Strided {
-                    data: a,
-                    rs: patch,
-                    cs: 1,
-                };
-                kern.matmul(
-                    rows,
-                    self.c_out,
-                    patch,
-                    a,
-                    weight,
-                    self.c_out,
-                    yb,
-                    self.c_out,
-                    Epilogue::Bias(bias),
-                );
+                    with_scratch(&SCRATCH, rows * patch, |col| {
+                        self.im2col(xb, col);
+                        run(col);
+                    });
+                }
             });
     }
 
-    /// Backward pass for a batch: given `dy = ∂L/∂y`, adds `∂L/∂W = Σ_b im2col(x_b)ᵀ dy_b` to
+    /// Backward pass for a batch: given `dy = ∂L/∂y`, adds `∂L/∂W = Σ_b im2col(x_b)ᵀ dy_b`
+    /// (summed per group of 8 consecutive images, then over groups, in order) to
     /// `dw` and `∂L/∂bias = Σ_{b,i,j} dy` to `db`, and (if given) writes
     /// `dx = col2im(dy_b Wᵀ)`.
     pub fn backward(
@@ -186,58 +215,77 @@ impl Conv2d {
             self.out_h() * self.out_w(),
         );
         let n = x.len() / il;
+        let wl = self.weight_len();
         assert_eq!(dy.len(), n * ol, "dy length");
-        // Per-image weight gradients (each summed over pixels in order), then summed over
-        // images in index order: the same bits for any thread count.
-        let per_image: Vec<Vec<f32>> = x
-            .par_chunks_exact(il)
-            .zip(dy.par_chunks_exact(ol))
-            .map_init(Vec::new, |col, (xb, gb)| {
-                let a = if self.pointwise() {
-                    xb
-                } else {
-                    col.resize(rows * patch, 0.0);
-                    self.im2col(xb, col);
-                    col
-                };
-                let mut g = vec![0.0f32; self.weight_len()];
-                let at = Strided {
-                    data: a,
-                    rs: 1,
-                    cs: patch,
-                };
-                kern.matmul(
-                    patch,
-                    self.c_out,
-                    rows,
-                    at,
-                    gb,
-                    self.c_out,
-                    &mut g,
-                    self.c_out,
-                    Epilogue::Store,
-                );
-                g
-            })
-            .collect();
-        for g in &per_image {
-            for (d, &v) in dw.iter_mut().zip(g) {
-                *d += v;
-            }
-        }
-        let mut bias_sum = vec![0.0f32; self.c_out];
-        for gb in dy.chunks_exact(ol) {
-            kern.col_sums(gb, &mut bias_sum);
-            for (d, &v) in db.iter_mut().zip(&bias_sum) {
+        assert_eq!(dw.len(), wl, "dw length");
+        // Weight gradients per fixed group of WGRAD_GROUP consecutive images (each image's
+        // product summed over pixels in order, added onto the group's sum in image order by
+        // the Accumulate epilogue) in one reused buffer, then the groups summed in index
+        // order (in parallel over blocks of entries): the same bits for any thread count.
+        let groups = n.div_ceil(WGRAD_GROUP);
+        with_scratch(&GRADS, groups * wl, |per_group| {
+            x.par_chunks(WGRAD_GROUP * il)
+                .zip(dy.par_chunks(WGRAD_GROUP * ol))
+                .zip(per_group.par_chunks_exact_mut(wl))
+                .for_each(|((xg, gg), g)| {
+                    for (b, (xb, gb)) in xg.chunks_exact(il).zip(gg.chunks_exact(ol)).enumerate() {
+                        let epi = if b == 0 {
+                            Epilogue::Store
+                        } else {
+                            Epilogue::Accumulate
+                        };
+                        let mut run = |a: &[f32]| {
+                            let at = Strided {
+                                data: a,
+                                rs: 1,
+                                cs: patch,
+                            };
+                            kern.matmul(
+                                patch, self.c_out, rows, at, gb, self.c_out, g, self.c_out, epi,
+                            );
+                        };
+                        if self.pointwise() {
+                            run(xb);
+                        } else {
+                            with_scratch(&SCRATCH, rows * patch, |col| {
+                                self.im2col(xb, col);
+                                run(col);
+                            });
+                        }
+                    }
+                });
+            let per_group = &*per_group;
+            dw.par_chunks_mut(SUM_BLOCK)
+                .enumerate()
+                .for_each(|(blk, d)| {
+                    let o = blk * SUM_BLOCK;
+                    for g in per_group.chunks_exact(wl) {
+                        for (a, &v) in d.iter_mut().zip(&g[o..]) {
+                            *a += v;
+                        }
+                    }
+                });
+        });
+        // Per-image bias gradients (column sums, in parallel), added in image order.
+        let mut bias_sums = vec![0.0f32; n * self.c_out];
+        dy.par_chunks_exact(ol)
+            .zip(bias_sums.par_chunks_exact_mut(self.c_out))
+            .for_each(|(gb, s)| kern.col_sums(gb, s));
+        for s in bias_sums.chunks_exact(self.c_out) {
+            for (d, &v) in db.iter_mut().zip(s) {
                 *d += v;
             }
         }
         if let Some(dx) = dx {
             assert_eq!(dx.len(), n * il, "dx length");
+            if self.stride == 1 && self.k > 1 {
+                self.input_gradient_as_conv(&kern, weight, dy, dx);
+                return;
+            }
             let wt = transpose(weight, patch, self.c_out);
             dx.par_chunks_exact_mut(il)
                 .zip(dy.par_chunks_exact(ol))
-                .for_each_init(Vec::new, |dcol, (dxb, gb)| {
+                .for_each(|(dxb, gb)| {
                     let a = Strided {
                         data: gb,
                         rs: self.c_out,
@@ -256,24 +304,100 @@ impl Conv2d {
                             Epilogue::Store,
                         );
                     } else {
-                        dcol.resize(rows * patch, 0.0);
-                        kern.matmul(
-                            rows,
-                            patch,
-                            self.c_out,
-                            a,
-                            &wt,
-                            patch,
-                            dcol,
-                            patch,
-                            Epilogue::Store,
-                        );
-                        dxb.fill(0.0);
-                        self.col2im(dcol, dxb);
+                        with_scratch(&SCRATCH, rows * patch, |dcol| {
+                            kern.matmul(
+                                rows,
+                                patch,
+                                self.c_out,
+                                a,
+                                &wt,
+                                patch,
+                                dcol,
+                                patch,
+                                Epilogue::Store,
+                            );
+                            dxb.fill(0.0);
+                            self.col2im(dcol, dxb);
+                        });
                     }
                 });
         }
     }
+}
+
+impl Conv2d {
+    /// The input gradient of a stride-1 convolution as a convolution of `dy`:
+    /// `dx[i, j, c] = Σ_{u', v'} Σ_o dy[i + u' − p, j + v' − p, o] · W'[(u'k + v')·C_out + o, c]`
+    /// with the flipped, transposed kernel `W'[(u'k + v')·C_out + o, c] = W[(k² − 1 − u'k − v')·C_in + c, o]`
+    /// (out-of-range pixels are 0), i.e. `im2col(dy_b) · W'` per image: a product of the
+    /// forward kind (long `k² C_out`, `C_in` columns) written straight into `dx`, instead of
+    /// `dy_b Wᵀ` (short `C_out`) plus the scatter `col2im`.
+    fn input_gradient_as_conv(&self, kern: &Kernels, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let (ci, co, kk) = (self.c_in, self.c_out, self.k * self.k);
+        let t = Conv2d {
+            h: self.h,
+            w: self.w,
+            c_in: co,
+            c_out: ci,
+            k: self.k,
+            stride: 1,
+        };
+        let mut wf = vec![0.0f32; self.weight_len()];
+        for tap in 0..kk {
+            for o in 0..co {
+                for c in 0..ci {
+                    wf[(tap * co + o) * ci + c] = weight[((kk - 1 - tap) * ci + c) * co + o];
+                }
+            }
+        }
+        let (rows, patch) = (self.h * self.w, t.patch());
+        dx.par_chunks_exact_mut(self.in_len())
+            .zip(dy.par_chunks_exact(self.out_len()))
+            .for_each(|(dxb, gb)| {
+                with_scratch(&SCRATCH, rows * patch, |col| {
+                    t.im2col(gb, col);
+                    let a = Strided {
+                        data: col,
+                        rs: patch,
+                        cs: 1,
+                    };
+                    kern.matmul(rows, ci, patch, a, &wf, ci, dxb, ci, Epilogue::Store);
+                });
+            });
+    }
+}
+
+/// Images per group of the weight gradient (fixed: part of the arithmetic).
+const WGRAD_GROUP: usize = 8;
+
+/// Entries of `∂L/∂W` per parallel block of the sum over image groups.
+const SUM_BLOCK: usize = 4096;
+
+thread_local! {
+    /// A worker's patch matrix (`im2col`) or its gradient: reused, so the convolutions do not
+    /// allocate (and fault in) fresh pages per image.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's per-image weight gradients of [`Conv2d::backward`].
+    static GRADS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the first `len` values of this thread's buffer `key` (grown as needed; the
+/// contents are whatever the last user left: `f` overwrites what it reads). A buffer already
+/// in use on this thread (re-entry) is replaced by a fresh one.
+fn with_scratch<T>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> T,
+) -> T {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }
 
 /// The transpose of the row-major `rows × cols` matrix `m` (row-major `cols × rows`).
@@ -319,7 +443,6 @@ pub fn group_norm_forward(
     );
     let per = hw * c;
     let n = x.len() / per;
-    let cg = c / groups;
     stats.mean.resize(n * groups, 0.0);
     stats.rstd.resize(n * groups, 0.0);
     x.par_chunks_exact(per)
@@ -331,34 +454,67 @@ pub fn group_norm_forward(
                 .zip(stats.rstd.par_chunks_exact_mut(groups)),
         )
         .for_each(|((xb, yb), (mb, rb))| {
-            let mut s = vec![0.0f64; groups];
-            let mut s2 = vec![0.0f64; groups];
-            for px in xb.chunks_exact(c) {
-                for (ch, &v) in px.iter().enumerate() {
-                    s[ch / cg] += v as f64;
-                }
-            }
-            let cnt = (hw * cg) as f64;
-            for v in s.iter_mut() {
-                *v /= cnt;
-            }
-            for px in xb.chunks_exact(c) {
-                for (ch, &v) in px.iter().enumerate() {
-                    let d = v as f64 - s[ch / cg];
-                    s2[ch / cg] += d * d;
-                }
-            }
-            for g in 0..groups {
-                mb[g] = s[g] as f32;
-                rb[g] = (1.0 / (s2[g] / cnt + eps as f64).sqrt()) as f32;
-            }
-            for (px, py) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)) {
-                for ch in 0..c {
-                    let g = ch / cg;
-                    py[ch] = gamma[ch] * ((px[ch] - mb[g]) * rb[g]) + beta[ch];
-                }
-            }
+            gn_forward_image(xb, c, gamma, beta, eps, yb, mb, rb);
         });
+}
+
+multiversion! {
+    #[allow(clippy::too_many_arguments)]
+    /// One image of [`group_norm_forward`]: per-channel `f64` sums over pixels (in pixel
+    /// order), added over a group's channels in order; then the same for the squared
+    /// deviations; then `y = γ ((x − μ) r) + β` per channel.
+    fn gn_forward_image(
+        xb: &[f32],
+        c: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        yb: &mut [f32],
+        mb: &mut [f32],
+        rb: &mut [f32],
+    ) {
+        let groups = mb.len();
+        let cg = c / groups;
+        let cnt = (xb.len() / c * cg) as f64;
+        let mut s = vec![0.0f64; c];
+        for px in xb.chunks_exact(c) {
+            for (a, &v) in s.iter_mut().zip(px) {
+                *a += v as f64;
+            }
+        }
+        let mut mean_c = vec![0.0f64; c];
+        for g in 0..groups {
+            let m = s[g * cg..(g + 1) * cg].iter().sum::<f64>() / cnt;
+            mean_c[g * cg..(g + 1) * cg].fill(m);
+        }
+        s.fill(0.0);
+        for px in xb.chunks_exact(c) {
+            for ((a, &v), &m) in s.iter_mut().zip(px).zip(&mean_c) {
+                let d = v as f64 - m;
+                *a += d * d;
+            }
+        }
+        let (mut mu, mut r) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for g in 0..groups {
+            let var = s[g * cg..(g + 1) * cg].iter().sum::<f64>() / cnt;
+            mb[g] = mean_c[g * cg] as f32;
+            rb[g] = (1.0 / (var + eps as f64).sqrt()) as f32;
+            mu[g * cg..(g + 1) * cg].fill(mb[g]);
+            r[g * cg..(g + 1) * cg].fill(rb[g]);
+        }
+        let (gamma, beta) = (&gamma[..c], &beta[..c]);
+        for (px, py) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)) {
+            for ((((o, &xv), &g), &b), (&m, &rr)) in py
+                .iter_mut()
+                .zip(px)
+                .zip(gamma)
+                .zip(beta)
+                .zip(mu.iter().zip(&r))
+            {
+                *o = g * ((xv - m) * rr) + b;
+            }
+        }
+    }
 }
 
 /// Backward pass of [`group_norm_forward`]: with `x̂ = (x − μ)·r`,
@@ -378,8 +534,10 @@ pub fn group_norm_backward(
     dbeta: &mut [f32],
 ) {
     let per = hw * c;
-    let cg = c / groups;
-    let cnt = (hw * cg) as f64;
+    assert!(
+        c.is_multiple_of(groups),
+        "channels must be a multiple of groups"
+    );
     let partial: Vec<(Vec<f64>, Vec<f64>)> = x
         .par_chunks_exact(per)
         .zip(dy.par_chunks_exact(per))
@@ -390,45 +548,83 @@ pub fn group_norm_backward(
                 .par_chunks_exact(groups)
                 .zip(stats.rstd.par_chunks_exact(groups)),
         )
-        .map(|(((xb, gb), dxb), (mb, rb))| {
-            let (mut dg, mut dbt) = (vec![0.0f64; c], vec![0.0f64; c]);
-            let (mut m1, mut m2) = (vec![0.0f64; groups], vec![0.0f64; groups]);
-            for (px, pg) in xb.chunks_exact(c).zip(gb.chunks_exact(c)) {
-                for ch in 0..c {
-                    let g = ch / cg;
-                    let xh = ((px[ch] - mb[g]) * rb[g]) as f64;
-                    let d = pg[ch] as f64;
-                    dg[ch] += d * xh;
-                    dbt[ch] += d;
-                    let gd = gamma[ch] as f64 * d;
-                    m1[g] += gd;
-                    m2[g] += gd * xh;
-                }
-            }
-            for g in 0..groups {
-                m1[g] /= cnt;
-                m2[g] /= cnt;
-            }
-            for ((px, pg), pdx) in xb
-                .chunks_exact(c)
-                .zip(gb.chunks_exact(c))
-                .zip(dxb.chunks_exact_mut(c))
-            {
-                for ch in 0..c {
-                    let g = ch / cg;
-                    let xh = ((px[ch] - mb[g]) * rb[g]) as f64;
-                    let gd = gamma[ch] as f64 * pg[ch] as f64;
-                    pdx[ch] = (rb[g] as f64 * (gd - m1[g] - xh * m2[g])) as f32;
-                }
-            }
-            (dg, dbt)
-        })
+        .map(|(((xb, gb), dxb), (mb, rb))| gn_backward_image(xb, gb, c, gamma, mb, rb, dxb))
         .collect();
     for (dg, dbt) in &partial {
         for ch in 0..c {
             dgamma[ch] += dg[ch] as f32;
             dbeta[ch] += dbt[ch] as f32;
         }
+    }
+}
+
+multiversion! {
+    /// One image of [`group_norm_backward`]: per channel (`f64`, pixel order)
+    /// `Σ dy·x̂` and `Σ dy`; per group `mean(γ dy) = Σ_c γ_c Σ dy / cnt` and
+    /// `mean(γ dy x̂) = Σ_c γ_c Σ dy·x̂ / cnt` (channels in order); then `dx` per pixel.
+    /// Returns the image's `(∂L/∂γ, ∂L/∂β)`.
+    fn gn_backward_image(
+        xb: &[f32],
+        gb: &[f32],
+        c: usize,
+        gamma: &[f32],
+        mb: &[f32],
+        rb: &[f32],
+        dxb: &mut [f32],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let groups = mb.len();
+        let cg = c / groups;
+        let cnt = (xb.len() / c * cg) as f64;
+        let (mut mu, mut r) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for g in 0..groups {
+            mu[g * cg..(g + 1) * cg].fill(mb[g]);
+            r[g * cg..(g + 1) * cg].fill(rb[g]);
+        }
+        let (mut dg, mut dbt) = (vec![0.0f64; c], vec![0.0f64; c]);
+        for (px, pg) in xb.chunks_exact(c).zip(gb.chunks_exact(c)) {
+            for ((((a, bt), &xv), &gv), (&m, &rr)) in dg
+                .iter_mut()
+                .zip(dbt.iter_mut())
+                .zip(px)
+                .zip(pg)
+                .zip(mu.iter().zip(&r))
+            {
+                let xh = ((xv - m) * rr) as f64;
+                let d = gv as f64;
+                *a += d * xh;
+                *bt += d;
+            }
+        }
+        let (mut m1, mut m2, mut r64) = (vec![0.0f64; c], vec![0.0f64; c], vec![0.0f64; c]);
+        let g64: Vec<f64> = gamma[..c].iter().map(|&v| v as f64).collect();
+        for g in 0..groups {
+            let (mut a, mut b) = (0.0f64, 0.0f64);
+            for ch in g * cg..(g + 1) * cg {
+                a += g64[ch] * dbt[ch];
+                b += g64[ch] * dg[ch];
+            }
+            m1[g * cg..(g + 1) * cg].fill(a / cnt);
+            m2[g * cg..(g + 1) * cg].fill(b / cnt);
+            r64[g * cg..(g + 1) * cg].fill(rb[g] as f64);
+        }
+        for ((px, pg), pdx) in xb
+            .chunks_exact(c)
+            .zip(gb.chunks_exact(c))
+            .zip(dxb.chunks_exact_mut(c))
+        {
+            for ((((o, &xv), &gv), (&m, &rr)), (((&g6, &a1), &a2), &r6)) in pdx
+                .iter_mut()
+                .zip(px)
+                .zip(pg)
+                .zip(mu.iter().zip(&r))
+                .zip(g64.iter().zip(&m1).zip(&m2).zip(&r64))
+            {
+                let xh = ((xv - m) * rr) as f64;
+                let gd = g6 * gv as f64;
+                *o = (r6 * (gd - a1 - xh * a2)) as f32;
+            }
+        }
+        (dg, dbt)
     }
 }
 

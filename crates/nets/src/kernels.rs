@@ -1,15 +1,24 @@
-//! Register-blocked f32 matrix-product kernels for the fused MLP passes ([`crate::mlp_loss_and_grad`]).
+//! Register-blocked f32 matrix-product kernels for the fused MLP passes
+//! ([`crate::mlp_loss_and_grad`]) and the image networks' convolutions ([`crate::conv`]).
 //!
 //! `C (m × n) ← epilogue(A (m × k) · B (k × n))` with `A` strided (any row and column stride,
-//! so `Aᵀ` costs nothing), `B` and `C` row-major with unit column stride. On x86_64 with
-//! AVX2 + FMA (detected at run time) the product runs on microkernels holding an
-//! `MR × 16` (or `MR × 8`) tile of `C` in registers (`MR ≤ 6`: 12 accumulators), with no
-//! packing (the 64-wide operands fit in L1/L2) and the epilogue (bias, ReLU, ReLU mask)
-//! applied to the tile in registers; everything else (and every shape whose `n` is not a
-//! multiple of 8) goes through the portable path on `gemm` plus a scalar epilogue.
+//! so `Aᵀ` costs nothing), `B` and `C` row-major with unit column stride. The level
+//! ([`KernelLevel`], chosen at run time, capped by `SMOLUCHOWSKI_KERNELS`) picks the
+//! microkernels:
 //!
-//! Each entry of `C` is summed over `k` in order `0, 1, …, k − 1` with one FMA per term, so the
-//! result depends only on the inputs (not on threads or on tile order).
+//! - AVX-512F: `MR × 32` tiles of `C` in `zmm` registers (`MR ≤ 12`: 24 accumulators), masked
+//!   vectors for column remainders of 8, 16 or 24;
+//! - AVX2 + FMA: `MR × 16` (or `MR × 8`) tiles (`MR ≤ 6`: 12 accumulators);
+//!
+//! both with the epilogue (bias, ReLU, ReLU mask) applied to the tile in registers, and `B`
+//! copied into contiguous `k × 32` (`k × 16`) panels when it is larger than 16 KiB. Everything
+//! else (the portable level, and every shape whose `n` is not a multiple of 8) goes through
+//! `gemm` plus a scalar epilogue.
+//!
+//! Numerical contract of the SIMD levels: each entry of `C` is summed over `k` in order
+//! `0, 1, …, k − 1` with one FMA per term, starting from 0, then the epilogue is applied, so
+//! the result depends only on the inputs (not on threads, tile shapes, packing or level):
+//! AVX2 and AVX-512 give the same bits.
 
 /// What happens to the product `P = A·B` on its way into `C` (`bias` per column, length ≥ n).
 #[derive(Clone, Copy, Debug)]
@@ -35,29 +44,215 @@ pub(crate) struct Strided<'a> {
     pub cs: usize,
 }
 
-/// The kernel set in use: AVX2 + FMA microkernels or the portable path.
+/// A kernel level: which microkernels run the products.
+///
+/// Chosen once per process ([`kernel_level`]): the fastest level this CPU supports
+/// (`is_x86_feature_detected!`), capped by the environment variable
+/// [`KERNELS_ENV`] (`SMOLUCHOWSKI_KERNELS=portable|avx2|avx512`) so that a lower path can be
+/// forced (tests run every path the CPU has). The two SIMD levels give bit-identical results
+/// (every entry is one FMA chain over `k` in order, see the module doc); the portable level
+/// runs `gemm`, whose summation order differs (results agree to rounding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KernelLevel {
+    /// `gemm` (its own SIMD, its own summation order) plus scalar epilogues.
+    Portable,
+    /// AVX2 + FMA microkernels (`MR × 16` register tiles of `C`).
+    Avx2Fma,
+    /// AVX-512F microkernels (`MR × 32` tiles in `zmm` registers); needs AVX2 + FMA too.
+    Avx512,
+}
+
+impl KernelLevel {
+    /// The level's name as [`KERNELS_ENV`] spells it: `portable`, `avx2`, `avx512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelLevel::Portable => "portable",
+            KernelLevel::Avx2Fma => "avx2",
+            KernelLevel::Avx512 => "avx512",
+        }
+    }
+
+    /// Parses a [`KernelLevel::name`] (case-insensitive, surrounding blanks ignored).
+    pub fn parse(s: &str) -> Result<Self, KernelLevelError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "portable" => Ok(KernelLevel::Portable),
+            "avx2" => Ok(KernelLevel::Avx2Fma),
+            "avx512" => Ok(KernelLevel::Avx512),
+            _ => Err(KernelLevelError {
+                value: s.to_string(),
+            }),
+        }
+    }
+
+    /// The fastest level this CPU supports.
+    pub fn best_supported() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            if avx2 && is_x86_feature_detected!("avx512f") {
+                return KernelLevel::Avx512;
+            }
+            if avx2 {
+                return KernelLevel::Avx2Fma;
+            }
+        }
+        KernelLevel::Portable
+    }
+
+    /// Every level this CPU supports, lowest first.
+    pub fn supported() -> Vec<Self> {
+        let best = Self::best_supported();
+        [
+            KernelLevel::Portable,
+            KernelLevel::Avx2Fma,
+            KernelLevel::Avx512,
+        ]
+        .into_iter()
+        .filter(|&l| l <= best)
+        .collect()
+    }
+}
+
+impl std::fmt::Display for KernelLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown value of [`KERNELS_ENV`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelLevelError {
+    /// The value given.
+    pub value: String,
+}
+
+impl std::fmt::Display for KernelLevelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{KERNELS_ENV}={:?}: expected one of portable, avx2, avx512",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for KernelLevelError {}
+
+/// The environment variable that caps the kernel level (`portable`, `avx2` or `avx512`).
+pub const KERNELS_ENV: &str = "SMOLUCHOWSKI_KERNELS";
+
+/// The level given by [`KERNELS_ENV`] (read now): `min(requested, best supported)`, or the
+/// best supported level if the variable is unset or empty; an unknown value is an error
+/// naming the variable and the value.
+pub fn kernel_level_from_env() -> Result<KernelLevel, KernelLevelError> {
+    let best = KernelLevel::best_supported();
+    match std::env::var(KERNELS_ENV) {
+        Ok(v) if !v.trim().is_empty() => Ok(KernelLevel::parse(&v)?.min(best)),
+        _ => Ok(best),
+    }
+}
+
+/// The kernel level of this process: [`kernel_level_from_env`] read once (on first use). An
+/// unknown value of [`KERNELS_ENV`] is reported once on stderr and the best supported level
+/// is used (callers that must fail on it, such as the benchmark, call
+/// [`kernel_level_from_env`] themselves).
+pub fn kernel_level() -> KernelLevel {
+    static LEVEL: std::sync::OnceLock<KernelLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        kernel_level_from_env().unwrap_or_else(|e| {
+            eprintln!("warning: {e}; using {}", KernelLevel::best_supported());
+            KernelLevel::best_supported()
+        })
+    })
+}
+
+/// `C = A · B` for row-major `A` (`m × k`), `B` (`k × n`), `C` (`m × n`):
+/// `C_ij = Σ_{p<k} A_ip B_pj` on this process's kernels ([`kernel_level`]), rows of `C` split
+/// over rayon in blocks of 96 (each entry computed by one thread, so the same bits for any
+/// thread count). For measuring the machine's GEMM rate (`cargo xtask bench`: `gemm_gflops`).
+/// Wrong lengths are an error naming the operand.
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+) -> Result<(), String> {
+    for (name, len, want) in [
+        ("a", a.len(), m * k),
+        ("b", b.len(), k * n),
+        ("c", c.len(), m * n),
+    ] {
+        if len != want {
+            return Err(format!(
+                "matmul: {name} has {len} values, expected {want} ({m}×{n}×{k})"
+            ));
+        }
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return Ok(());
+    }
+    use rayon::prelude::*;
+    const ROWS: usize = 96;
+    let kern = Kernels::detect();
+    c.par_chunks_mut(ROWS * n)
+        .zip(a.par_chunks(ROWS * k))
+        .for_each(|(cb, ab)| {
+            let rows = cb.len() / n;
+            let a = Strided {
+                data: ab,
+                rs: k,
+                cs: 1,
+            };
+            kern.matmul(rows, n, k, a, b, n, cb, n, Epilogue::Store);
+        });
+    Ok(())
+}
+
+/// The kernel set in use: a [`KernelLevel`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Kernels {
-    simd: bool,
+    level: KernelLevel,
 }
 
 impl Kernels {
-    /// The fastest kernels this CPU supports.
+    /// The process's kernels ([`kernel_level`]).
     pub fn detect() -> Self {
         Kernels {
-            simd: simd_available(),
+            level: kernel_level(),
         }
     }
 
     /// The portable kernels (`gemm` + scalar epilogues), whatever the CPU.
     pub fn portable() -> Self {
-        Kernels { simd: false }
+        Kernels {
+            level: KernelLevel::Portable,
+        }
+    }
+
+    /// The kernels of `level`, capped at what this CPU supports.
+    #[cfg(test)]
+    pub fn at(level: KernelLevel) -> Self {
+        Kernels {
+            level: level.min(KernelLevel::best_supported()),
+        }
+    }
+
+    /// The level these kernels run at.
+    #[allow(dead_code)]
+    pub fn level(&self) -> KernelLevel {
+        self.level
     }
 
     /// Whether the SIMD kernels serve a product with `n` columns.
     #[inline]
     pub fn simd_for(&self, n: usize) -> bool {
-        self.simd && n.is_multiple_of(8)
+        self.level != KernelLevel::Portable && n.is_multiple_of(8)
     }
 
     /// `C ← epilogue(A·B)`: `A` is `m × k` (strided), `B` is `k × n` with row stride `b_rs`,
@@ -93,9 +288,16 @@ impl Kernels {
         }
         #[cfg(target_arch = "x86_64")]
         if self.simd_for(n) && k > 0 {
-            // SAFETY: AVX2 + FMA were detected (`simd`), and every index the kernel forms is
-            // within the bounds asserted above.
-            unsafe { x86::matmul(m, n, k, a, b, b_rs, c, c_rs, epi) };
+            // SAFETY: the level's instruction sets were detected (`KernelLevel` is capped at
+            // `best_supported`), and every index the kernels form is within the bounds
+            // asserted above.
+            unsafe {
+                if self.level == KernelLevel::Avx512 {
+                    x86::avx512::matmul(m, n, k, a, b, b_rs, c, c_rs, epi)
+                } else {
+                    x86::matmul(m, n, k, a, b, b_rs, c, c_rs, epi)
+                }
+            };
             return;
         }
         portable_matmul(m, n, k, a, b, b_rs, c, c_rs, epi);
@@ -130,7 +332,7 @@ impl Kernels {
         assert_eq!(h.len(), rows * k, "h length");
         assert_eq!(wt.len(), n * k, "wt length");
         #[cfg(target_arch = "x86_64")]
-        if self.simd && k.is_multiple_of(16) {
+        if self.level != KernelLevel::Portable && k.is_multiple_of(16) {
             // SAFETY: AVX2 + FMA detected; lengths checked above.
             unsafe { x86::narrow_output(h, k, wt, bias, out) };
             return;
@@ -152,18 +354,6 @@ impl Kernels {
                 *o = t + bj;
             }
         }
-    }
-}
-
-/// Whether this CPU runs the AVX2 + FMA kernels.
-pub(crate) fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -244,7 +434,7 @@ mod x86 {
 
     /// The epilogue with raw pointers (offsets added per tile).
     #[derive(Clone, Copy)]
-    enum Epi {
+    pub(super) enum Epi {
         Store,
         Accumulate,
         Bias(*const f32),
@@ -252,21 +442,46 @@ mod x86 {
         ReluMask(*const f32, usize),
     }
 
-    /// Rows of `B` per packed panel (a `PACK_K × 16` panel is 16 KiB).
-    const PACK_K: usize = 256;
+    impl Epi {
+        pub(super) fn new(epi: Epilogue<'_>) -> Self {
+            match epi {
+                Epilogue::Store => Epi::Store,
+                Epilogue::Accumulate => Epi::Accumulate,
+                Epilogue::Bias(b) => Epi::Bias(b.as_ptr()),
+                Epilogue::BiasRelu(b) => Epi::BiasRelu(b.as_ptr()),
+                Epilogue::ReluMask { mask, rs } => Epi::ReluMask(mask.as_ptr(), rs),
+            }
+        }
+    }
 
-    /// A 32-byte aligned `PACK_K × 16` buffer for one packed panel of `B`.
-    #[repr(align(32))]
-    struct Panel([f32; PACK_K * 16]);
+    thread_local! {
+        /// This thread's buffer for packed panels of `B` (reused, so no allocation per call).
+        static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Runs `f` on this thread's packing buffer, grown to at least `len` values.
+    pub(super) fn with_pack_buffer<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+        PACKED.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                if buf.len() < len {
+                    buf.resize(len, 0.0);
+                }
+                f(&mut buf[..len])
+            }
+            // Re-entered on this thread (not done by the kernels): a fresh buffer.
+            Err(_) => f(&mut vec![0.0; len]),
+        })
+    }
 
     /// See [`super::Kernels::matmul`]; `n` is a multiple of 8, `k ≥ 1`.
     ///
     /// Loop order: when `B` is small (≤ 16 KiB, e.g. a 64 × 64 weight) the row blocks are
     /// outer (each `A` block is read once, `B` stays in L1). Otherwise (the weight gradient
-    /// `Hᵀ G`, `k` = rows) the column panels are outer and each `k × 16` panel of `B` is first
-    /// copied into a contiguous buffer: read in place, its rows (one cache line each, 256 bytes
-    /// apart for a 64-wide `B`) would fall into a quarter of the L1 sets and be evicted before
-    /// the next row block reuses them.
+    /// `Hᵀ G`, `k` = rows; the convolutions' long `k`) the column panels are outer and each
+    /// `k × 16` panel of `B` is first copied into a contiguous buffer: read in place, its rows
+    /// (one cache line each, 256 bytes apart for a 64-wide `B`) would fall into a quarter of the
+    /// L1 sets and be evicted before the next row block reuses them. The panel holds all of `k`,
+    /// so every entry is still one FMA chain over `k` (as on every SIMD path).
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(
@@ -280,13 +495,6 @@ mod x86 {
         c_rs: usize,
         epi: Epilogue<'_>,
     ) {
-        let epi = match epi {
-            Epilogue::Store => Epi::Store,
-            Epilogue::Accumulate => Epi::Accumulate,
-            Epilogue::Bias(b) => Epi::Bias(b.as_ptr()),
-            Epilogue::BiasRelu(b) => Epi::BiasRelu(b.as_ptr()),
-            Epilogue::ReluMask { mask, rs } => Epi::ReluMask(mask.as_ptr(), rs),
-        };
         let args = Args {
             k,
             a: a.data.as_ptr(),
@@ -294,13 +502,11 @@ mod x86 {
             a_cs: a.cs,
             c: c.as_mut_ptr(),
             c_rs,
-            epi,
+            epi: Epi::new(epi),
+            load_c: false,
         };
         let bp = b.as_ptr();
-        // Packing splits k into blocks, so only epilogues that can be applied per block.
-        let pack =
-            k * n * 4 > 16 * 1024 && (k <= PACK_K || matches!(epi, Epi::Store | Epi::Accumulate));
-        if !pack {
+        if k * n * 4 <= 16 * 1024 {
             let mut i0 = 0;
             while i0 < m {
                 let mr = (m - i0).min(MR);
@@ -314,48 +520,41 @@ mod x86 {
             }
             return;
         }
-        let mut panel = Panel([0.0; PACK_K * 16]);
-        let pp = panel.0.as_mut_ptr();
-        let mut j0 = 0;
-        while j0 < n {
-            let nv = if n - j0 >= 16 { 2 } else { 1 };
-            let w = 8 * nv;
-            let mut k0 = 0;
-            while k0 < k {
-                let kl = (k - k0).min(PACK_K);
-                for p in 0..kl {
-                    let src = bp.add((k0 + p) * b_rs + j0);
+        with_pack_buffer(k * 16, |panel| {
+            let pp = panel.as_mut_ptr();
+            let mut j0 = 0;
+            while j0 < n {
+                let nv = if n - j0 >= 16 { 2 } else { 1 };
+                let w = 8 * nv;
+                for p in 0..k {
+                    let src = bp.add(p * b_rs + j0);
                     for v in 0..nv {
-                        _mm256_store_ps(pp.add(p * w + 8 * v), _mm256_loadu_ps(src.add(8 * v)));
+                        _mm256_storeu_ps(pp.add(p * w + 8 * v), _mm256_loadu_ps(src.add(8 * v)));
                     }
                 }
-                let blk = Args {
-                    k: kl,
-                    a: args.a.add(k0 * args.a_cs),
-                    epi: if k0 == 0 { epi } else { Epi::Accumulate },
-                    ..args
-                };
                 let mut i0 = 0;
                 while i0 < m {
                     let mr = (m - i0).min(MR);
-                    tile_dispatch(&blk, mr, nv, i0, j0, pp, w);
+                    tile_dispatch(&args, mr, nv, i0, j0, pp, w);
                     i0 += mr;
                 }
-                k0 += kl;
+                j0 += w;
             }
-            j0 += w;
-        }
+        });
     }
 
     #[derive(Clone, Copy)]
-    struct Args {
-        k: usize,
-        a: *const f32,
-        a_rs: usize,
-        a_cs: usize,
-        c: *mut f32,
-        c_rs: usize,
-        epi: Epi,
+    pub(super) struct Args {
+        pub(super) k: usize,
+        pub(super) a: *const f32,
+        pub(super) a_rs: usize,
+        pub(super) a_cs: usize,
+        pub(super) c: *mut f32,
+        pub(super) c_rs: usize,
+        pub(super) epi: Epi,
+        /// Start the accumulators from `C` (the chain's partial sums of the previous `k`
+        /// block, stored exactly) instead of 0 (AVX-512 `k` blocking only).
+        pub(super) load_c: bool,
     }
 
     /// Runs the `mr × 8nv` tile at `(i0, j0)`; `b` points at `B[0, j0]`, rows `b_rs` apart.
@@ -431,6 +630,248 @@ mod x86 {
                     }
                 };
                 _mm256_storeu_ps(cp, r);
+            }
+        }
+    }
+
+    /// The AVX-512F microkernels: `MR × 32` tiles of `C` in `zmm` registers (24
+    /// accumulators), the same FMA chains as the AVX2 kernels (so the same bits).
+    pub(super) mod avx512 {
+        use super::{with_pack_buffer, Args, Epi};
+        use crate::kernels::{Epilogue, Strided};
+        use std::arch::x86_64::*;
+
+        /// Largest row block of a tile (`12 × 32`: 24 accumulators, 2 `B` vectors).
+        const MR: usize = 12;
+        /// Columns of a packed panel of `B` (two `zmm` vectors).
+        const NR: usize = 32;
+
+        /// See [`crate::kernels::Kernels::matmul`]; `n` is a multiple of 8, `k ≥ 1`.
+        ///
+        /// `B` is read in place when small (≤ 16 KiB); otherwise it is first copied into
+        /// `⌈n/32⌉` contiguous `k × 32` panels (all of `k`: one FMA chain per entry). Row
+        /// blocks are outer (each `12 × k` block of `A` stays in L1 while every panel passes),
+        /// panels inner. Column remainders of 8 or 16 (or 24) run on masked vectors.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        pub(in crate::kernels) unsafe fn matmul(
+            m: usize,
+            n: usize,
+            k: usize,
+            a: Strided<'_>,
+            b: &[f32],
+            b_rs: usize,
+            c: &mut [f32],
+            c_rs: usize,
+            epi: Epilogue<'_>,
+        ) {
+            let args = Args {
+                k,
+                a: a.data.as_ptr(),
+                a_rs: a.rs,
+                a_cs: a.cs,
+                c: c.as_mut_ptr(),
+                c_rs,
+                epi: Epi::new(epi),
+                load_c: false,
+            };
+            let bp = b.as_ptr();
+            let panels = n.div_ceil(NR);
+            let run = |bq: &dyn Fn(usize) -> (*const f32, usize)| {
+                let mut i0 = 0;
+                while i0 < m {
+                    let mr = (m - i0).min(MR);
+                    for q in 0..panels {
+                        let j0 = q * NR;
+                        let w = (n - j0).min(NR);
+                        let (pb, rs) = bq(q);
+                        tile_dispatch(&args, mr, w, i0, j0, pb, rs);
+                    }
+                    i0 += mr;
+                }
+            };
+            if k * n * 4 <= 16 * 1024 {
+                run(&|q| (bp.add(q * NR), b_rs));
+                return;
+            }
+            with_pack_buffer(panels * k * NR, |buf| {
+                let pp = buf.as_mut_ptr();
+                for q in 0..panels {
+                    let j0 = q * NR;
+                    let w = (n - j0).min(NR);
+                    let (m0, m1) = masks(w);
+                    let dst = pp.add(q * k * NR);
+                    for p in 0..k {
+                        let src = bp.add(p * b_rs + j0);
+                        let d = dst.add(p * NR);
+                        _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m0, src));
+                        _mm512_storeu_ps(d.add(16), _mm512_maskz_loadu_ps(m1, src.add(16)));
+                    }
+                }
+                let accumulate = matches!(args.epi, Epi::Accumulate);
+                if k <= KC_MAX || accumulate {
+                    run(&|q| (pp.add(q * k * NR) as *const f32, NR));
+                    return;
+                }
+                // Long k: blocks of ≤ KC_MAX rows, so a block of a panel (≤ 40 KiB) stays in
+                // L1 while every row block passes. Between blocks the accumulators go through
+                // C exactly (Store, then loaded back), so each entry is still one FMA chain;
+                // the epilogue is applied after the last block.
+                let nb = k.div_ceil(KC);
+                let kc = k.div_ceil(nb);
+                let mut k0 = 0;
+                while k0 < k {
+                    let kl = kc.min(k - k0);
+                    let last = k0 + kl == k;
+                    let blk = Args {
+                        k: kl,
+                        a: args.a.add(k0 * args.a_cs),
+                        epi: if last { args.epi } else { Epi::Store },
+                        load_c: k0 > 0,
+                        ..args
+                    };
+                    for q in 0..panels {
+                        let j0 = q * NR;
+                        let w = (n - j0).min(NR);
+                        let pb = pp.add(q * k * NR + k0 * NR) as *const f32;
+                        let mut i0 = 0;
+                        while i0 < m {
+                            let mr = (m - i0).min(MR);
+                            tile_dispatch(&blk, mr, w, i0, j0, pb, NR);
+                            i0 += mr;
+                        }
+                    }
+                    k0 += kl;
+                }
+            });
+        }
+
+        /// Target rows of a `k` block of `B` (a `256 × 32` panel block is 32 KiB).
+        const KC: usize = 256;
+        /// Longest `k` run without blocking (`320 × 32` floats = 40 KiB).
+        const KC_MAX: usize = 320;
+
+        /// Lane masks of the two vectors of a `w`-wide panel (`w ≤ 32`).
+        #[inline]
+        fn masks(w: usize) -> (__mmask16, __mmask16) {
+            let bits = |x: usize| -> __mmask16 {
+                if x >= 16 {
+                    0xffff
+                } else {
+                    ((1u32 << x) - 1) as __mmask16
+                }
+            };
+            (bits(w), bits(w.saturating_sub(16)))
+        }
+
+        /// Runs the `mr × w` tile at `(i0, j0)`; `b` points at `B[0, j0]`, rows `b_rs` apart.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[inline]
+        unsafe fn tile_dispatch(
+            args: &Args,
+            mr: usize,
+            w: usize,
+            i0: usize,
+            j0: usize,
+            b: *const f32,
+            b_rs: usize,
+        ) {
+            let (m0, m1) = masks(w);
+            let t = (args, i0, j0, b, b_rs, m0, m1);
+            macro_rules! rows {
+                ($v:literal, $l:literal) => {
+                    match mr {
+                        12 => tile::<12, $v, $l>(t),
+                        11 => tile::<11, $v, $l>(t),
+                        10 => tile::<10, $v, $l>(t),
+                        9 => tile::<9, $v, $l>(t),
+                        8 => tile::<8, $v, $l>(t),
+                        7 => tile::<7, $v, $l>(t),
+                        6 => tile::<6, $v, $l>(t),
+                        5 => tile::<5, $v, $l>(t),
+                        4 => tile::<4, $v, $l>(t),
+                        3 => tile::<3, $v, $l>(t),
+                        2 => tile::<2, $v, $l>(t),
+                        1 => tile::<1, $v, $l>(t),
+                        _ => unreachable!("tile rows {mr}"),
+                    }
+                };
+            }
+            match (w > 16, args.load_c) {
+                (true, false) => rows!(2, false),
+                (false, false) => rows!(1, false),
+                (true, true) => rows!(2, true),
+                (false, true) => rows!(1, true),
+            }
+        }
+
+        /// One `R × 16V` tile of `C` at `(i0, j0)` (lanes outside the masks untouched):
+        /// `R·V` accumulators (from 0, or from `C` when `L`: a continued chain) over the `k`
+        /// loop, then the epilogue.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[inline]
+        #[allow(clippy::type_complexity)]
+        unsafe fn tile<const R: usize, const V: usize, const L: bool>(
+            (args, i0, j0, b, b_rs, m0, m1): (
+                &Args,
+                usize,
+                usize,
+                *const f32,
+                usize,
+                __mmask16,
+                __mmask16,
+            ),
+        ) {
+            let mask = [m0, m1];
+            let a_rs = args.a_rs;
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            if L {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let cr = args.c.add((i0 + i) * args.c_rs + j0);
+                    for (v, x) in row.iter_mut().enumerate() {
+                        *x = _mm512_maskz_loadu_ps(mask[v], cr.add(16 * v));
+                    }
+                }
+            }
+            let mut ap = args.a.add(i0 * a_rs);
+            let mut bp = b;
+            for _ in 0..args.k {
+                let mut bv = [_mm512_setzero_ps(); V];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    *x = _mm512_maskz_loadu_ps(mask[v], bp.add(16 * v));
+                }
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*ap.add(i * a_rs));
+                    for (x, &y) in row.iter_mut().zip(&bv) {
+                        *x = _mm512_fmadd_ps(av, y, *x);
+                    }
+                }
+                ap = ap.add(args.a_cs);
+                bp = bp.add(b_rs);
+            }
+            let zero = _mm512_setzero_ps();
+            for (i, row) in acc.iter().enumerate() {
+                let cr = args.c.add((i0 + i) * args.c_rs + j0);
+                for (v, &p) in row.iter().enumerate() {
+                    let (cp, mk) = (cr.add(16 * v), mask[v]);
+                    let r = match args.epi {
+                        Epi::Store => p,
+                        Epi::Accumulate => _mm512_add_ps(_mm512_maskz_loadu_ps(mk, cp), p),
+                        Epi::Bias(bb) => {
+                            _mm512_add_ps(p, _mm512_maskz_loadu_ps(mk, bb.add(j0 + 16 * v)))
+                        }
+                        Epi::BiasRelu(bb) => _mm512_max_ps(
+                            _mm512_add_ps(p, _mm512_maskz_loadu_ps(mk, bb.add(j0 + 16 * v))),
+                            zero,
+                        ),
+                        Epi::ReluMask(mp, rs) => {
+                            let mv = _mm512_maskz_loadu_ps(mk, mp.add((i0 + i) * rs + j0 + 16 * v));
+                            let pos = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(mv, zero);
+                            _mm512_maskz_mov_ps(pos, p)
+                        }
+                    };
+                    _mm512_mask_storeu_ps(cp, mk, r);
+                }
             }
         }
     }
@@ -547,10 +988,10 @@ mod tests {
         out
     }
 
-    /// Every epilogue, transposed and plain `A`, tile edges (`m` not a multiple of 6, `n` =
-    /// 16q + 8), both loop orders (small and large `k`): SIMD and portable kernels match an
-    /// f64 reference to 1e-5 · (1 + Σ|terms|), and untouched entries of `C` (row padding)
-    /// stay untouched.
+    /// Every epilogue, transposed and plain `A`, tile edges (`m` not a multiple of 6 or 12,
+    /// `n` = 16q + 8 and 32q + 24), in-place and packed `B` (small and large `k`), on every
+    /// level this CPU has: each matches an f64 reference to 1e-5 · (2 + k), untouched entries
+    /// of `C` (row padding) stay untouched, and the SIMD levels give identical bits.
     #[test]
     fn matmul_matches_f64_reference_for_every_epilogue_and_shape() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -562,6 +1003,9 @@ mod tests {
             (64, 64, 300),
             (5, 40, 2),
             (257, 64, 64),
+            (30, 56, 70),
+            (25, 88, 300),
+            (50, 32, 785),
         ] {
             let (a_t, a_n) = (rand_vec(m * k, &mut rng), rand_vec(m * k, &mut rng));
             let b_rs = n + 3;
@@ -595,7 +1039,9 @@ mod tests {
             for a in a_views {
                 for epi in epis {
                     let want = reference(m, n, k, a, &b, b_rs, &c0, c_rs, epi);
-                    for kern in [Kernels::detect(), Kernels::portable()] {
+                    let mut simd_bits: Option<Vec<f32>> = None;
+                    for level in KernelLevel::supported() {
+                        let kern = Kernels::at(level);
                         let mut c = c0.clone();
                         kern.matmul(m, n, k, a, &b, b_rs, &mut c, c_rs, epi);
                         for i in 0..m {
@@ -613,10 +1059,37 @@ mod tests {
                                 );
                             }
                         }
+                        if level != KernelLevel::Portable {
+                            match &simd_bits {
+                                None => simd_bits = Some(c),
+                                Some(first) => assert!(
+                                    first
+                                        .iter()
+                                        .zip(&c)
+                                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                                    "{level:?} differs from AVX2 bits, {m}x{n}x{k} {epi:?}"
+                                ),
+                            }
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// The environment's level names parse (any case), unknown ones are errors naming the
+    /// variable and the value, and `supported` is ordered with the best level last.
+    #[test]
+    fn kernel_levels_parse_and_order() {
+        assert_eq!(KernelLevel::parse(" AVX512 "), Ok(KernelLevel::Avx512));
+        assert_eq!(KernelLevel::parse("avx2"), Ok(KernelLevel::Avx2Fma));
+        assert_eq!(KernelLevel::parse("portable"), Ok(KernelLevel::Portable));
+        let e = KernelLevel::parse("sse9").unwrap_err().to_string();
+        assert!(e.contains(KERNELS_ENV) && e.contains("sse9"), "{e}");
+        let s = KernelLevel::supported();
+        assert_eq!(s[0], KernelLevel::Portable);
+        assert_eq!(*s.last().unwrap(), KernelLevel::best_supported());
+        assert!(kernel_level() <= KernelLevel::best_supported());
     }
 
     /// Column sums: SIMD and portable paths give the same bits (same order of additions).
@@ -754,5 +1227,45 @@ mod timing {
                 Epilogue::Store,
             )
         });
+    }
+
+    /// Single-thread GFLOP/s (thread CPU time) of the UNet's convolution products on every
+    /// level: forward `im2col · W`, weight gradient `colᵀ · dY`, input gradient `dY · Wᵀ` at
+    /// 28×28 / 32 channels and 14×14 / 64 channels, plus a 512³ square product (`cargo test
+    /// --release -p smoluchowski-nets conv_kernel_timings -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn conv_kernel_timings() {
+        let shapes = [
+            ("fwd 28x28x32", 784, 32, 288, 288, 1, Epilogue::Store),
+            ("wgrad 28x28x32", 288, 32, 784, 1, 288, Epilogue::Store),
+            ("dgrad 28x28x32", 784, 288, 32, 32, 1, Epilogue::Store),
+            ("fwd 14x14x64", 196, 64, 576, 576, 1, Epilogue::Store),
+            ("wgrad 14x14x64", 576, 64, 196, 1, 576, Epilogue::Store),
+            ("dgrad 14x14x64", 196, 576, 64, 64, 1, Epilogue::Store),
+            ("square 512", 512, 512, 512, 512, 1, Epilogue::Store),
+        ];
+        for (name, m, n, k, rs, cs, epi) in shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i as f32) * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i as f32) * 0.11).cos()).collect();
+            let mut c = vec![0.0f32; m * n];
+            let flops = 2.0 * (m * n * k) as f64;
+            let reps = (2e9 / flops).ceil() as usize;
+            let mut line = format!("{name:>16}:");
+            for level in KernelLevel::supported() {
+                let kern = Kernels::at(level);
+                let mut best = f64::INFINITY;
+                for _ in 0..3 {
+                    let c0 = thread_cpu();
+                    for _ in 0..reps {
+                        let a = Strided { data: &a, rs, cs };
+                        kern.matmul(m, n, k, a, &b, n, &mut c, n, epi);
+                    }
+                    best = best.min((thread_cpu() - c0) / reps as f64);
+                }
+                line += &format!("  {level} {:.1}", flops / best / 1e9);
+            }
+            println!("{line} GFLOP/s");
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::conv::{group_norm_backward, group_norm_forward, Conv2d, GroupNormStats};
 
@@ -112,23 +113,7 @@ impl ParamBuilder {
     }
 }
 
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// `SiLU(x) = x σ(x)`.
-pub(crate) fn silu(x: &[f32], y: &mut Vec<f32>) {
-    y.clear();
-    y.extend(x.iter().map(|&v| v * sigmoid(v)));
-}
-
-/// `dx = dy ⊙ SiLU'(x)`, `SiLU'(x) = σ(x)(1 + x(1 − σ(x)))`, in place on `dy`.
-pub(crate) fn silu_backward(x: &[f32], dy: &mut [f32]) {
-    for (g, &v) in dy.iter_mut().zip(x) {
-        let s = sigmoid(v);
-        *g *= s * (1.0 + v * (1.0 - s));
-    }
-}
+pub(crate) use crate::elementwise::{silu, silu_backward};
 
 pub(crate) fn lin_forward(l: &Lin, p: &[f32], x: &[f32], y: &mut Vec<f32>) {
     let n = x.len() / l.i;
@@ -180,7 +165,8 @@ pub(crate) fn lin_backward(
 
 pub(crate) fn conv_forward(c: &Cv, p: &[f32], x: &[f32]) -> Vec<f32> {
     let n = x.len() / c.s.in_len();
-    let mut y = vec![0.0; n * c.s.out_len()];
+    // Every entry is written by the product's bias epilogue.
+    let mut y = crate::pool::overwritten(n * c.s.out_len());
     c.s.forward(
         x,
         &p[c.w..c.w + c.s.weight_len()],
@@ -199,7 +185,8 @@ pub(crate) fn conv_backward(
     want_dx: bool,
 ) -> Vec<f32> {
     let mut dx = if want_dx {
-        vec![0.0; x.len()]
+        // Every entry is written (`Conv2d::backward` stores or zero-fills then adds).
+        crate::pool::overwritten(x.len())
     } else {
         Vec::new()
     };
@@ -224,7 +211,8 @@ pub(crate) fn gn_forward(
     x: &[f32],
     stats: &mut GroupNormStats,
 ) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
+    // Every entry is written.
+    let mut y = crate::pool::overwritten(x.len());
     group_norm_forward(
         x,
         hw,
@@ -250,7 +238,8 @@ pub(crate) fn gn_backward(
     dy: &[f32],
     g: &mut [f32],
 ) -> Vec<f32> {
-    let mut dx = vec![0.0; x.len()];
+    // Every entry is written.
+    let mut dx = crate::pool::overwritten(x.len());
     let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
     let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
     group_norm_backward(
@@ -269,21 +258,49 @@ pub(crate) fn gn_backward(
 }
 
 /// Channel concatenation of NHWC tensors with `ca` and `cb` channels.
+/// Pixels per parallel block of [`concat`] and [`split`] (pure copies: any blocking gives
+/// the same result).
+const COPY_PIXELS: usize = 256;
+
 pub(crate) fn concat(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
-    let mut y = Vec::with_capacity(a.len() + b.len());
-    for (pa, pb) in a.chunks_exact(ca).zip(b.chunks_exact(cb)) {
-        y.extend_from_slice(pa);
-        y.extend_from_slice(pb);
-    }
+    // Every entry is written below.
+    let mut y = crate::pool::overwritten(a.len() + b.len());
+    y.par_chunks_mut(COPY_PIXELS * (ca + cb))
+        .zip(a.par_chunks(COPY_PIXELS * ca))
+        .zip(b.par_chunks(COPY_PIXELS * cb))
+        .for_each(|((yb, ab), bb)| {
+            for ((py, pa), pb) in yb
+                .chunks_exact_mut(ca + cb)
+                .zip(ab.chunks_exact(ca))
+                .zip(bb.chunks_exact(cb))
+            {
+                py[..ca].copy_from_slice(pa);
+                py[ca..].copy_from_slice(pb);
+            }
+        });
     y
 }
 
 pub(crate) fn split(dy: &[f32], ca: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for px in dy.chunks_exact(ca + cb) {
-        a.extend_from_slice(&px[..ca]);
-        b.extend_from_slice(&px[ca..]);
-    }
+    let px = dy.len() / (ca + cb);
+    // Every entry is written below.
+    let (mut a, mut b) = (
+        crate::pool::overwritten(px * ca),
+        crate::pool::overwritten(px * cb),
+    );
+    dy.par_chunks(COPY_PIXELS * (ca + cb))
+        .zip(a.par_chunks_mut(COPY_PIXELS * ca))
+        .zip(b.par_chunks_mut(COPY_PIXELS * cb))
+        .for_each(|((db, ab), bb)| {
+            for ((p, pa), pb) in db
+                .chunks_exact(ca + cb)
+                .zip(ab.chunks_exact_mut(ca))
+                .zip(bb.chunks_exact_mut(cb))
+            {
+                pa.copy_from_slice(&p[..ca]);
+                pb.copy_from_slice(&p[ca..]);
+            }
+        });
     (a, b)
 }
 

@@ -27,6 +27,9 @@
 //! - Save/load: [`ScoreNet::save`], [`ScoreNet::load`], [`ScoreNet::load_expecting`]; the UNet
 //!   by PyTorch `state_dict` names and layouts ([`unet_io`]: [`UNet::save_safetensors`],
 //!   [`UNet::load_safetensors`]), interchangeable with `benches/peer/unet_peer.py`.
+//! - Kernels: [`KernelLevel`] (portable, AVX2 + FMA, AVX-512), picked at run time
+//!   ([`kernel_level`]; `SMOLUCHOWSKI_KERNELS=portable|avx2|avx512` caps it, see
+//!   [`KERNELS_ENV`]); the SIMD levels give bit-identical results.
 //! - Images: [`conv`] (convolution, GroupNorm, upsampling; forward and backward, NHWC),
 //!   [`UNet`] (the notes' MNIST score network, a [`ScoreNetwork`]) and [`ImageClassifier`]
 //!   (the yardstick for generated images: confidence and Fréchet-distance features).
@@ -35,6 +38,7 @@ pub mod classifier;
 mod config;
 pub mod conv;
 mod divergence;
+mod elementwise;
 mod fused;
 mod fused_train;
 mod io;
@@ -43,6 +47,7 @@ mod layers;
 mod net;
 mod network;
 mod plan;
+mod pool;
 pub mod unet;
 pub mod unet_io;
 
@@ -53,6 +58,9 @@ pub use config::{
 pub use fused::{output_to_score, DfdxNetScore, FusedMlp, NetScore, FUSED_BLOCK_ROWS};
 pub use fused_train::{mlp_loss_and_grad, MlpWorkspace, TRAIN_CHUNK_ROWS};
 pub use io::{read_f32, sidecar_path, tensors_to_bytes, write_atomic, NetIoError};
+pub use kernels::{
+    kernel_level, kernel_level_from_env, matmul, KernelLevel, KernelLevelError, KERNELS_ENV,
+};
 pub use net::{activate, DenseLayer, Dev, Matrix, ScoreNet, Silu, Vector};
 pub use network::{NetworkScore, ScoreNetwork};
 pub use plan::{LayerKind, LayerSpec, MlpPlan};

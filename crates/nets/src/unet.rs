@@ -27,6 +27,7 @@ use smoluchowski_core::ParamError;
 
 use crate::config::NetOutput;
 use crate::conv::{upsample2_backward, upsample2_forward, GroupNormStats};
+use crate::elementwise::{add_assign, add_per_channel};
 use crate::layers::{
     concat, conv_backward, conv_forward, gn_backward, gn_forward, lin_backward, lin_forward, silu,
     silu_backward, split, Cv, Gn, Lin, ParamBuilder,
@@ -243,6 +244,22 @@ struct TimeTape {
     semb: Vec<f32>,
 }
 
+impl Drop for ResTape {
+    /// The activations go back to the buffer pool (see `pool.rs`).
+    fn drop(&mut self) {
+        for v in [
+            &mut self.x,
+            &mut self.a,
+            &mut self.b,
+            &mut self.c,
+            &mut self.d,
+            &mut self.e,
+        ] {
+            crate::pool::recycle(std::mem::take(v));
+        }
+    }
+}
+
 /// Everything the backward pass needs, in forward order.
 struct Tape {
     time: TimeTape,
@@ -256,6 +273,23 @@ struct Tape {
     st_out: GroupNormStats,
     a_out: Vec<f32>,
     s_out: Vec<f32>,
+}
+
+impl Drop for Tape {
+    /// The activations go back to the buffer pool (see `pool.rs`); the residual blocks'
+    /// tapes recycle theirs when dropped.
+    fn drop(&mut self) {
+        let vecs = [
+            std::mem::take(&mut self.x0),
+            std::mem::take(&mut self.last),
+            std::mem::take(&mut self.a_out),
+            std::mem::take(&mut self.s_out),
+        ];
+        let lists = std::mem::take(&mut self.skips)
+            .into_iter()
+            .chain(std::mem::take(&mut self.upsampled));
+        vecs.into_iter().chain(lists).for_each(crate::pool::recycle);
+    }
 }
 
 /// The UNet: its configuration, layer plan and weights.
@@ -355,13 +389,7 @@ impl UNet {
         let mut proj = Vec::new();
         lin_forward(&r.proj, p, semb, &mut proj);
         let co = r.proj.o;
-        for (img, pr) in c.chunks_exact_mut(r.hw * co).zip(proj.chunks_exact(co)) {
-            for px in img.chunks_exact_mut(co) {
-                for (v, &q) in px.iter_mut().zip(pr) {
-                    *v += q;
-                }
-            }
-        }
+        add_per_channel(&mut c, &proj, co);
         let mut st2 = GroupNormStats::default();
         let d = gn_forward(&r.gn2, r.hw, groups, p, &c, &mut st2);
         let mut e = Vec::new();
@@ -370,9 +398,10 @@ impl UNet {
         match &r.skip {
             Some(s) => {
                 let sk = conv_forward(s, p, &x);
-                out.iter_mut().zip(&sk).for_each(|(o, v)| *o += v);
+                add_assign(&mut out, &sk);
+                crate::pool::recycle(sk);
             }
-            None => out.iter_mut().zip(&x).for_each(|(o, v)| *o += v),
+            None => add_assign(&mut out, &x),
         }
         (
             out,
@@ -406,6 +435,7 @@ impl UNet {
         let mut de = conv_backward(&r.c2, p, &tp.e, dout, g, true);
         silu_backward(&tp.d, &mut de);
         let dc = gn_backward(&r.gn2, r.hw, groups, p, &tp.c, &tp.st2, &de, g);
+        crate::pool::recycle(de);
         let co = r.proj.o;
         let dproj: Vec<f32> = dc
             .chunks_exact(r.hw * co)
@@ -421,14 +451,17 @@ impl UNet {
         lin_backward(&r.proj, p, semb, &dproj, g, Some(&mut ds));
         dsemb.iter_mut().zip(&ds).for_each(|(a, b)| *a += b);
         let mut db = conv_backward(&r.c1, p, &tp.b, &dc, g, true);
+        crate::pool::recycle(dc);
         silu_backward(&tp.a, &mut db);
         let mut dx = gn_backward(&r.gn1, r.hw, groups, p, &tp.x, &tp.st1, &db, g);
+        crate::pool::recycle(db);
         match &r.skip {
             Some(s) => {
                 let d2 = conv_backward(s, p, &tp.x, dout, g, true);
-                dx.iter_mut().zip(&d2).for_each(|(a, b)| *a += b);
+                add_assign(&mut dx, &d2);
+                crate::pool::recycle(d2);
             }
-            None => dx.iter_mut().zip(dout).for_each(|(a, b)| *a += b),
+            None => add_assign(&mut dx, dout),
         }
         dx
     }
@@ -467,7 +500,7 @@ impl UNet {
                 Some(uc) => {
                     let side = (r.hw as f64).sqrt() as usize;
                     let co = r.proj.o;
-                    let mut u = vec![0.0; 4 * o.len()];
+                    let mut u = crate::pool::zeros(4 * o.len());
                     upsample2_forward(&o, side, side, co, &mut u);
                     let y = conv_forward(uc, p, &u);
                     upsampled.push(u);
@@ -538,27 +571,33 @@ impl UNet {
             if let Some(uc) = pl.upconv.get(i) {
                 let du = conv_backward(uc, p, &tp.upsampled[i], &dh, g, true);
                 let side = (r.hw as f64).sqrt() as usize;
-                let mut d = vec![0.0; du.len() / 4];
+                let mut d = crate::pool::zeros(du.len() / 4);
                 upsample2_backward(&du, side, side, r.proj.o, &mut d);
-                dh = d;
+                crate::pool::recycle(du);
+                crate::pool::recycle(std::mem::replace(&mut dh, d));
             }
             let dcat = self.res_backward(r, p, &tp.up[i], semb, &dh, g, &mut dsemb);
             let skip_level = levels - 1 - i;
             let c_skip = tp.skips[skip_level].len() / n / r.hw;
             let (a, b) = split(&dcat, r.gn1.c - c_skip, c_skip);
-            dh = a;
+            crate::pool::recycle(dcat);
+            crate::pool::recycle(std::mem::replace(&mut dh, a));
             dskips[skip_level] = b;
         }
-        dh = self.res_backward(&pl.mid, p, &tp.mid, semb, &dh, g, &mut dsemb);
+        let dmid = self.res_backward(&pl.mid, p, &tp.mid, semb, &dh, g, &mut dsemb);
+        crate::pool::recycle(std::mem::replace(&mut dh, dmid));
         for l in (0..levels).rev() {
             let mut dout = match pl.downsample.get(l) {
                 Some(dsc) => conv_backward(dsc, p, &tp.skips[l], &dh, g, true),
                 None => dh.clone(),
             };
-            dout.iter_mut().zip(&dskips[l]).for_each(|(a, b)| *a += b);
-            dh = self.res_backward(&pl.down[l], p, &tp.down[l], semb, &dout, g, &mut dsemb);
+            add_assign(&mut dout, &dskips[l]);
+            let dx = self.res_backward(&pl.down[l], p, &tp.down[l], semb, &dout, g, &mut dsemb);
+            crate::pool::recycle(dout);
+            crate::pool::recycle(std::mem::replace(&mut dh, dx));
         }
         conv_backward(&pl.conv_in, p, &tp.x0, &dh, g, false);
+        crate::pool::recycle(dh);
         let t = &tp.time;
         silu_backward(&t.emb, &mut dsemb);
         let mut ds1 = Vec::new();
@@ -830,15 +869,38 @@ mod tests {
         net.prepare_input(&x, &t, &mut input);
         let ones = vec![1.0f32; n * d];
         let (mut g, mut out) = (vec![0.0; p.len()], vec![0.0; n * d]);
-        let start = std::time::Instant::now();
+        // CPU time of all this process's threads (ns), from /proc/self/task/*/schedstat: with
+        // other jobs on the machine, `2 cores × images / CPU-s` estimates the unloaded rate.
+        let cpu = || -> f64 {
+            std::fs::read_dir("/proc/self/task")
+                .map(|dir| {
+                    dir.filter_map(|e| {
+                        let s = std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok()?;
+                        s.split_whitespace().next()?.parse::<f64>().ok()
+                    })
+                    .sum::<f64>()
+                        * 1e-9
+                })
+                .unwrap_or(f64::NAN)
+        };
         net.weighted_sq_loss_and_grad(&p, &input, &ones, &x, &mut out, &mut g, &mut ());
-        let dt = start.elapsed().as_secs_f64();
+        let steps = 3;
+        let (start, c0) = (std::time::Instant::now(), cpu());
+        for _ in 0..steps {
+            net.weighted_sq_loss_and_grad(&p, &input, &ones, &x, &mut out, &mut g, &mut ());
+        }
+        let dt = start.elapsed().as_secs_f64() / steps as f64;
+        let dc = (cpu() - c0) / steps as f64;
         let flops = 3.0 * net.forward_flops_per_image() * n as f64;
+        let threads = rayon::current_num_threads();
         println!(
-            "{} params; batch {n}: {dt:.3} s per step, {:.1} images/s, {:.1} GFLOP/s",
+            "{} params; batch {n}, {} kernels: {dt:.3} s per step, {:.1} images/s, {:.1} GFLOP/s; \
+             CPU {dc:.3} s per step: {:.1} images per {threads} CPU-s",
             p.len(),
+            crate::kernel_level(),
             n as f64 / dt,
-            flops / dt / 1e9
+            flops / dt / 1e9,
+            n as f64 * threads as f64 / dc
         );
     }
 
