@@ -451,12 +451,18 @@ pub fn run(dir: &Path, index: Option<usize>, resume: bool) -> Result<Outcome> {
         task.seed,
         axes_text(task)
     );
-    harness::run_manifest(
-        &manifest,
-        &manifest,
-        Some(dir.join("runs").join(i.to_string())),
-        resume,
-    )
+    // A killed earlier attempt (scancel, time limit) leaves its `<i>.tmp-<pid>` behind; a task
+    // runs once at a time, so such leftovers are stale.
+    let runs = dir.join("runs");
+    if let Ok(entries) = std::fs::read_dir(&runs) {
+        let prefix = format!("{i}.tmp-");
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    harness::run_manifest(&manifest, &manifest, Some(runs.join(i.to_string())), resume)
 }
 
 fn axes_text(task: &TaskEntry) -> String {
