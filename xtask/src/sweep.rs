@@ -303,6 +303,13 @@ pub fn expand(sweep_path: &Path, out: &Path) -> Result<Outcome> {
             out.display()
         )));
     }
+    // The directory is created atomically: never replace one that holds anything.
+    if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(bad_input(format!(
+            "--out {}: exists and is not empty; choose a new directory",
+            out.display()
+        )));
+    }
     let golden = harness::golden_path(&base_path);
     let staging = crate::output::OutputDir::create(out)?;
     let tasks_dir = staging.path().join("tasks");

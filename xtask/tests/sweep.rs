@@ -142,6 +142,20 @@ fn product_and_zip_write_one_manifest_per_task() {
         !d.path().join("bad").exists(),
         "nothing is written on bad input"
     );
+
+    // An existing expansion, or any non-empty --out, is never replaced.
+    let o = expand(d.path(), "[axes]\n\"experiment.seed\" = [1]\n", "p");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("already holds an expanded sweep"),
+        "{}",
+        text(&o)
+    );
+    assert!(d.path().join("p/tasks/5.toml").exists());
+    fs::create_dir_all(d.path().join("other/keep")).unwrap();
+    let o = expand(d.path(), "[axes]\n\"experiment.seed\" = [1]\n", "other");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(d.path().join("other/keep").exists());
 }
 
 #[test]
