@@ -496,7 +496,9 @@ fn manifests() -> Result<Vec<PathBuf>> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            name.ends_with(".toml") && !name.ends_with(".golden.toml")
+            name.ends_with(".toml")
+                && !name.ends_with(".golden.toml")
+                && !name.ends_with(".sweep.toml")
         })
         .collect();
     paths.sort();

@@ -373,3 +373,35 @@ fn collect_lists_the_missing_task() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn shipped_sweep_files_expand() {
+    // experiments/*.sweep.toml and the CI's sweep expand (every task validated by its kind).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut files = Vec::new();
+    for dir in ["experiments", ".ci"] {
+        for e in fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with(".sweep.toml") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() >= 3, "{files:?}");
+    let d = tempfile::tempdir().unwrap();
+    for (k, f) in files.iter().enumerate() {
+        let out = d.path().join(k.to_string());
+        let o = xtask(&[
+            "sweep",
+            "expand",
+            f.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}: {}", f.display(), text(&o));
+    }
+    let seeds = root.join("experiments/ring2d-seeds.sweep.toml");
+    let k = files.iter().position(|f| *f == seeds).unwrap();
+    let ix = index(&d.path().join(k.to_string()));
+    assert!(ix["tasks"].as_array().unwrap().len() >= 16);
+}
