@@ -256,6 +256,12 @@ fn prepare(path: &Path, display: &Path) -> Result<(Box<dyn Experiment>, Golden)>
     Ok((exp, golden))
 }
 
+/// Validate a manifest (kind loader, golden file against its statistics) exactly as a run would,
+/// without running it. `display` is how the path is shown in messages.
+pub fn validate_manifest(path: &Path, display: &Path) -> Result<()> {
+    prepare(path, display).map(|_| ())
+}
+
 /// The JSON written as metrics.json.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Metrics {
@@ -490,7 +496,9 @@ fn manifests() -> Result<Vec<PathBuf>> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            name.ends_with(".toml") && !name.ends_with(".golden.toml")
+            name.ends_with(".toml")
+                && !name.ends_with(".golden.toml")
+                && !name.ends_with(".sweep.toml")
         })
         .collect();
     paths.sort();

@@ -15,6 +15,7 @@ pub mod progress;
 pub mod report;
 pub mod seeding;
 pub mod stats;
+pub mod sweep;
 pub mod tables;
 pub mod training;
 pub mod validate;
