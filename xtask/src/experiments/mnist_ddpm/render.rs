@@ -255,7 +255,7 @@ fn sample_grid(m: &MnistDdpmManifest, run: &MnistRun, out: &OutputDir) -> Result
     let labels = GridLabels {
         title: format!(
             "{n} samples, {} (NFE {})",
-            m.sampling.headline.method.nfe_rule(),
+            headline_name(m),
             run.headline.nfe
         ),
         ..Default::default()
