@@ -24,8 +24,10 @@ use smoluchowski_nets::{
 
 use crate::classify::{train_classifier, ClassifierTraining};
 
-/// Version of the cache layout; part of every key.
-pub const CLASSIFIER_CACHE_FORMAT: u32 = 1;
+/// Version of the cache layout and of the classifier's numerics; part of every key. Bump it when
+/// the kernels change the trained weights' bits (2: the AVX-512 / vectorised SiLU and GroupNorm
+/// kernels — a classifier cached before them differs from a fresh one in the last digits).
+pub const CLASSIFIER_CACHE_FORMAT: u32 = 2;
 
 /// Everything that determines a trained classifier besides its data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
