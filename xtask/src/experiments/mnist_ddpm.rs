@@ -587,7 +587,7 @@ impl<'a> TrainingLog<'a> {
 
     fn preview(&mut self, params: &[f32], step: i64) -> Result<(), TbError> {
         let net = self.template.with_params(params);
-        let mut score = NetworkScore::new(net.clone(), net.params(), self.kernel);
+        let mut score = unet_score(&net, self.kernel);
         let cfg = &self.m.sampling.headline;
         let out =
             sample_with_progress(self.kernel, &mut score, cfg, 16, self.seed, None, |_, _| {})
@@ -602,6 +602,11 @@ impl<'a> TrainingLog<'a> {
         let w = self.writer.as_mut().expect("checked by the caller");
         w.image_gray("samples", step, c.width as u32, c.height as u32, &c.pixels)
     }
+}
+
+/// The trained UNet as a score model on the chain's kernel (`s = −ε_θ/σ(t)`), for the samplers.
+fn unet_score<'a>(net: &UNet, kernel: &'a DdpmKernel) -> NetworkScore<'a, UNet, DdpmKernel> {
+    NetworkScore::new(net.clone(), net.params(), kernel)
 }
 
 /// Model-scale samples → `[0, 1]` (clamped), rejecting non-finite values.
@@ -665,7 +670,7 @@ impl MnistDdpmManifest {
         seed: u64,
     ) -> Result<(ImageSet, Option<smoluchowski::samplers::Trajectories>)> {
         let cfg = &self.sampling.headline;
-        let mut score = NetworkScore::new(net.clone(), net.params(), kernel);
+        let mut score = unet_score(net, kernel);
         let seed = derived_seed(seed, "sampling_headline");
         let rec = RecordSpec {
             particles: PATHS,
@@ -687,7 +692,7 @@ impl MnistDdpmManifest {
                 .map_err(|b| anyhow!("sampling.nfe budget {b} is too small for {}", spec.name))?;
             for (label, cfg) in runs {
                 let name = format!("{}.{label}", spec.name);
-                let mut score = NetworkScore::new(net.clone(), net.params(), kernel);
+                let mut score = unet_score(net, kernel);
                 let seed = derived_seed(seed, &format!("sampling_{name}"));
                 let (_, set) = self.run_one(&name, cfg.steps, |p| {
                     sample_with_progress(kernel, &mut score, &cfg, s.table_samples, seed, None, p)
@@ -698,7 +703,7 @@ impl MnistDdpmManifest {
         if s.chain_samples > 0 {
             let sched = &self.ddpm.schedule;
             let name = format!("chain.nfe{}", sched.steps());
-            let mut score = NetworkScore::new(net.clone(), net.params(), kernel);
+            let mut score = unet_score(net, kernel);
             let seed = derived_seed(seed, "sampling_chain");
             let (_, set) = self.run_one(&name, sched.steps(), |_| {
                 sample_ddpm(
@@ -741,7 +746,7 @@ impl MnistDdpmManifest {
                 (m * x + sig * e) as f32
             })
             .collect();
-        let mut score = NetworkScore::new(net.clone(), net.params(), kernel);
+        let mut score = unet_score(net, kernel);
         let seed = derived_seed(seed, "sampling_chain");
         let (_, set) = self.run_one("chain from exact p_N", sched.steps(), |_| {
             sample_ddpm_from(sched, self.ddpm.variance, &mut score, start, seed, None)
