@@ -2,8 +2,8 @@
 # CI: `cargo xtask sweep` on a real single-node Slurm cluster (scripts/slurm-local.sh).
 #  1. a 4-task array of the cheap `smoluchowski` experiment over 4 seeds: submit, wait, collect,
 #     and require all 4 results in the table;
-#  2. a 2-task ring2d array (same seed twice, short training, checkpoints every 250 steps): task 1
-#     is scancel'ed after its first checkpoint, `--resubmit-failed` resubmits only it, it resumes
+#  2. a 2-task ring2d array (same seed twice, short training, checkpoints every 100 steps): task 1
+#     is scancel'ed as soon as its first checkpoint exists, `--resubmit-failed` resubmits only it, it resumes
 #     from the checkpoint, and its samples.npy must equal task 0's (uninterrupted) byte for byte.
 # The cluster's daemons are stopped by PID at the end (also on failure).
 #
@@ -44,7 +44,10 @@ echo "slurm-sweep: submitted 4-task array $job"
 wait_job "$job" 600
 echo "slurm-sweep: 4-task array done in $(($(date +%s) - start)) s"
 "$X" sweep collect "$WORK/cheap" --plot ou.var_t_end --against experiment.seed | tee "$WORK/cheap.collect.txt"
-grep -q "4/4 task(s) complete" "$WORK/cheap.collect.txt" || fail "not every task of the 4-task array has a result"
+grep -q "4/4 task(s) complete, 4/4 passed their golden checks" "$WORK/cheap.collect.txt" \
+  || fail "not every task of the 4-task array has a result that passes its golden checks (seed pins left out)"
+grep -q '^# --mem estimated from the manifests: largest task' "$WORK/cheap/slurm/array.sbatch" \
+  || fail "array.sbatch has no --mem estimated from the manifests"
 for i in 0 1 2 3; do
   test -s "$WORK/cheap/runs/$i/metrics.json" || fail "task $i: no metrics.json"
 done
@@ -57,16 +60,18 @@ start=$(date +%s)
 job=$("$X" sweep submit "$WORK/resume" --slurm --cpus 1 --concurrency 2 --time 00:40:00 | tail -n 1)
 echo "slurm-sweep: submitted 2-task ring2d array $job"
 ckpt="$WORK/resume/runs/1.checkpoints/trainer.safetensors"
-t=0
+# Poll every 0.1 s and cancel as soon as the first checkpoint (step 100 of 1500, renamed into place
+# whole) exists: the remaining 93 % of the training and all the sampling (about 12 s here) leave a
+# wide margin even on a much faster machine; if the task still finished first, the check below
+# fails loudly rather than passing without a resume.
+t0=$(date +%s)
 until [ -s "$ckpt" ]; do
-  [ "$t" -lt 900 ] || fail "task 1 wrote no checkpoint in 900 s"
+  [ $(($(date +%s) - t0)) -lt 900 ] || fail "task 1 wrote no checkpoint in 900 s"
   [ -n "$(squeue -h -j "${job}_1" 2>/dev/null)" ] || fail "task 1 ended before its first checkpoint"
-  sleep 1
-  t=$((t + 1))
+  sleep 0.1
 done
-sleep 2 # let the checkpoint write finish (it is renamed into place, but be safe)
 scancel "${job}_1"
-echo "slurm-sweep: scancel ${job}_1 after $t s (checkpoint $(ls -l "$ckpt" | awk '{print $5}') bytes)"
+echo "slurm-sweep: scancel ${job}_1 $(($(date +%s) - t0)) s after submission (checkpoint $(ls -l "$ckpt" | awk '{print $5}') bytes)"
 wait_job "$job" 1800
 test ! -e "$WORK/resume/runs/1/metrics.json" || fail "task 1 finished although it was cancelled"
 "$X" sweep collect "$WORK/resume" | tee "$WORK/resume.collect1.txt"

@@ -19,7 +19,20 @@
 //! kind = "at_most"                # x <= bound   (and "at_least": x >= bound)
 //! bound = 0.0062
 //! note = "critical value of the KS test at alpha = 1e-3, n = 1e5"
+//!
+//! [[check]]
+//! stat = "free_diffusion.ks_t1"
+//! field = "statistic"
+//! kind = "within"
+//! expected = 0.0016137296604505358
+//! tol = 1e-6
+//! pin = true                      # a regression pin of this manifest's exact numbers
 //! ```
+//! A `pin = true` check holds only for the manifest as committed (its seed, its sizes): the run
+//! is bit-reproducible, so a pinned value that moves means the streams or the numerics changed.
+//! A sweep task differs from its base manifest by its seed or an axis value, so `cargo xtask
+//! sweep expand` drops the pins from the golden file it copies next to each task (and says so);
+//! the other checks (tests against exact laws, bounds) hold for any seed and stay.
 //! The whole file is validated against the statistics an experiment declares before any work.
 
 use std::collections::BTreeMap;
@@ -32,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::harness::{StatKind, Statistic};
 use crate::validate::{bad_input, fmt_f64, BadInput};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct GoldenFile {
     #[serde(default)]
@@ -90,6 +103,9 @@ pub struct CheckSpec {
     /// Free text shown in the report (where a number comes from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A regression pin of this manifest's exact numbers (dropped in sweep tasks).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin: bool,
 }
 
 /// The checks of one golden file (empty when there is none).
@@ -143,6 +159,23 @@ impl Golden {
             .validate_shape()
             .with_context(|| path.display().to_string())?;
         Ok(golden)
+    }
+
+    /// The golden file at `path` without its `pin = true` checks, as TOML text headed by
+    /// `header` (comment lines), and the number of pins dropped; `None` if it has no pins (copy
+    /// it as it is). For sweep tasks, which differ from the manifest the pins were measured on.
+    pub fn without_pins(path: &Path, header: &str) -> Result<Option<(String, usize)>> {
+        let golden = Self::load(path)?;
+        let before = golden.checks.len();
+        let check: Vec<CheckSpec> = golden.checks.into_iter().filter(|c| !c.pin).collect();
+        let dropped = before - check.len();
+        if dropped == 0 {
+            return Ok(None);
+        }
+        let body = toml::to_string(&GoldenFile { check })
+            .with_context(|| format!("cannot serialise the checks of {}", path.display()))?;
+        let comments: String = header.lines().map(|l| format!("# {l}\n")).collect();
+        Ok(Some((format!("{comments}\n{body}"), dropped)))
     }
 
     /// Every check has exactly the keys its kind needs, with sensible values.

@@ -262,6 +262,17 @@ pub fn validate_manifest(path: &Path, display: &Path) -> Result<()> {
     prepare(path, display).map(|_| ())
 }
 
+/// Validate a manifest as [`validate_manifest`] does and return the memory estimates its checks
+/// compared with this machine's memory (field path, value, bytes; see
+/// [`smoluchowski::core::record_checked`]).
+pub fn memory_estimates(
+    path: &Path,
+    display: &Path,
+) -> Result<Vec<smoluchowski::core::MemoryEstimate>> {
+    let (prepared, estimates) = smoluchowski::core::record_checked(|| prepare(path, display));
+    prepared.map(|_| estimates)
+}
+
 /// The JSON written as metrics.json.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Metrics {

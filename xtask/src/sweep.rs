@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::golden::Golden;
 use crate::harness::{self, Metrics, Outcome, Statistic};
 use crate::output::{write_json, write_text};
 use crate::seeding::derived_seed;
@@ -97,6 +98,10 @@ pub struct Index {
     pub axes: Vec<String>,
     /// The tasks.
     pub tasks: Vec<TaskEntry>,
+    /// Regression pins (`pin = true` golden checks) of the base left out of every task's golden
+    /// file: they hold for the base manifest's exact numbers only.
+    #[serde(default)]
+    pub dropped_pins: usize,
 }
 
 fn type_name(v: &toml::Value) -> &'static str {
@@ -316,6 +321,7 @@ pub fn expand(sweep_path: &Path, out: &Path) -> Result<Outcome> {
     std::fs::create_dir_all(&tasks_dir)
         .with_context(|| format!("cannot create {}", tasks_dir.display()))?;
     let mut tasks = Vec::new();
+    let mut dropped_pins = 0;
     for (i, values) in combos.iter().enumerate() {
         let mut table = base.clone();
         let non_seed: Vec<(String, toml::Value)> = values
@@ -355,8 +361,21 @@ pub fn expand(sweep_path: &Path, out: &Path) -> Result<Outcome> {
         );
         write_text(&path, &text)?;
         if golden.exists() {
-            std::fs::copy(&golden, harness::golden_path(&path))
-                .with_context(|| format!("cannot copy {}", golden.display()))?;
+            let header = format!(
+                "The checks of {} for task {i} of sweep {shown}, without its regression pins\n\
+                 (`pin = true`: they hold for the base manifest's exact numbers only).",
+                golden.display()
+            );
+            match Golden::without_pins(&golden, &header)? {
+                Some((text, dropped)) => {
+                    write_text(&harness::golden_path(&path), &text)?;
+                    dropped_pins = dropped;
+                }
+                None => {
+                    std::fs::copy(&golden, harness::golden_path(&path))
+                        .with_context(|| format!("cannot copy {}", golden.display()))?;
+                }
+            }
         }
         harness::validate_manifest(&path, Path::new(&rel))
             .with_context(|| format!("{shown}: task {i} ({})", described.join(", ")))?;
@@ -382,6 +401,7 @@ pub fn expand(sweep_path: &Path, out: &Path) -> Result<Outcome> {
         mode: sweep.mode,
         axes: axes.iter().map(|(p, _)| p.clone()).collect(),
         tasks,
+        dropped_pins,
     };
     write_json(&staging.path().join("index.json"), &index)?;
     let n = index.tasks.len();
@@ -395,6 +415,12 @@ pub fn expand(sweep_path: &Path, out: &Path) -> Result<Outcome> {
         index.axes.join(", "),
         final_path.display()
     );
+    if dropped_pins > 0 {
+        println!(
+            "{shown}: the tasks' golden files leave out the base's {dropped_pins} regression pin(s) \
+             (`pin = true`: they hold for the base manifest's exact numbers only)"
+        );
+    }
     Ok(Outcome::Success)
 }
 
@@ -575,7 +601,7 @@ pub struct SubmitOptions {
     pub concurrency: Option<usize>,
     /// `--time` (default by kind).
     pub time: Option<String>,
-    /// `--mem` (default by kind).
+    /// `--mem` (default: estimated from the tasks' manifests).
     pub mem: Option<String>,
     /// `--cpus-per-task` (default by kind).
     pub cpus: Option<usize>,
@@ -587,14 +613,70 @@ pub struct SubmitOptions {
     pub dry_run: bool,
 }
 
-/// Default `(time, mem, cpus)` of a kind: the network-training kinds need more.
-fn default_resources(kind: &str) -> (&'static str, &'static str, usize) {
+/// Default `(time, cpus)` of a kind: the network-training kinds need more (memory is estimated
+/// from the manifests, [`estimated_mem_mib`]).
+fn default_resources(kind: &str) -> (&'static str, usize) {
     match kind {
         "smoluchowski" | "langevin" | "fokker_planck" | "fokker-planck" | "ring2d_oracle"
-        | "ring2d-oracle" => ("00:30:00", "2G", 1),
-        k if k.contains("mnist") => ("12:00:00", "8G", 2),
-        _ => ("04:00:00", "4G", 2),
+        | "ring2d-oracle" => ("00:30:00", 1),
+        k if k.contains("mnist") => ("12:00:00", 2),
+        _ => ("04:00:00", 2),
     }
+}
+
+/// Memory of the process itself beside what its manifest sizes: the binary, thread stacks,
+/// data sets read whole (MNIST: 0.2 GiB), figure buffers.
+const PROCESS_MIB: u128 = 512;
+
+/// `--mem` estimated from the tasks' manifests, in MiB: for each task the memory estimates its
+/// validation checks against this machine (the same estimates that reject an oversized field,
+/// [`harness::memory_estimates`]) added up, as if every sized allocation were live at once,
+/// plus [`PROCESS_MIB`], times 1.25, rounded up to 256 MiB; the largest task sets the array's
+/// request. Returns the MiB and a one-line account naming that task's largest fields.
+fn estimated_mem_mib(dir: &Path, idx: &Index, indices: &[usize]) -> Result<(u128, String)> {
+    let mut best: Option<(u128, usize, Vec<smoluchowski::core::MemoryEstimate>)> = None;
+    for &i in indices {
+        let task = &idx.tasks[i];
+        let path = dir.join(&task.manifest);
+        let estimates = harness::memory_estimates(&path, Path::new(&task.manifest))
+            .with_context(|| format!("task {i}: {}", path.display()))?;
+        let bytes: u128 = estimates
+            .iter()
+            .map(|e| e.bytes)
+            .fold(0, u128::saturating_add);
+        if best.as_ref().is_none_or(|b| bytes > b.0) {
+            best = Some((bytes, i, estimates));
+        }
+    }
+    let (bytes, i, mut estimates) = best.unwrap_or((0, 0, Vec::new()));
+    let mib = (bytes.div_ceil(1 << 20) + PROCESS_MIB)
+        .saturating_mul(5)
+        .div_ceil(4);
+    let mib = mib.div_ceil(256).saturating_mul(256);
+    estimates = smoluchowski::core::sum_by_path(estimates);
+    estimates.sort_by_key(|e| std::cmp::Reverse(e.bytes));
+    let largest: Vec<String> = estimates
+        .iter()
+        .take(3)
+        .map(|e| {
+            format!(
+                "{} = {} ({})",
+                e.path,
+                e.value,
+                smoluchowski::core::memory::human_bytes(e.bytes)
+            )
+        })
+        .collect();
+    let account = format!(
+        "largest task {i}: {} estimated ({}) + {PROCESS_MIB} MiB for the process, x 1.25",
+        smoluchowski::core::memory::human_bytes(bytes),
+        if largest.is_empty() {
+            "no sized fields".to_string()
+        } else {
+            largest.join(", ")
+        }
+    );
+    Ok((mib, account))
 }
 
 /// Indices without a complete result (`runs/<i>/metrics.json` missing).
@@ -651,9 +733,18 @@ pub fn submit(dir: &Path, opts: &SubmitOptions) -> Result<Outcome> {
         );
         return Ok(Outcome::Success);
     }
-    let (time, mem, cpus) = default_resources(&idx.kind);
+    let (time, cpus) = default_resources(&idx.kind);
     let time = opts.time.clone().unwrap_or(time.to_string());
-    let mem = opts.mem.clone().unwrap_or(mem.to_string());
+    let (mem, mem_account) = match &opts.mem {
+        Some(m) => (m.clone(), "given by --mem".to_string()),
+        None => {
+            let (mib, account) = estimated_mem_mib(&dir, &idx, &indices)?;
+            (
+                format!("{mib}M"),
+                format!("estimated from the manifests: {account}"),
+            )
+        }
+    };
     let cpus = opts.cpus.unwrap_or(cpus);
     let exe = std::env::current_exe().context("cannot locate the xtask binary")?;
     let logs = dir.join("logs");
@@ -678,6 +769,7 @@ pub fn submit(dir: &Path, opts: &SubmitOptions) -> Result<Outcome> {
     let _ = writeln!(script, "#SBATCH --open-mode=append");
     let _ = writeln!(script, "#SBATCH --time={time}");
     let _ = writeln!(script, "#SBATCH --mem={mem}");
+    let _ = writeln!(script, "# --mem {mem_account}");
     let _ = writeln!(script, "#SBATCH --cpus-per-task={cpus}");
     if let Some(p) = &opts.partition {
         let _ = writeln!(script, "#SBATCH --partition={p}");
@@ -1045,6 +1137,14 @@ pub fn collect(dir: &Path, plot: Option<(&str, &str)>) -> Result<Outcome> {
         idx.tasks.len() - missing.len(),
         idx.tasks.len()
     );
+    if idx.dropped_pins > 0 {
+        let _ = writeln!(
+            md,
+            "`golden_passed` counts the base's golden checks without its {} regression pin(s) \
+             (`pin = true`), which hold for the base manifest's exact numbers only.\n",
+            idx.dropped_pins
+        );
+    }
     md_table(&mut md, &header, &table);
     md.push_str("\n## Summaries over seeds\n\n");
     let _ = writeln!(

@@ -279,6 +279,14 @@ fn submit_dry_run_writes_the_array_script() {
         "{script}"
     );
     assert!(script.contains("#SBATCH --time=00:10:00"), "{script}");
+    // --mem from the manifests' memory estimates (a few hundred KiB of particles here): the
+    // 512 MiB process allowance × 1.25, rounded up to 256 MiB.
+    assert!(script.contains("#SBATCH --mem=768M\n"), "{script}");
+    assert!(
+        script.contains("# --mem estimated from the manifests: largest task 0: ")
+            && script.contains("free_diffusion.n_particles = 2000"),
+        "{script}"
+    );
     assert!(script.contains("/logs/%a.log"), "{script}");
     let exe = env!("CARGO_BIN_EXE_xtask");
     assert!(script.contains(&format!("'{exe}' sweep run")), "{script}");
@@ -303,6 +311,91 @@ fn submit_dry_run_writes_the_array_script() {
         script.lines().any(|l| l == "#SBATCH --array=1,3"),
         "{script}"
     );
+    let o = xtask(&["sweep", "submit", s, "--slurm", "--mem", "3G", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let script = fs::read_to_string(dir.join("slurm/array.sbatch")).unwrap();
+    assert!(
+        script.contains("#SBATCH --mem=3G\n# --mem given by --mem"),
+        "{script}"
+    );
+}
+
+#[test]
+fn memory_estimate_grows_with_the_swept_size() {
+    let d = tempfile::tempdir().unwrap();
+    let o = expand(
+        d.path(),
+        "[axes]\n\"free_diffusion.n_particles\" = [2000, 20000000]\n",
+        "s",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dir = d.path().join("s");
+    let o = xtask(&[
+        "sweep",
+        "submit",
+        dir.to_str().unwrap(),
+        "--slurm",
+        "--dry-run",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let script = fs::read_to_string(dir.join("slurm/array.sbatch")).unwrap();
+    let mem: u64 = script
+        .lines()
+        .find_map(|l| l.strip_prefix("#SBATCH --mem="))
+        .and_then(|m| m.strip_suffix('M'))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("{script}"));
+    // 2·10⁷ particles of f64 state and checkpoints: several hundred MiB above the allowance.
+    assert!(mem > 1024, "{script}");
+    assert!(script.contains("largest task 1: "), "{script}");
+}
+
+#[test]
+fn regression_pins_are_left_out_of_task_golden_files() {
+    let d = tempfile::tempdir().unwrap();
+    let golden = r#"
+[[check]]
+stat = "free_diffusion.ks_t_check"
+kind = "not_rejected"
+alpha = 1e-3
+
+[[check]]
+stat = "free_diffusion.ks_t_check"
+field = "statistic"
+kind = "within"
+expected = 0.0123
+tol = 1e-6
+note = "regression pin"
+pin = true
+"#;
+    fs::write(d.path().join("base.golden.toml"), golden).unwrap();
+    let o = expand(d.path(), "[axes]\n\"experiment.seed\" = [1, 2]\n", "s");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("leave out the base's 1 regression pin(s)"),
+        "{}",
+        text(&o)
+    );
+    let dir = d.path().join("s");
+    assert_eq!(index(&dir)["dropped_pins"], 1);
+    for i in 0..2 {
+        let task: toml::Table = toml::from_str(
+            &fs::read_to_string(dir.join(format!("tasks/{i}.golden.toml"))).unwrap(),
+        )
+        .unwrap();
+        let checks = task["check"].as_array().unwrap();
+        assert_eq!(checks.len(), 1, "{task}");
+        assert_eq!(checks[0]["kind"].as_str(), Some("not_rejected"));
+    }
+    // A pin that is not a bool is a bad golden file: exit 2 naming the file.
+    fs::write(
+        d.path().join("base.golden.toml"),
+        golden.replace("pin = true", "pin = \"yes\""),
+    )
+    .unwrap();
+    let o = expand(d.path(), "[axes]\n\"experiment.seed\" = [1, 2]\n", "t");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("base.golden.toml"), "{}", text(&o));
 }
 
 #[test]

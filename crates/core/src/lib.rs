@@ -15,5 +15,5 @@ pub mod validate;
 mod error;
 
 pub use error::{check_finite, ParamError};
-pub use memory::{MemoryBudget, MemoryEstimate};
+pub use memory::{record_checked, MemoryBudget, MemoryEstimate};
 pub use memory_total::sum_by_path;

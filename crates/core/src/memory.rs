@@ -4,7 +4,29 @@
 //! it will need ([`MemoryEstimate`]); the caller compares it with a [`MemoryBudget`] and, if it
 //! cannot fit, reports a [`ParamError`] that names the field, its value and the estimate.
 
+use std::cell::RefCell;
+
 use crate::ParamError;
+
+thread_local! {
+    /// Estimates checked by [`MemoryBudget::check`] on this thread inside [`record_checked`].
+    static RECORDED: RefCell<Option<Vec<MemoryEstimate>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` and returns, beside its result, every estimate that [`MemoryBudget::check`] saw on
+/// this thread meanwhile (in order, each under its full field path) — e.g. validating a
+/// manifest, to learn how much memory the run will ask for without running it (a scheduler's
+/// `--mem`). Calls nest: an inner recording does not hide its estimates from an outer one.
+pub fn record_checked<T>(f: impl FnOnce() -> T) -> (T, Vec<MemoryEstimate>) {
+    let outer = RECORDED.with(|r| r.borrow_mut().replace(Vec::new()));
+    let value = f();
+    let mine = RECORDED.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    if let Some(mut outer) = outer {
+        outer.extend(mine.iter().cloned());
+        RECORDED.with(|r| *r.borrow_mut() = Some(outer));
+    }
+    (value, mine)
+}
 
 /// An estimate of the bytes a run needs, attributed to the field that drives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +94,11 @@ impl MemoryBudget {
 
     /// `Ok` if `estimate` fits, else an error naming the field, the value and the estimate.
     pub fn check(&self, estimate: &MemoryEstimate) -> Result<(), ParamError> {
+        RECORDED.with(|r| {
+            if let Some(v) = r.borrow_mut().as_mut() {
+                v.push(estimate.clone());
+            }
+        });
         if estimate.bytes <= self.bytes {
             Ok(())
         } else {
@@ -107,6 +134,22 @@ pub fn human_bytes(bytes: u128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checked_estimates_are_recorded_and_nest() {
+        let budget = MemoryBudget::new(1 << 20);
+        let small = MemoryEstimate::linear("n", 10, 8, 0);
+        let big = MemoryEstimate::linear("m", 1 << 30, 8, 0);
+        assert!(budget.check(&small).is_ok()); // not recording: nothing kept
+        let ((inner, ok), outer) = record_checked(|| {
+            let ok = budget.check(&big).is_err();
+            (record_checked(|| budget.check(&small).is_ok()), ok)
+        });
+        assert!(ok && inner.0);
+        assert_eq!(inner.1, vec![small.clone()]);
+        assert_eq!(outer, vec![big, small]);
+        assert!(record_checked(|| ()).1.is_empty());
+    }
 
     #[test]
     fn an_oversized_batch_is_named_with_its_estimate() {
