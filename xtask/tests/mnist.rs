@@ -42,3 +42,16 @@ fn a_missing_data_directory_is_named() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!wrote);
 }
+
+#[test]
+fn memorisation_images_beyond_the_held_out_half_are_refused() {
+    let (old, new) = (
+        "min_accuracy = 0.99",
+        "min_accuracy = 0.99\nmemorisation_images = 6000",
+    );
+    let (code, err, wrote) = common::run_modified("mnist-ddpm-ci", old, new);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("evaluation.memorisation_images"), "{err}");
+    assert!(err.contains("6000"), "{err}");
+    assert!(!wrote);
+}

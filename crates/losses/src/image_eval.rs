@@ -19,7 +19,10 @@
 
 use rand::seq::SliceRandom;
 use smoluchowski_core::{streams, ParamError};
-use smoluchowski_metrics::{evaluate_images, label_frequencies, ClassifiedImages, ImageEvaluation};
+use smoluchowski_metrics::{
+    evaluate_images, label_frequencies, memorisation_check, ClassifiedImages, ImageEvaluation,
+    MemorisationCheck, ReferenceFeatures,
+};
 use smoluchowski_nets::{ClassifierOutputs, ImageClassifier};
 
 /// The classifier's view of the real images an evaluation compares with (see the module docs).
@@ -27,6 +30,8 @@ use smoluchowski_nets::{ClassifierOutputs, ImageClassifier};
 pub struct RealImageSplit {
     /// Outputs of the reference images.
     pub reference: ClassifierOutputs,
+    /// The reference features with their moments and k-NN radii (computed once).
+    pub reference_features: ReferenceFeatures,
     /// Outputs of the held-out images.
     pub held_out: ClassifierOutputs,
     /// Test-set indices of the reference images, in order.
@@ -74,8 +79,12 @@ impl RealImageSplit {
                 })
                 .collect(),
         };
+        let reference = pick(&order);
+        let reference_features = ReferenceFeatures::new(reference.features.clone(), c.features)
+            .map_err(|e| e.under("reference"))?;
         Ok(RealImageSplit {
-            reference: pick(&order),
+            reference,
+            reference_features,
             held_out: pick(&held_out_indices),
             reference_indices: order,
             held_out_indices,
@@ -111,10 +120,31 @@ pub fn evaluate_generated(
             probs: &real.held_out.probs,
             features: &real.held_out.features,
         },
-        &real.reference.features,
-        (c.classes, c.features),
+        &real.reference_features,
+        c.classes,
         &real.train_freqs,
     )
+}
+
+/// The memorisation check ([`smoluchowski_metrics::manifold`]) of the first `n` `generated`
+/// images against as many held-out test images of `real` (its held-out order), both searched
+/// over all `train` images (`dim` pixels each, the same scale; `n` is capped by both sets).
+pub fn memorisation(
+    generated: &[f32],
+    test: &[f32],
+    train: &[f32],
+    real: &RealImageSplit,
+    dim: usize,
+    n: usize,
+) -> Result<MemorisationCheck, ParamError> {
+    let n = n
+        .min(generated.len() / dim)
+        .min(real.held_out_indices.len());
+    let held: Vec<f32> = real.held_out_indices[..n]
+        .iter()
+        .flat_map(|&i| test[i * dim..(i + 1) * dim].iter().copied())
+        .collect();
+    memorisation_check(&generated[..n * dim], &held, train, dim)
 }
 
 #[cfg(test)]
@@ -163,6 +193,17 @@ mod tests {
         assert!(ev.generated.kid > 10.0 * ev.floor.kid.abs(), "{ev:?}");
         let fd = (ev.generated.frechet_distance, ev.floor.frechet_distance);
         assert!(fd.0 > 10.0 * fd.1, "{fd:?}");
+        // Memorisation: the held-out images themselves are no closer to a training set than
+        // held-out images are (the same distances: p = P(Z ≥ −½/s) ≈ 0.5); copies of training
+        // images are caught.
+        let train: Vec<f32> = (0..400 * 64).map(|_| rng.gen_range(0.0..1.0)).collect();
+        let m = memorisation(&held, &test, &train, &real, 64, 1000).unwrap();
+        assert_eq!((m.n_generated, m.n_held_out, m.n_train), (100, 100, 400));
+        assert!(m.test.pvalue > 0.4, "{m:?}");
+        let copies = &train[..100 * 64];
+        let m = memorisation(copies, &test, &train, &real, 64, 50).unwrap();
+        assert_eq!((m.n_generated, m.median_generated), (50, 0.0));
+        assert!(m.test.pvalue < 1e-10 && m.near_copy_share == 1.0, "{m:?}");
         let mut bad = dim.clone();
         bad[64 * 3 + 5] = 1.5;
         let e = evaluate_generated(&net, &bad, &real)

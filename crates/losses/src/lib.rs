@@ -29,8 +29,9 @@
 //! cross-entropy, Adam, warm-up + cosine, optional ±s-pixel shifts), [`cached_classifier`] /
 //! [`mnist_classifier`] (trained once per recipe, seed and data, cached as
 //! `<cache>/classifiers/<sha256>.safetensors`, test accuracy checked), and
-//! [`evaluate_generated`]: confidence, χ² class histogram, Fréchet distance and KID of generated
-//! images next to their noise floor on held-out real images ([`image_eval`]).
+//! [`evaluate_generated`]: confidence, χ² class histogram, Fréchet distance, KID, precision and
+//! recall of generated images next to their noise floor on held-out real images, and
+//! [`memorisation`] (nearest training images) ([`image_eval`]).
 //!
 //! Step `k` draws its batch from its own stream ([`step_rng`]`(seed, k)` =
 //! `smoluchowski_core::streams::seeded(seed, k + 1)`), so a run is reproducible and resuming from
@@ -60,7 +61,7 @@ pub use config::{
 };
 pub use curve::curve_csv;
 pub use dsm::{dsm_loss, dsm_loss_with_time, DsmBatch, LossReport, NUM_TIME_BUCKETS};
-pub use image_eval::{evaluate_generated, RealImageSplit};
+pub use image_eval::{evaluate_generated, memorisation, RealImageSplit};
 pub use memory::{ssm_memory_estimates, train_memory_estimates};
 pub use optim::{OptimSettings, Optimizer};
 pub use score_map::local_relative_score_error;

@@ -25,6 +25,7 @@ mod hist;
 pub mod images;
 mod kolmogorov;
 mod ks;
+pub mod manifold;
 mod marginals;
 mod moments;
 mod noise_floor;
@@ -43,10 +44,15 @@ pub use hist::{Histogram1d, Histogram2d};
 pub use images::{
     chi_square_test, confidence_stats, evaluate_images, image_stats, kid, label_frequencies,
     predicted_class_counts, ChiSquareTest, ClassifiedImages, ConfidenceStats, ImageEvaluation,
-    ImageStats,
+    ImageStats, ReferenceFeatures,
 };
 pub use kolmogorov::{kolmogorov_sf, ks_one_sample_isf, ks_one_sample_sf, ks_one_sided_sf};
 pub use ks::{ks_one_sample, ks_two_sample, KsResult, KS_TWO_SAMPLE_EXACT_MAX_N};
+pub use manifold::{
+    knn_radii, mann_whitney_less, memorisation_check, memorisation_from_distances,
+    nearest_distances, precision_recall, precision_recall_given, MannWhitney, MemorisationCheck,
+    PrecisionRecall, PR_NEIGHBOURS,
+};
 pub use marginals::{angles, radii};
 pub use moments::mean_var;
 pub use noise_floor::{reference_memory_estimate, sliced_wasserstein_noise_floor};

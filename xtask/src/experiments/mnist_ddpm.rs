@@ -30,10 +30,10 @@ use smoluchowski::core::MemoryEstimate;
 use smoluchowski::datasets::mnist::default_cache_dir;
 use smoluchowski::datasets::{Mnist, MnistImages, MnistSource, MnistSplit, PixelScale};
 use smoluchowski::losses::{
-    evaluate_generated, mnist_classifier, mnist_pixels, CachedClassifier, ClassifierRecipe,
-    DdpmKernel, RealImageSplit, StepReport, TimeSampling, Weighting,
+    evaluate_generated, memorisation, mnist_classifier, mnist_pixels, CachedClassifier,
+    ClassifierRecipe, DdpmKernel, RealImageSplit, StepReport, TimeSampling, Weighting,
 };
-use smoluchowski::metrics::{label_frequencies, ImageEvaluation};
+use smoluchowski::metrics::{label_frequencies, ImageEvaluation, MemorisationCheck};
 use smoluchowski::nets::{NetOutput, NetworkScore, ScoreNetwork, UNet, UNetConfig};
 use smoluchowski::samplers::{
     check_budgets, sample_ddpm, sample_ddpm_from, sample_with_progress, DdpmSchedule, DdpmVariance,
@@ -143,6 +143,14 @@ pub struct EvaluationTable {
     /// `<cache>/classifiers/`.
     #[serde(default = "ClassifierRecipe::mnist")]
     pub classifier: ClassifierRecipe,
+    /// Headline images (and as many held-out test digits) whose nearest training image is
+    /// searched for the memorisation check (`n × 60 000 × 784` distance terms).
+    #[serde(default = "default_memorisation_images")]
+    pub memorisation_images: usize,
+}
+
+fn default_memorisation_images() -> usize {
+    1000
 }
 
 /// `[logging]`: TensorBoard event files in `<out>/tensorboard` while training.
@@ -246,6 +254,13 @@ impl MnistDdpmManifest {
         if let Err(err) = e.classifier.training.validate() {
             c.fail(err.under("evaluation.classifier.training").to_string());
         }
+        // The held-out half of the test set bounds the check (5 000 MNIST digits).
+        c.count(
+            "evaluation.memorisation_images",
+            e.memorisation_images,
+            2,
+            5000,
+        );
         let l = &self.logging;
         c.count("logging.scalars_every", l.scalars_every, 1, usize::MAX);
         Ok(c.finish()?)
@@ -322,6 +337,14 @@ pub struct ImageQuality {
     pub confidence_floor: Value,
     /// `frechet / frechet_floor`: the Fréchet distance in units of its noise floor.
     pub frechet_over_floor: Value,
+    /// Precision (k-NN manifolds, k = 3) of the features against test digits.
+    pub precision: Value,
+    /// Recall (k-NN manifolds, k = 3) of the features against test digits.
+    pub recall: Value,
+    /// `precision` of held-out real digits.
+    pub precision_floor: Value,
+    /// `recall` of held-out real digits.
+    pub recall_floor: Value,
     /// Number of images.
     pub images: Value,
     /// Number of held-out real digits the floors are measured on.
@@ -342,8 +365,40 @@ impl From<&ImageEvaluation> for ImageQuality {
             kid_floor: f.kid.into(),
             confidence_floor: f.confidence.mean_max_prob.into(),
             frechet_over_floor: (g.frechet_distance / f.frechet_distance).into(),
+            precision: g.precision_recall.precision.into(),
+            recall: g.precision_recall.recall.into(),
+            precision_floor: f.precision_recall.precision.into(),
+            recall_floor: f.precision_recall.recall.into(),
             images: (g.n as f64).into(),
             floor_images: (f.n as f64).into(),
+        }
+    }
+}
+
+/// The memorisation check of the headline images (see `metrics::manifold`).
+#[derive(Debug, Default, Serialize)]
+pub struct MemorisationStats {
+    /// One-sided Mann–Whitney p-value of "generated images are nearer to a training image than
+    /// held-out test digits are": small = memorisation.
+    pub pvalue: Value,
+    /// Median distance of a headline image to its nearest training image (pixels on [0, 1]).
+    pub median_distance: Value,
+    /// The same for held-out test digits (the floor).
+    pub median_distance_floor: Value,
+    /// Share of headline images nearer than the held-out distances' 1 % quantile.
+    pub near_copy_share: Value,
+    /// Images checked (and as many held-out digits).
+    pub images: Value,
+}
+
+impl From<&MemorisationCheck> for MemorisationStats {
+    fn from(m: &MemorisationCheck) -> Self {
+        MemorisationStats {
+            pvalue: m.test.pvalue.into(),
+            median_distance: m.median_generated.into(),
+            median_distance_floor: m.median_held_out.into(),
+            near_copy_share: m.near_copy_share.into(),
+            images: (m.n_generated as f64).into(),
         }
     }
 }
@@ -363,6 +418,8 @@ pub struct TableRow {
 pub struct MnistStats {
     /// The headline sampler's images.
     pub headline: ImageQuality,
+    /// The headline images' memorisation check.
+    pub memorisation: MemorisationStats,
     /// `table.<family>.<nfeB>`: the NFE table (`chain.nfe<N>` for the discrete chain).
     pub table: std::collections::BTreeMap<String, std::collections::BTreeMap<String, TableRow>>,
     /// The chain started from the exact `p_N` (when `sampling.exact_prior`).
@@ -503,7 +560,7 @@ impl TypedExperiment for MnistDdpmManifest {
         };
         let evaluation = ctx.time("evaluation", || {
             let sets = (&headline, table.as_slice(), &exact_prior);
-            self.evaluate(&yardstick, sets, &mut stats)
+            self.evaluate(&yardstick, sets, (&data.mnist, &test), &mut stats)
         })?;
         let run = MnistRun {
             tb_dir,
@@ -802,6 +859,7 @@ impl MnistDdpmManifest {
         &self,
         y: &Yardstick,
         (headline, table, exact): (&ImageSet, &[ImageSet], &Option<ImageSet>),
+        (train, test): (&Mnist, &Mnist),
         stats: &mut MnistStats,
     ) -> Result<Evaluated> {
         let (net, real, cached) = (&y.cached.net, &y.real, &y.cached);
@@ -811,6 +869,15 @@ impl MnistDdpmManifest {
         };
         let head = eval(headline)?;
         stats.headline = ImageQuality::from(&head);
+        let n_mem = self.evaluation.memorisation_images;
+        println!(
+            "{}: memorisation check: nearest of {} training digits for {n_mem} headline images and {n_mem} held-out test digits",
+            self.experiment.name, train.len()
+        );
+        let pixels = (mnist_pixels(test), mnist_pixels(train));
+        let mem = memorisation(&headline.unit, &pixels.0, &pixels.1, real, PIXELS, n_mem)
+            .map_err(|err| anyhow!("memorisation check: {err}"))?;
+        stats.memorisation = MemorisationStats::from(&mem);
         for set in table {
             let (family, label) = set.label.split_once('.').unwrap_or((&set.label, ""));
             let row = stats
