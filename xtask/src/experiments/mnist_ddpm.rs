@@ -869,7 +869,10 @@ impl MnistDdpmManifest {
         };
         let head = eval(headline)?;
         stats.headline = ImageQuality::from(&head);
-        let n_mem = self.evaluation.memorisation_images;
+        let n_mem = self
+            .evaluation
+            .memorisation_images
+            .min(headline.unit.len() / PIXELS);
         println!(
             "{}: memorisation check: nearest of {} training digits for {n_mem} headline images and {n_mem} held-out test digits",
             self.experiment.name, train.len()
