@@ -303,6 +303,60 @@ impl Kernels {
         portable_matmul(m, n, k, a, b, b_rs, c, c_rs, epi);
     }
 
+    /// Whether [`Kernels::matmul_packed`] runs at this level for `n` columns (AVX-512 and `n`
+    /// a multiple of 8; other levels use [`Kernels::matmul`], which gives the same bits).
+    #[inline]
+    pub fn packed_for(&self, n: usize) -> bool {
+        self.level == KernelLevel::Avx512 && n.is_multiple_of(8)
+    }
+
+    /// One block of `k` terms of the chains of `C ← epilogue(A·B)`, with `B` already packed
+    /// ([`pack_panels`]: panel `q` of `k × 32` at `q·k·32`): `C_ij = epi(c_ij + Σ_{p<k} A_ip B_pj)`
+    /// with `c_ij = C_ij` when `continued` (the exact partial sums a previous block stored with
+    /// [`Epilogue::Store`]) and 0 otherwise. A chain split into blocks this way is the same FMA
+    /// chain as one call over all of `k` (a stored `f32` accumulator reloads exactly), so the
+    /// result is the same bits as [`Kernels::matmul`]. Row tiles are balanced (`m = 28` runs as
+    /// 10 + 9 + 9 rows), for products with few rows per call. Only where
+    /// [`Kernels::packed_for`] holds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_packed(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Strided<'_>,
+        panels: &[f32],
+        c: &mut [f32],
+        c_rs: usize,
+        epi: Epilogue<'_>,
+        continued: bool,
+    ) {
+        assert!(
+            self.packed_for(n),
+            "matmul_packed at level {:?}",
+            self.level
+        );
+        if m == 0 || k == 0 {
+            return;
+        }
+        assert!((m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "A bounds");
+        assert!(
+            panels.len() >= n.div_ceil(PANEL) * k * PANEL,
+            "panels length"
+        );
+        assert!((m - 1) * c_rs + n - 1 < c.len(), "C bounds");
+        match epi {
+            Epilogue::Bias(bias) => assert!(bias.len() >= n, "bias"),
+            Epilogue::Store => {}
+            _ => panic!("matmul_packed: epilogue {epi:?} not supported"),
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F detected (`packed_for`); every index is within the bounds above.
+        unsafe {
+            x86::avx512::matmul_packed(m, n, k, a, panels, c, c_rs, epi, continued)
+        };
+    }
+
     /// Column sums `out_j = Σ_r g_rj` of the row-major `g` (`rows × out.len()`), each summed
     /// over rows in order (the same numbers on every path).
     pub fn col_sums(&self, g: &[f32], out: &mut [f32]) {
@@ -355,6 +409,24 @@ impl Kernels {
             }
         }
     }
+}
+
+/// Columns of a packed panel of `B` ([`pack_panels`]).
+pub(crate) const PANEL: usize = 32;
+
+/// `B` (`k × n`, row stride `b_rs`) as `⌈n/32⌉` contiguous `k × 32` panels (panel `q` at
+/// `q·k·32`, columns past `n` zero), the layout [`Kernels::matmul_packed`] reads.
+pub(crate) fn pack_panels(b: &[f32], k: usize, n: usize, b_rs: usize) -> Vec<f32> {
+    let panels = n.div_ceil(PANEL);
+    let mut out = vec![0.0f32; panels * k * PANEL];
+    for q in 0..panels {
+        let (j0, w) = (q * PANEL, (n - q * PANEL).min(PANEL));
+        for p in 0..k {
+            let dst = (q * k + p) * PANEL;
+            out[dst..dst + w].copy_from_slice(&b[p * b_rs + j0..p * b_rs + j0 + w]);
+        }
+    }
+    out
 }
 
 /// The portable path: `gemm` (single-threaded) then the epilogue as a scalar pass.
@@ -744,6 +816,45 @@ mod x86 {
                     k0 += kl;
                 }
             });
+        }
+
+        /// See [`crate::kernels::Kernels::matmul_packed`]: panels outer (a `k × 32` block of
+        /// a panel stays in L1 while the row tiles pass), `⌈m/12⌉` row tiles of balanced sizes.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        pub(in crate::kernels) unsafe fn matmul_packed(
+            m: usize,
+            n: usize,
+            k: usize,
+            a: Strided<'_>,
+            panels: &[f32],
+            c: &mut [f32],
+            c_rs: usize,
+            epi: Epilogue<'_>,
+            continued: bool,
+        ) {
+            let args = Args {
+                k,
+                a: a.data.as_ptr(),
+                a_rs: a.rs,
+                a_cs: a.cs,
+                c: c.as_mut_ptr(),
+                c_rs,
+                epi: Epi::new(epi),
+                load_c: continued,
+            };
+            let tiles = m.div_ceil(MR);
+            for q in 0..n.div_ceil(NR) {
+                let j0 = q * NR;
+                let w = (n - j0).min(NR);
+                let pb = panels.as_ptr().add(q * k * NR);
+                let mut i0 = 0;
+                for t in 0..tiles {
+                    let mr = (m - i0).div_ceil(tiles - t);
+                    tile_dispatch(&args, mr, w, i0, j0, pb, NR);
+                    i0 += mr;
+                }
+            }
         }
 
         /// Target rows of a `k` block of `B` (a `256 × 32` panel block is 32 KiB).

@@ -213,17 +213,20 @@ pub(crate) fn gn_forward(
 ) -> Vec<f32> {
     // Every entry is written.
     let mut y = crate::pool::overwritten(x.len());
-    group_norm_forward(
-        x,
-        hw,
-        gn.c,
-        groups,
-        &p[gn.gamma..gn.gamma + gn.c],
-        &p[gn.beta..gn.beta + gn.c],
-        GN_EPS,
-        &mut y,
-        stats,
-    );
+    let label = || format!("groupnorm {hw}px {}ch forward", gn.c);
+    crate::profile::timed(label, 0.0, || {
+        group_norm_forward(
+            x,
+            hw,
+            gn.c,
+            groups,
+            &p[gn.gamma..gn.gamma + gn.c],
+            &p[gn.beta..gn.beta + gn.c],
+            GN_EPS,
+            &mut y,
+            stats,
+        )
+    });
     y
 }
 
@@ -242,18 +245,21 @@ pub(crate) fn gn_backward(
     let mut dx = crate::pool::overwritten(x.len());
     let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
     let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
-    group_norm_backward(
-        x,
-        hw,
-        gn.c,
-        groups,
-        &p[gn.gamma..gn.gamma + gn.c],
-        stats,
-        dy,
-        &mut dx,
-        gg,
-        gb,
-    );
+    let label = || format!("groupnorm {hw}px {}ch backward", gn.c);
+    crate::profile::timed(label, 0.0, || {
+        group_norm_backward(
+            x,
+            hw,
+            gn.c,
+            groups,
+            &p[gn.gamma..gn.gamma + gn.c],
+            stats,
+            dy,
+            &mut dx,
+            gg,
+            gb,
+        )
+    });
     dx
 }
 

@@ -48,6 +48,7 @@ mod net;
 mod network;
 mod plan;
 mod pool;
+pub mod profile;
 pub mod unet;
 pub mod unet_io;
 

@@ -723,7 +723,11 @@ impl ScoreNetwork for UNet {
             .zip(input.t.chunks(UNET_CHUNK))
             .enumerate()
         {
-            let (f, tape) = self.forward_tape(params, xc, tc);
+            let (f, tape) = crate::profile::timed(
+                || "unet chunk forward (total)".into(),
+                0.0,
+                || self.forward_tape(params, xc, tc),
+            );
             let r0 = k * chunk;
             let mut g = vec![0.0f32; f.len()];
             for i in 0..f.len() {
@@ -732,7 +736,12 @@ impl ScoreNetwork for UNet {
                 g[i] = scale * a[r0 + i] * r;
             }
             out[r0..r0 + f.len()].copy_from_slice(&f);
-            self.backward_tape(params, &tape, &g, grad);
+            crate::profile::timed(
+                || "unet chunk backward (total)".into(),
+                0.0,
+                || self.backward_tape(params, &tape, &g, grad),
+            );
+            crate::profile::timed(|| "unet tape drop".into(), 0.0, || drop(tape));
         }
         total / n as f64
     }
