@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::elementwise::multiversion;
-use crate::kernels::{pack_panels, Epilogue, Kernels, Strided};
+use crate::kernels::{pack_panels, Epilogue, Kernels, Strided, PANEL};
 
 /// A 2-D convolution layer's shape: input `H × W × C_in`, `k × k` kernel (odd `k`), stride
 /// 1 or 2, zero padding `p = (k − 1)/2`, `C_out` output channels.
@@ -488,13 +488,19 @@ impl Conv2d {
         let (c, co, k) = (self.c_in, self.c_out, self.k);
         let (seg, wp, w) = (k * c, self.padded_w(), self.w);
         let q = self.h * wp;
-        with_scratch(&SCRATCH, self.padded_len() + q * co, |buf| {
+        let panels = co.div_ceil(PANEL);
+        with_scratch(&SCRATCH, self.padded_len() + panels * q * PANEL, |buf| {
             let (xp, dyp) = buf.split_at_mut(self.padded_len());
             self.pad_into(xb, xp);
-            for (i, row) in gb.chunks_exact(w * co).enumerate() {
-                let dst = &mut dyp[i * wp * co..(i + 1) * wp * co];
-                dst[..w * co].copy_from_slice(row);
-                dst[w * co..].fill(0.0);
+            // dỹ packed as the product reads it (`pack_panels` of the widened rows, written
+            // directly): panel `p`, widened pixel `i·W̃ + j`, 32 lanes.
+            dyp.fill(0.0);
+            for p in 0..panels {
+                let (j0, lanes) = (p * PANEL, (co - p * PANEL).min(PANEL));
+                for (r, src) in gb.chunks_exact(co).enumerate() {
+                    let dst = (p * q + (r / w) * wp + r % w) * PANEL;
+                    dyp[dst..dst + lanes].copy_from_slice(&src[j0..j0 + lanes]);
+                }
             }
             for u in 0..k {
                 let at = Strided {
@@ -503,7 +509,7 @@ impl Conv2d {
                     cs: c,
                 };
                 let gu = &mut g[u * seg * co..(u + 1) * seg * co];
-                kern.matmul(seg, co, q, at, dyp, co, gu, co, epi);
+                kern.matmul_packed(seg, co, q, at, dyp, gu, co, epi, false);
             }
         });
     }

@@ -310,7 +310,8 @@ impl Kernels {
         self.level == KernelLevel::Avx512 && n.is_multiple_of(8)
     }
 
-    /// One block of `k` terms of the chains of `C ← epilogue(A·B)`, with `B` already packed
+    /// One block of `k` terms of the chains of `C ← epilogue(A·B)` (epilogue `Store` or `Bias`,
+    /// or `Accumulate` when not `continued`), with `B` already packed
     /// ([`pack_panels`]: panel `q` of `k × 32` at `q·k·32`): `C_ij = epi(c_ij + Σ_{p<k} A_ip B_pj)`
     /// with `c_ij = C_ij` when `continued` (the exact partial sums a previous block stored with
     /// [`Epilogue::Store`]) and 0 otherwise. A chain split into blocks this way is the same FMA
@@ -348,7 +349,8 @@ impl Kernels {
         match epi {
             Epilogue::Bias(bias) => assert!(bias.len() >= n, "bias"),
             Epilogue::Store => {}
-            _ => panic!("matmul_packed: epilogue {epi:?} not supported"),
+            Epilogue::Accumulate if !continued => {}
+            _ => panic!("matmul_packed: epilogue {epi:?} (continued: {continued}) not supported"),
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F detected (`packed_for`); every index is within the bounds above.
@@ -1201,6 +1203,77 @@ mod tests {
         assert_eq!(s[0], KernelLevel::Portable);
         assert_eq!(*s.last().unwrap(), KernelLevel::best_supported());
         assert!(kernel_level() <= KernelLevel::best_supported());
+    }
+
+    /// `matmul_packed` over packed panels, its chains split into blocks of `k` (the first
+    /// block from zero, the rest continued from `C`, the epilogue on the last) or in one call
+    /// with `Accumulate`, gives the bits of one `matmul` call; shapes with `n` across the
+    /// 32-column panels and `m` not a multiple of the tile rows. Only where AVX-512 runs.
+    #[test]
+    fn packed_blocks_give_the_bits_of_one_product() {
+        let kern = Kernels::at(KernelLevel::Avx512);
+        if !kern.packed_for(8) {
+            return;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for &(m, n, k, blocks) in &[
+            (1, 8, 5, 1),
+            (28, 32, 96, 3),
+            (13, 40, 37, 2),
+            (49, 64, 600, 3),
+            (100, 72, 50, 4),
+        ] {
+            let a = rand_vec(m * k, &mut rng);
+            let b = rand_vec(k * n, &mut rng);
+            let bias = rand_vec(n, &mut rng);
+            let c0 = rand_vec(m * n, &mut rng);
+            let at = |p0: usize| Strided {
+                data: &a[p0..],
+                rs: k,
+                cs: 1,
+            };
+            for last in [Epilogue::Bias(&bias), Epilogue::Store] {
+                let mut want = vec![0.0f32; m * n];
+                kern.matmul(m, n, k, at(0), &b, n, &mut want, n, last);
+                let mut got = vec![0.0f32; m * n];
+                let len = k.div_ceil(blocks);
+                let mut p0 = 0;
+                while p0 < k {
+                    let kl = len.min(k - p0);
+                    let panels = pack_panels(&b[p0 * n..], kl, n, n);
+                    let epi = if p0 + kl == k { last } else { Epilogue::Store };
+                    kern.matmul_packed(m, n, kl, at(p0), &panels, &mut got, n, epi, p0 > 0);
+                    p0 += kl;
+                }
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}x{n}x{k} in {blocks} blocks, {last:?}"
+                );
+            }
+            let mut want = c0.clone();
+            kern.matmul(m, n, k, at(0), &b, n, &mut want, n, Epilogue::Accumulate);
+            let mut got = c0.clone();
+            let panels = pack_panels(&b, k, n, n);
+            kern.matmul_packed(
+                m,
+                n,
+                k,
+                at(0),
+                &panels,
+                &mut got,
+                n,
+                Epilogue::Accumulate,
+                false,
+            );
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{m}x{n}x{k} accumulated"
+            );
+        }
     }
 
     /// Column sums: SIMD and portable paths give the same bits (same order of additions).

@@ -22,6 +22,7 @@
 //! Training passes run on fixed chunks of [`UNET_CHUNK`] images, one after the other (the ops
 //! inside run in parallel over images), so the gradient is the same for any thread count.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use smoluchowski_core::ParamError;
 
@@ -33,6 +34,14 @@ use crate::layers::{
     silu_backward, split, Cv, Gn, Lin, ParamBuilder,
 };
 use crate::network::ScoreNetwork;
+
+/// Runs `f` on a thread of rayon's pool (the caller waits), so that the parallel loops of a
+/// pass split their work from inside the pool instead of each loop being injected from
+/// outside it (a wake-up of a sleeping worker per loop, hundreds per training step). Pure
+/// scheduling: the loops' fixed decompositions give the same bits either way.
+fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    rayon::scope(|_| f())
+}
 
 /// Images per chunk of the training passes (part of the arithmetic: fixed).
 pub const UNET_CHUNK: usize = 32;
@@ -437,16 +446,16 @@ impl UNet {
         let dc = gn_backward(&r.gn2, r.hw, groups, p, &tp.c, &tp.st2, &de, g);
         crate::pool::recycle(de);
         let co = r.proj.o;
-        let dproj: Vec<f32> = dc
-            .chunks_exact(r.hw * co)
-            .flat_map(|img| {
-                let mut s = vec![0.0f32; co];
+        // Per image (in parallel), the sum over its pixels in order.
+        let mut dproj = vec![0.0f32; dc.len() / r.hw];
+        dproj
+            .par_chunks_exact_mut(co)
+            .zip(dc.par_chunks_exact(r.hw * co))
+            .for_each(|(s, img)| {
                 for px in img.chunks_exact(co) {
                     s.iter_mut().zip(px).for_each(|(a, b)| *a += b);
                 }
-                s
-            })
-            .collect();
+            });
         let mut ds = Vec::new();
         lin_backward(&r.proj, p, semb, &dproj, g, Some(&mut ds));
         dsemb.iter_mut().zip(&ds).for_each(|(a, b)| *a += b);
@@ -500,7 +509,8 @@ impl UNet {
                 Some(uc) => {
                     let side = (r.hw as f64).sqrt() as usize;
                     let co = r.proj.o;
-                    let mut u = crate::pool::zeros(4 * o.len());
+                    // Every entry is written by the upsampling.
+                    let mut u = crate::pool::overwritten(4 * o.len());
                     upsample2_forward(&o, side, side, co, &mut u);
                     let y = conv_forward(uc, p, &u);
                     upsampled.push(u);
@@ -571,7 +581,8 @@ impl UNet {
             if let Some(uc) = pl.upconv.get(i) {
                 let du = conv_backward(uc, p, &tp.upsampled[i], &dh, g, true);
                 let side = (r.hw as f64).sqrt() as usize;
-                let mut d = crate::pool::zeros(du.len() / 4);
+                // Zero-filled by the upsampling's adjoint.
+                let mut d = crate::pool::overwritten(du.len() / 4);
                 upsample2_backward(&du, side, side, r.proj.o, &mut d);
                 crate::pool::recycle(du);
                 crate::pool::recycle(std::mem::replace(&mut dh, d));
@@ -609,14 +620,16 @@ impl UNet {
     /// Outputs for rows `x` at per-row times `t`.
     pub fn forward_rows(&self, params: &[f32], x: &[f32], t: &[f64], out: &mut [f32]) {
         let d = self.config.dim();
-        for ((xc, tc), oc) in x
-            .chunks(UNET_CHUNK * d)
-            .zip(t.chunks(UNET_CHUNK))
-            .zip(out.chunks_mut(UNET_CHUNK * d))
-        {
-            let (y, _) = self.forward_tape(params, xc, tc);
-            oc.copy_from_slice(&y);
-        }
+        in_pool(|| {
+            for ((xc, tc), oc) in x
+                .chunks(UNET_CHUNK * d)
+                .zip(t.chunks(UNET_CHUNK))
+                .zip(out.chunks_mut(UNET_CHUNK * d))
+            {
+                let (y, _) = self.forward_tape(params, xc, tc);
+                oc.copy_from_slice(&y);
+            }
+        })
     }
 }
 
@@ -688,15 +701,17 @@ impl ScoreNetwork for UNet {
         let mut g = vec![0.0f32; f.len()];
         let loss = objective(&f, &mut g);
         grad.fill(0.0);
-        for ((xc, tc), gc) in input
-            .x
-            .chunks(UNET_CHUNK * d)
-            .zip(input.t.chunks(UNET_CHUNK))
-            .zip(g.chunks(UNET_CHUNK * d))
-        {
-            let (_, tape) = self.forward_tape(params, xc, tc);
-            self.backward_tape(params, &tape, gc, grad);
-        }
+        in_pool(|| {
+            for ((xc, tc), gc) in input
+                .x
+                .chunks(UNET_CHUNK * d)
+                .zip(input.t.chunks(UNET_CHUNK))
+                .zip(g.chunks(UNET_CHUNK * d))
+            {
+                let (_, tape) = self.forward_tape(params, xc, tc);
+                self.backward_tape(params, &tape, gc, grad);
+            }
+        });
         loss
     }
 
@@ -710,6 +725,23 @@ impl ScoreNetwork for UNet {
         out: &mut [f32],
         grad: &mut [f32],
         _ws: &mut (),
+    ) -> f64 {
+        let d = self.dim();
+        let n = (input.x.len() / d).max(1);
+        in_pool(|| self.weighted_sq_chunks(params, input, a, b, out, grad)) / n as f64
+    }
+}
+
+impl UNet {
+    /// The body of [`ScoreNetwork::weighted_sq_loss_and_grad`]: returns `Σ (a ⊙ f − b)²`.
+    fn weighted_sq_chunks(
+        &self,
+        params: &[f32],
+        input: &UNetInput,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        grad: &mut [f32],
     ) -> f64 {
         let d = self.dim();
         let n = (input.x.len() / d).max(1);
@@ -743,7 +775,7 @@ impl ScoreNetwork for UNet {
             );
             crate::profile::timed(|| "unet tape drop".into(), 0.0, || drop(tape));
         }
-        total / n as f64
+        total
     }
 }
 
