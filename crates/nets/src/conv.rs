@@ -652,7 +652,45 @@ pub fn group_norm_forward(
                 .zip(stats.rstd.par_chunks_exact_mut(groups)),
         )
         .for_each(|((xb, yb), (mb, rb))| {
-            gn_forward_image(xb, c, gamma, beta, eps, yb, mb, rb);
+            gn_forward_image(xb, c, gamma, beta, eps, yb, &mut [], mb, rb);
+        });
+}
+
+/// [`group_norm_forward`] and `s = SiLU(y)` in one pass over each image (the SiLU of each
+/// pixel computed right after its `y`, with the same arithmetic as [`crate::elementwise`]'s
+/// SiLU: the same bits as the two operations one after the other).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn group_norm_silu_forward(
+    x: &[f32],
+    hw: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    s: &mut [f32],
+    stats: &mut GroupNormStats,
+) {
+    assert!(
+        c.is_multiple_of(groups),
+        "channels must be a multiple of groups"
+    );
+    assert_eq!(s.len(), y.len(), "SiLU output length");
+    let per = hw * c;
+    let n = x.len() / per;
+    stats.mean.resize(n * groups, 0.0);
+    stats.rstd.resize(n * groups, 0.0);
+    x.par_chunks_exact(per)
+        .zip(y.par_chunks_exact_mut(per).zip(s.par_chunks_exact_mut(per)))
+        .zip(
+            stats
+                .mean
+                .par_chunks_exact_mut(groups)
+                .zip(stats.rstd.par_chunks_exact_mut(groups)),
+        )
+        .for_each(|((xb, (yb, sb)), (mb, rb))| {
+            gn_forward_image(xb, c, gamma, beta, eps, yb, sb, mb, rb);
         });
 }
 
@@ -660,7 +698,8 @@ multiversion! {
     #[allow(clippy::too_many_arguments)]
     /// One image of [`group_norm_forward`]: per-channel `f64` sums over pixels (in pixel
     /// order), added over a group's channels in order; then the same for the squared
-    /// deviations; then `y = γ ((x − μ) r) + β` per channel.
+    /// deviations; then `y = γ ((x − μ) r) + β` per channel, and `SiLU(y)` into `sb` unless
+    /// it is empty.
     fn gn_forward_image(
         xb: &[f32],
         c: usize,
@@ -668,6 +707,7 @@ multiversion! {
         beta: &[f32],
         eps: f32,
         yb: &mut [f32],
+        sb: &mut [f32],
         mb: &mut [f32],
         rb: &mut [f32],
     ) {
@@ -701,7 +741,8 @@ multiversion! {
             r[g * cg..(g + 1) * cg].fill(rb[g]);
         }
         let (gamma, beta) = (&gamma[..c], &beta[..c]);
-        for (px, py) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)) {
+        let with_silu = !sb.is_empty();
+        for (p, (px, py)) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)).enumerate() {
             for ((((o, &xv), &g), &b), (&m, &rr)) in py
                 .iter_mut()
                 .zip(px)
@@ -710,6 +751,11 @@ multiversion! {
                 .zip(mu.iter().zip(&r))
             {
                 *o = g * ((xv - m) * rr) + b;
+            }
+            if with_silu {
+                for (o, &v) in sb[p * c..(p + 1) * c].iter_mut().zip(py.iter()) {
+                    *o = v * crate::elementwise::sigmoid_f32(v);
+                }
             }
         }
     }
@@ -747,6 +793,54 @@ pub fn group_norm_backward(
                 .zip(stats.rstd.par_chunks_exact(groups)),
         )
         .map(|(((xb, gb), dxb), (mb, rb))| gn_backward_image(xb, gb, c, gamma, mb, rb, dxb))
+        .collect();
+    for (dg, dbt) in &partial {
+        for ch in 0..c {
+            dgamma[ch] += dg[ch] as f32;
+            dbeta[ch] += dbt[ch] as f32;
+        }
+    }
+}
+
+/// `SiLU` backward then [`group_norm_backward`], per image in one parallel loop: with `a` the
+/// GroupNorm's output (the SiLU's input) and `ds` the gradient of the SiLU's output, first
+/// `ds ← ds ⊙ SiLU'(a)` in place (the arithmetic of [`crate::elementwise`]'s SiLU backward),
+/// then the GroupNorm backward of that image while it is in cache: the same bits as the two
+/// operations one after the other.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn group_norm_silu_backward(
+    x: &[f32],
+    a: &[f32],
+    hw: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    stats: &GroupNormStats,
+    ds: &mut [f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let per = hw * c;
+    assert!(
+        c.is_multiple_of(groups),
+        "channels must be a multiple of groups"
+    );
+    assert_eq!(a.len(), x.len(), "SiLU input length");
+    let partial: Vec<(Vec<f64>, Vec<f64>)> = x
+        .par_chunks_exact(per)
+        .zip(a.par_chunks_exact(per).zip(ds.par_chunks_exact_mut(per)))
+        .zip(dx.par_chunks_exact_mut(per))
+        .zip(
+            stats
+                .mean
+                .par_chunks_exact(groups)
+                .zip(stats.rstd.par_chunks_exact(groups)),
+        )
+        .map(|(((xb, (ab, gb)), dxb), (mb, rb))| {
+            crate::elementwise::silu_backward_block(ab, gb);
+            gn_backward_image(xb, gb, c, gamma, mb, rb, dxb)
+        })
         .collect();
     for (dg, dbt) in &partial {
         for ch in 0..c {
@@ -1165,6 +1259,45 @@ mod tests {
             let want: f64 = (0..n * hw).map(|p| g[p * c + ch] as f64).sum();
             assert!((db[ch] as f64 - want).abs() < 1e-4, "dbeta[{ch}]");
         }
+    }
+
+    /// GroupNorm + SiLU fused (forward and backward) gives the bits of GroupNorm and SiLU one
+    /// after the other.
+    #[test]
+    fn fused_group_norm_silu_gives_the_bits_of_the_two_ops() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let (n, hw, c, groups) = (3, 10, 16, 4);
+        let x: Vec<f32> = rand_vec(n * hw * c, &mut rng)
+            .iter()
+            .map(|v| 3.0 * v + 0.5)
+            .collect();
+        let gamma: Vec<f32> = rand_vec(c, &mut rng).iter().map(|v| 1.0 + v).collect();
+        let beta = rand_vec(c, &mut rng);
+        let ds = rand_vec(x.len(), &mut rng);
+        let (mut a, mut st) = (vec![0.0; x.len()], GroupNormStats::default());
+        group_norm_forward(&x, hw, c, groups, &gamma, &beta, 1e-5, &mut a, &mut st);
+        let mut s = Vec::new();
+        crate::elementwise::silu(&a, &mut s);
+        let (mut a2, mut s2, mut st2) = (vec![0.0; x.len()], vec![0.0; x.len()], st.clone());
+        group_norm_silu_forward(
+            &x, hw, c, groups, &gamma, &beta, 1e-5, &mut a2, &mut s2, &mut st2,
+        );
+        assert_eq!(
+            (&a, &s, &st.mean, &st.rstd),
+            (&a2, &s2, &st2.mean, &st2.rstd)
+        );
+        let mut da = ds.clone();
+        crate::elementwise::silu_backward(&a, &mut da);
+        let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        group_norm_backward(
+            &x, hw, c, groups, &gamma, &st, &da, &mut dx, &mut dg, &mut db,
+        );
+        let (mut ds2, mut dx2) = (ds.clone(), vec![0.0; x.len()]);
+        let (mut dg2, mut db2) = (vec![0.0; c], vec![0.0; c]);
+        group_norm_silu_backward(
+            &x, &a, hw, c, groups, &gamma, &st, &mut ds2, &mut dx2, &mut dg2, &mut db2,
+        );
+        assert_eq!((&da, &dx, &dg, &db), (&ds2, &dx2, &dg2, &db2));
     }
 
     #[test]

@@ -87,7 +87,7 @@ multiversion! {
 
 multiversion! {
     /// `dy_i ← dy_i σ(x_i)(1 + x_i(1 − σ(x_i)))` on one block.
-    fn silu_backward_block(x: &[f32], dy: &mut [f32]) {
+    pub(crate) fn silu_backward_block(x: &[f32], dy: &mut [f32]) {
         for (g, &v) in dy.iter_mut().zip(x) {
             let s = sigmoid_f32(v);
             *g *= s * (1.0 + v * (1.0 - s));

@@ -30,18 +30,10 @@ use crate::config::NetOutput;
 use crate::conv::{upsample2_backward, upsample2_forward, GroupNormStats};
 use crate::elementwise::{add_assign, add_per_channel};
 use crate::layers::{
-    concat, conv_backward, conv_forward, gn_backward, gn_forward, lin_backward, lin_forward, silu,
-    silu_backward, split, Cv, Gn, Lin, ParamBuilder,
+    concat, conv_backward, conv_forward, gn_silu_backward, gn_silu_forward, lin_backward,
+    lin_forward, silu, silu_backward, split, Cv, Gn, Lin, ParamBuilder,
 };
 use crate::network::ScoreNetwork;
-
-/// Runs `f` on a thread of rayon's pool (the caller waits), so that the parallel loops of a
-/// pass split their work from inside the pool instead of each loop being injected from
-/// outside it (a wake-up of a sleeping worker per loop, hundreds per training step). Pure
-/// scheduling: the loops' fixed decompositions give the same bits either way.
-fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    rayon::scope(|_| f())
-}
 
 /// Images per chunk of the training passes (part of the arithmetic: fixed).
 pub const UNET_CHUNK: usize = 32;
@@ -391,18 +383,14 @@ impl UNet {
     fn res_forward(&self, r: &Res, p: &[f32], x: Vec<f32>, semb: &[f32]) -> (Vec<f32>, ResTape) {
         let groups = self.config.groups;
         let mut st1 = GroupNormStats::default();
-        let a = gn_forward(&r.gn1, r.hw, groups, p, &x, &mut st1);
-        let mut b = Vec::new();
-        silu(&a, &mut b);
+        let (a, b) = gn_silu_forward(&r.gn1, r.hw, groups, p, &x, &mut st1);
         let mut c = conv_forward(&r.c1, p, &b);
         let mut proj = Vec::new();
         lin_forward(&r.proj, p, semb, &mut proj);
         let co = r.proj.o;
         add_per_channel(&mut c, &proj, co);
         let mut st2 = GroupNormStats::default();
-        let d = gn_forward(&r.gn2, r.hw, groups, p, &c, &mut st2);
-        let mut e = Vec::new();
-        silu(&d, &mut e);
+        let (d, e) = gn_silu_forward(&r.gn2, r.hw, groups, p, &c, &mut st2);
         let mut out = conv_forward(&r.c2, p, &e);
         match &r.skip {
             Some(s) => {
@@ -442,8 +430,7 @@ impl UNet {
     ) -> Vec<f32> {
         let groups = self.config.groups;
         let mut de = conv_backward(&r.c2, p, &tp.e, dout, g, true);
-        silu_backward(&tp.d, &mut de);
-        let dc = gn_backward(&r.gn2, r.hw, groups, p, &tp.c, &tp.st2, &de, g);
+        let dc = gn_silu_backward(&r.gn2, r.hw, groups, p, &tp.c, &tp.d, &tp.st2, &mut de, g);
         crate::pool::recycle(de);
         let co = r.proj.o;
         // Per image (in parallel), the sum over its pixels in order.
@@ -461,8 +448,7 @@ impl UNet {
         dsemb.iter_mut().zip(&ds).for_each(|(a, b)| *a += b);
         let mut db = conv_backward(&r.c1, p, &tp.b, &dc, g, true);
         crate::pool::recycle(dc);
-        silu_backward(&tp.a, &mut db);
-        let mut dx = gn_backward(&r.gn1, r.hw, groups, p, &tp.x, &tp.st1, &db, g);
+        let mut dx = gn_silu_backward(&r.gn1, r.hw, groups, p, &tp.x, &tp.a, &tp.st1, &mut db, g);
         crate::pool::recycle(db);
         match &r.skip {
             Some(s) => {
@@ -520,7 +506,7 @@ impl UNet {
             };
         }
         let mut st_out = GroupNormStats::default();
-        let a_out = gn_forward(
+        let (a_out, s_out) = gn_silu_forward(
             &pl.gn_out,
             self.config.side * self.config.side,
             self.config.groups,
@@ -528,8 +514,6 @@ impl UNet {
             &h,
             &mut st_out,
         );
-        let mut s_out = Vec::new();
-        silu(&a_out, &mut s_out);
         let y = conv_forward(&pl.conv_out, p, &s_out);
         let time = TimeTape {
             tau,
@@ -563,15 +547,15 @@ impl UNet {
         let mut dsemb = vec![0.0f32; n * pl.t2.o];
         let semb = &tp.time.semb;
         let mut ds = conv_backward(&pl.conv_out, p, &tp.s_out, dy, g, true);
-        silu_backward(&tp.a_out, &mut ds);
-        let mut dh = gn_backward(
+        let mut dh = gn_silu_backward(
             &pl.gn_out,
             self.config.side * self.config.side,
             self.config.groups,
             p,
             &tp.last,
+            &tp.a_out,
             &tp.st_out,
-            &ds,
+            &mut ds,
             g,
         );
         let levels = pl.down.len();
@@ -620,16 +604,14 @@ impl UNet {
     /// Outputs for rows `x` at per-row times `t`.
     pub fn forward_rows(&self, params: &[f32], x: &[f32], t: &[f64], out: &mut [f32]) {
         let d = self.config.dim();
-        in_pool(|| {
-            for ((xc, tc), oc) in x
-                .chunks(UNET_CHUNK * d)
-                .zip(t.chunks(UNET_CHUNK))
-                .zip(out.chunks_mut(UNET_CHUNK * d))
-            {
-                let (y, _) = self.forward_tape(params, xc, tc);
-                oc.copy_from_slice(&y);
-            }
-        })
+        for ((xc, tc), oc) in x
+            .chunks(UNET_CHUNK * d)
+            .zip(t.chunks(UNET_CHUNK))
+            .zip(out.chunks_mut(UNET_CHUNK * d))
+        {
+            let (y, _) = self.forward_tape(params, xc, tc);
+            oc.copy_from_slice(&y);
+        }
     }
 }
 
@@ -701,17 +683,15 @@ impl ScoreNetwork for UNet {
         let mut g = vec![0.0f32; f.len()];
         let loss = objective(&f, &mut g);
         grad.fill(0.0);
-        in_pool(|| {
-            for ((xc, tc), gc) in input
-                .x
-                .chunks(UNET_CHUNK * d)
-                .zip(input.t.chunks(UNET_CHUNK))
-                .zip(g.chunks(UNET_CHUNK * d))
-            {
-                let (_, tape) = self.forward_tape(params, xc, tc);
-                self.backward_tape(params, &tape, gc, grad);
-            }
-        });
+        for ((xc, tc), gc) in input
+            .x
+            .chunks(UNET_CHUNK * d)
+            .zip(input.t.chunks(UNET_CHUNK))
+            .zip(g.chunks(UNET_CHUNK * d))
+        {
+            let (_, tape) = self.forward_tape(params, xc, tc);
+            self.backward_tape(params, &tape, gc, grad);
+        }
         loss
     }
 
@@ -728,7 +708,7 @@ impl ScoreNetwork for UNet {
     ) -> f64 {
         let d = self.dim();
         let n = (input.x.len() / d).max(1);
-        in_pool(|| self.weighted_sq_chunks(params, input, a, b, out, grad)) / n as f64
+        self.weighted_sq_chunks(params, input, a, b, out, grad) / n as f64
     }
 }
 
