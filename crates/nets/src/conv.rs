@@ -428,10 +428,16 @@ impl Conv2d {
     /// Writes the zero-padded image `x̃` of one image `x` into `xp` ([`Conv2d::padded_len`]).
     fn pad_into(&self, x: &[f32], xp: &mut [f32]) {
         let (p, c, wp) = (self.pad(), self.c_in, self.padded_w());
-        xp.fill(0.0);
+        // Zeros only where no pixel goes: the top and bottom p rows (and the slack), the p
+        // pixels left and right of each row.
+        xp[..p * wp * c].fill(0.0);
+        xp[(self.h + p) * wp * c..].fill(0.0);
         for (i, row) in x.chunks_exact(self.w * c).enumerate() {
-            let dst = ((i + p) * wp + p) * c;
-            xp[dst..dst + row.len()].copy_from_slice(row);
+            let start = (i + p) * wp * c;
+            let (left, rest) = xp[start..start + wp * c].split_at_mut(p * c);
+            left.fill(0.0);
+            rest[..row.len()].copy_from_slice(row);
+            rest[row.len()..].fill(0.0);
         }
     }
 
