@@ -5,7 +5,9 @@
 //!
 //! - [`Conv2d`]: `k × k` convolution (`k` odd), stride 1 or 2, zero padding `(k − 1)/2`:
 //!   `y[b, i, j, o] = bias_o + Σ_{u, v < k} Σ_c x[b, s·i + u − p, s·j + v − p, c] · W[(u·k + v)·C_in + c, o]`
-//!   (out-of-range pixels are 0). Computed as `im2col(x_b) · W` per image.
+//!   (out-of-range pixels are 0). Computed as `im2col(x_b) · W` per image; on AVX-512 the
+//!   stride-1 layers skip the patch matrix (implicit GEMM on the zero-padded input, the same
+//!   FMA chains: see `impl Conv2d` "Implicit GEMM").
 //! - [`group_norm_forward`] / [`group_norm_backward`]: GroupNorm (Wu & He 2018).
 //! - [`upsample2_forward`] / [`upsample2_backward`]: nearest-neighbour ×2.
 //!

@@ -15,6 +15,10 @@
 //! else (the portable level, and every shape whose `n` is not a multiple of 8) goes through
 //! `gemm` plus a scalar epilogue.
 //!
+//! `Kernels::matmul_packed` (AVX-512) runs one block of `k` of those chains on `B` packed
+//! beforehand (`pack_panels`), starting from 0 or continuing from the partial sums stored in
+//! `C`: the implicit-GEMM convolutions of [`crate::conv`] split each chain by kernel row.
+//!
 //! Numerical contract of the SIMD levels: each entry of `C` is summed over `k` in order
 //! `0, 1, …, k − 1` with one FMA per term, starting from 0, then the epilogue is applied, so
 //! the result depends only on the inputs (not on threads, tile shapes, packing or level):
