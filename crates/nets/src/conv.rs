@@ -723,23 +723,13 @@ multiversion! {
         let cg = c / groups;
         let cnt = (xb.len() / c * cg) as f64;
         let mut s = vec![0.0f64; c];
-        for px in xb.chunks_exact(c) {
-            for (a, &v) in s.iter_mut().zip(px) {
-                *a += v as f64;
-            }
-        }
+        channel_sums(xb, c, &mut s, None);
         let mut mean_c = vec![0.0f64; c];
         for g in 0..groups {
             let m = s[g * cg..(g + 1) * cg].iter().sum::<f64>() / cnt;
             mean_c[g * cg..(g + 1) * cg].fill(m);
         }
-        s.fill(0.0);
-        for px in xb.chunks_exact(c) {
-            for ((a, &v), &m) in s.iter_mut().zip(px).zip(&mean_c) {
-                let d = v as f64 - m;
-                *a += d * d;
-            }
-        }
+        channel_sums(xb, c, &mut s, Some(&mean_c));
         let (mut mu, mut r) = (vec![0.0f32; c], vec![0.0f32; c]);
         for g in 0..groups {
             let var = s[g * cg..(g + 1) * cg].iter().sum::<f64>() / cnt;
@@ -764,6 +754,52 @@ multiversion! {
                 for (o, &v) in sb[p * c..(p + 1) * c].iter_mut().zip(py.iter()) {
                     *o = v * crate::elementwise::sigmoid_f32(v);
                 }
+            }
+        }
+    }
+}
+
+/// `s_ch = Σ_px x[px, ch]` (no `center`) or `Σ_px (x[px, ch] − center_ch)²` over the pixels
+/// of one NHWC image in pixel order, in `f64`. Channels in blocks of 32 whose sums stay in
+/// registers over the pixel loop (sums kept in memory cost a store-to-load round trip per
+/// pixel); each channel's terms are added in the same order either way.
+#[inline(always)]
+fn channel_sums(xb: &[f32], c: usize, s: &mut [f64], center: Option<&[f64]>) {
+    const BLOCK: usize = 32;
+    let mut c0 = 0;
+    while c0 + BLOCK <= c {
+        let mut acc = [0.0f64; BLOCK];
+        match center {
+            None => {
+                for px in xb.chunks_exact(c) {
+                    let px: &[f32; BLOCK] = px[c0..c0 + BLOCK].try_into().expect("block");
+                    for (a, &v) in acc.iter_mut().zip(px) {
+                        *a += v as f64;
+                    }
+                }
+            }
+            Some(m) => {
+                let m: [f64; BLOCK] = m[c0..c0 + BLOCK].try_into().expect("block");
+                for px in xb.chunks_exact(c) {
+                    let px: &[f32; BLOCK] = px[c0..c0 + BLOCK].try_into().expect("block");
+                    for ((a, &v), &mc) in acc.iter_mut().zip(px).zip(&m) {
+                        let d = v as f64 - mc;
+                        *a += d * d;
+                    }
+                }
+            }
+        }
+        s[c0..c0 + BLOCK].copy_from_slice(&acc);
+        c0 += BLOCK;
+    }
+    if c0 < c {
+        s[c0..].fill(0.0);
+        for px in xb.chunks_exact(c) {
+            for (j, (a, &v)) in s[c0..].iter_mut().zip(&px[c0..]).enumerate() {
+                *a += match center {
+                    None => v as f64,
+                    Some(m) => (v as f64 - m[c0 + j]) * (v as f64 - m[c0 + j]),
+                };
             }
         }
     }
