@@ -5,7 +5,9 @@
 //!
 //! - [`Conv2d`]: `k × k` convolution (`k` odd), stride 1 or 2, zero padding `(k − 1)/2`:
 //!   `y[b, i, j, o] = bias_o + Σ_{u, v < k} Σ_c x[b, s·i + u − p, s·j + v − p, c] · W[(u·k + v)·C_in + c, o]`
-//!   (out-of-range pixels are 0). Computed as `im2col(x_b) · W` per image.
+//!   (out-of-range pixels are 0). Computed as `im2col(x_b) · W` per image; on AVX-512 the
+//!   stride-1 layers skip the patch matrix (implicit GEMM on the zero-padded input, the same
+//!   FMA chains: see `impl Conv2d` "Implicit GEMM").
 //! - [`group_norm_forward`] / [`group_norm_backward`]: GroupNorm (Wu & He 2018).
 //! - [`upsample2_forward`] / [`upsample2_backward`]: nearest-neighbour ×2.
 //!
@@ -18,7 +20,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::elementwise::multiversion;
-use crate::kernels::{Epilogue, Kernels, Strided};
+use crate::kernels::{pack_panels, Epilogue, Kernels, Strided, PANEL};
 
 /// A 2-D convolution layer's shape: input `H × W × C_in`, `k × k` kernel (odd `k`), stride
 /// 1 or 2, zero padding `p = (k − 1)/2`, `C_out` output channels.
@@ -72,6 +74,20 @@ impl Conv2d {
     /// Output values per image.
     pub fn out_len(&self) -> usize {
         self.out_h() * self.out_w() * self.c_out
+    }
+
+    /// A short description for the profile (`conv3x3 s1 28x28 32->64`).
+    fn label(&self) -> String {
+        let (k, s) = (self.k, self.stride);
+        format!(
+            "conv{k}x{k} s{s} {}x{} {}->{}",
+            self.h, self.w, self.c_in, self.c_out
+        )
+    }
+
+    /// Flops of the product of one pass (forward, weight or input gradient) over `n` images.
+    fn pass_flops(&self, n: usize) -> f64 {
+        2.0 * (n * self.out_h() * self.out_w() * self.patch() * self.c_out) as f64
     }
 
     /// Whether the layer reads its input directly (1×1, stride 1: no patch matrix).
@@ -153,15 +169,35 @@ impl Conv2d {
     /// `y ← conv(x) + bias` for a batch (`x`: `n · in_len()`, `y`: `n · out_len()`).
     pub fn forward(&self, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
         let kern = Kernels::detect();
+        let (il, ol) = (self.in_len(), self.out_len());
+        assert_eq!(weight.len(), self.weight_len(), "weight length");
+        assert_eq!(bias.len(), self.c_out, "bias length");
+        assert_eq!(x.len() / il, y.len() / ol, "batch sizes of x and y");
+        let label = || format!("{} forward", self.label());
+        crate::profile::timed(label, self.pass_flops(x.len() / il), || {
+            self.forward_images(&kern, x, weight, bias, y)
+        });
+    }
+
+    /// The images of [`Conv2d::forward`], in parallel.
+    fn forward_images(
+        &self,
+        kern: &Kernels,
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        y: &mut [f32],
+    ) {
+        if self.implicit(kern) {
+            self.forward_implicit(kern, x, weight, Epilogue::Bias(bias), y);
+            return;
+        }
         let (il, ol, patch, rows) = (
             self.in_len(),
             self.out_len(),
             self.patch(),
             self.out_h() * self.out_w(),
         );
-        assert_eq!(weight.len(), self.weight_len(), "weight length");
-        assert_eq!(bias.len(), self.c_out, "bias length");
-        assert_eq!(x.len() / il, y.len() / ol, "batch sizes of x and y");
         x.par_chunks_exact(il)
             .zip(y.par_chunks_exact_mut(ol))
             .for_each(|(xb, yb)| {
@@ -208,6 +244,48 @@ impl Conv2d {
         db: &mut [f32],
     ) {
         let kern = Kernels::detect();
+        let (il, ol) = (self.in_len(), self.out_len());
+        let n = x.len() / il;
+        assert_eq!(dy.len(), n * ol, "dy length");
+        assert_eq!(dw.len(), self.weight_len(), "dw length");
+        let flops = self.pass_flops(n);
+        crate::profile::timed(
+            || format!("{} weight gradient", self.label()),
+            flops,
+            || self.weight_gradient(&kern, x, dy, dw),
+        );
+        crate::profile::timed(
+            || format!("{} bias gradient", self.label()),
+            0.0,
+            || {
+                // Per-image bias gradients (column sums, in parallel), added in image order.
+                let mut bias_sums = vec![0.0f32; n * self.c_out];
+                dy.par_chunks_exact(ol)
+                    .zip(bias_sums.par_chunks_exact_mut(self.c_out))
+                    .for_each(|(gb, s)| kern.col_sums(gb, s));
+                for s in bias_sums.chunks_exact(self.c_out) {
+                    for (d, &v) in db.iter_mut().zip(s) {
+                        *d += v;
+                    }
+                }
+            },
+        );
+        if let Some(dx) = dx {
+            assert_eq!(dx.len(), n * il, "dx length");
+            crate::profile::timed(
+                || format!("{} input gradient", self.label()),
+                flops,
+                || self.input_gradient(&kern, weight, dy, dx),
+            );
+        }
+    }
+
+    /// Adds `∂L/∂W = Σ_b im2col(x_b)ᵀ dy_b` to `dw`: per fixed group of [`WGRAD_GROUP`]
+    /// consecutive images (each image's product summed over pixels in order, added onto the
+    /// group's sum in image order by the Accumulate epilogue) in one reused buffer, then the
+    /// groups summed in index order (in parallel over blocks of entries): the same bits for
+    /// any thread count.
+    fn weight_gradient(&self, kern: &Kernels, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         let (il, ol, patch, rows) = (
             self.in_len(),
             self.out_len(),
@@ -216,13 +294,9 @@ impl Conv2d {
         );
         let n = x.len() / il;
         let wl = self.weight_len();
-        assert_eq!(dy.len(), n * ol, "dy length");
-        assert_eq!(dw.len(), wl, "dw length");
-        // Weight gradients per fixed group of WGRAD_GROUP consecutive images (each image's
-        // product summed over pixels in order, added onto the group's sum in image order by
-        // the Accumulate epilogue) in one reused buffer, then the groups summed in index
-        // order (in parallel over blocks of entries): the same bits for any thread count.
         let groups = n.div_ceil(WGRAD_GROUP);
+        // Implicit GEMM where the 2p extra columns of the widened pixels cost little.
+        let implicit = self.implicit(kern) && self.w >= IMPLICIT_WGRAD_MIN_W;
         with_scratch(&GRADS, groups * wl, |per_group| {
             x.par_chunks(WGRAD_GROUP * il)
                 .zip(dy.par_chunks(WGRAD_GROUP * ol))
@@ -234,6 +308,10 @@ impl Conv2d {
                         } else {
                             Epilogue::Accumulate
                         };
+                        if implicit {
+                            self.weight_gradient_implicit(kern, xb, gb, g, epi);
+                            continue;
+                        }
                         let mut run = |a: &[f32]| {
                             let at = Strided {
                                 data: a,
@@ -266,32 +344,44 @@ impl Conv2d {
                     }
                 });
         });
-        // Per-image bias gradients (column sums, in parallel), added in image order.
-        let mut bias_sums = vec![0.0f32; n * self.c_out];
-        dy.par_chunks_exact(ol)
-            .zip(bias_sums.par_chunks_exact_mut(self.c_out))
-            .for_each(|(gb, s)| kern.col_sums(gb, s));
-        for s in bias_sums.chunks_exact(self.c_out) {
-            for (d, &v) in db.iter_mut().zip(s) {
-                *d += v;
-            }
+    }
+
+    /// Writes `dx = col2im(dy_b Wᵀ)` per image (stride-1 `k > 1`: as a convolution of `dy`,
+    /// [`Conv2d::input_gradient_as_conv`]).
+    fn input_gradient(&self, kern: &Kernels, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let (il, ol, patch, rows) = (
+            self.in_len(),
+            self.out_len(),
+            self.patch(),
+            self.out_h() * self.out_w(),
+        );
+        if self.stride == 1 && self.k > 1 {
+            self.input_gradient_as_conv(kern, weight, dy, dx);
+            return;
         }
-        if let Some(dx) = dx {
-            assert_eq!(dx.len(), n * il, "dx length");
-            if self.stride == 1 && self.k > 1 {
-                self.input_gradient_as_conv(&kern, weight, dy, dx);
-                return;
-            }
-            let wt = transpose(weight, patch, self.c_out);
-            dx.par_chunks_exact_mut(il)
-                .zip(dy.par_chunks_exact(ol))
-                .for_each(|(dxb, gb)| {
-                    let a = Strided {
-                        data: gb,
-                        rs: self.c_out,
-                        cs: 1,
-                    };
-                    if self.pointwise() {
+        let wt = transpose(weight, patch, self.c_out);
+        dx.par_chunks_exact_mut(il)
+            .zip(dy.par_chunks_exact(ol))
+            .for_each(|(dxb, gb)| {
+                let a = Strided {
+                    data: gb,
+                    rs: self.c_out,
+                    cs: 1,
+                };
+                if self.pointwise() {
+                    kern.matmul(
+                        rows,
+                        patch,
+                        self.c_out,
+                        a,
+                        &wt,
+                        patch,
+                        dxb,
+                        patch,
+                        Epilogue::Store,
+                    );
+                } else {
+                    with_scratch(&SCRATCH, rows * patch, |dcol| {
                         kern.matmul(
                             rows,
                             patch,
@@ -299,29 +389,137 @@ impl Conv2d {
                             a,
                             &wt,
                             patch,
-                            dxb,
+                            dcol,
                             patch,
                             Epilogue::Store,
                         );
-                    } else {
-                        with_scratch(&SCRATCH, rows * patch, |dcol| {
-                            kern.matmul(
-                                rows,
-                                patch,
-                                self.c_out,
-                                a,
-                                &wt,
-                                patch,
-                                dcol,
-                                patch,
-                                Epilogue::Store,
-                            );
-                            dxb.fill(0.0);
-                            self.col2im(dcol, dxb);
-                        });
+                        dxb.fill(0.0);
+                        self.col2im(dcol, dxb);
+                    });
+                }
+            });
+    }
+}
+
+/// Implicit GEMM for stride-1 convolutions (AVX-512): no patch matrix. With the input
+/// zero-padded to `x̃` (`(H + 2p) × (W + 2p) × C_in`, `W̃ = W + 2p`), row `i·W + j` of the patch
+/// matrix is, for kernel row `u`, the `k·C_in` consecutive values of `x̃` from pixel
+/// `(i + u, j)`: the patch matrix restricted to the columns of kernel row `u`
+/// (`u·k·C_in ..< (u + 1)·k·C_in`) and to the pixels of output row `i` is the strided matrix
+/// `x̃[((i + u)·W̃ + j)·C_in + r]` (row stride `C_in`, column stride 1). The product is then
+/// `k` blocks of its chains (one per kernel row, in order, each over the output rows), each
+/// entry one FMA chain over the patch index in order, with the same operands (zeros included)
+/// as `im2col(x)·W`: the same bits as the patch-matrix path, which the other levels run.
+impl Conv2d {
+    /// Whether the products run as implicit GEMM here (stride 1, `k > 1`, AVX-512).
+    fn implicit(&self, kern: &Kernels) -> bool {
+        self.stride == 1 && self.k > 1 && kern.packed_for(self.c_out)
+    }
+
+    /// Width `W̃ = W + 2p` of the padded input.
+    fn padded_w(&self) -> usize {
+        self.w + 2 * self.pad()
+    }
+
+    /// Values of the padded input `x̃` plus `(k − 1)·C_in` zeros of slack (read, times zero
+    /// rows of `dỹ`, by the last pixels of [`Conv2d::weight_gradient_implicit`]).
+    fn padded_len(&self) -> usize {
+        ((self.h + 2 * self.pad()) * self.padded_w() + self.k - 1) * self.c_in
+    }
+
+    /// Writes the zero-padded image `x̃` of one image `x` into `xp` ([`Conv2d::padded_len`]).
+    fn pad_into(&self, x: &[f32], xp: &mut [f32]) {
+        let (p, c, wp) = (self.pad(), self.c_in, self.padded_w());
+        // Zeros only where no pixel goes: the top and bottom p rows (and the slack), the p
+        // pixels left and right of each row.
+        xp[..p * wp * c].fill(0.0);
+        xp[(self.h + p) * wp * c..].fill(0.0);
+        for (i, row) in x.chunks_exact(self.w * c).enumerate() {
+            let start = (i + p) * wp * c;
+            let (left, rest) = xp[start..start + wp * c].split_at_mut(p * c);
+            left.fill(0.0);
+            rest[..row.len()].copy_from_slice(row);
+            rest[row.len()..].fill(0.0);
+        }
+    }
+
+    /// `y = epi(im2col(x_b)·W)` per image by implicit GEMM; `epi` is `Bias` or `Store`.
+    fn forward_implicit(
+        &self,
+        kern: &Kernels,
+        x: &[f32],
+        weight: &[f32],
+        epi: Epilogue<'_>,
+        y: &mut [f32],
+    ) {
+        let (c, co, k) = (self.c_in, self.c_out, self.k);
+        let (seg, wp, w) = (k * c, self.padded_w(), self.w);
+        // The weight rows of each kernel row, packed once for all images.
+        let panels: Vec<Vec<f32>> = (0..k)
+            .map(|u| pack_panels(&weight[u * seg * co..], seg, co, co))
+            .collect();
+        x.par_chunks_exact(self.in_len())
+            .zip(y.par_chunks_exact_mut(self.out_len()))
+            .for_each(|(xb, yb)| {
+                with_scratch(&SCRATCH, self.padded_len(), |xp| {
+                    self.pad_into(xb, xp);
+                    for (u, pu) in panels.iter().enumerate() {
+                        let last = u + 1 == k;
+                        for i in 0..self.h {
+                            let a = Strided {
+                                data: &xp[(i + u) * wp * c..],
+                                rs: c,
+                                cs: 1,
+                            };
+                            let e = if last { epi } else { Epilogue::Store };
+                            let out = &mut yb[i * w * co..(i + 1) * w * co];
+                            kern.matmul_packed(w, co, seg, a, pu, out, co, e, u > 0);
+                        }
                     }
                 });
-        }
+            });
+    }
+
+    /// One image's `∂L/∂W` (Store) or its sum with `g` (Accumulate) by implicit GEMM: with
+    /// `dỹ` the output gradient widened to `W̃` columns (zeros in the `2p` extra ones), block
+    /// `u` of `im2col(x_b)ᵀ dy_b` is `Σ_q x̃[(q + u·W̃)·C_in + r] dỹ[q, o]` over the widened pixels
+    /// `q = i·W̃ + j` in order: the patch-matrix chain (pixels in order) with exact zero terms
+    /// `x̃ · 0` inserted, which leave an FMA chain started from `+0` unchanged for finite `x`.
+    fn weight_gradient_implicit(
+        &self,
+        kern: &Kernels,
+        xb: &[f32],
+        gb: &[f32],
+        g: &mut [f32],
+        epi: Epilogue<'_>,
+    ) {
+        let (c, co, k) = (self.c_in, self.c_out, self.k);
+        let (seg, wp, w) = (k * c, self.padded_w(), self.w);
+        let q = self.h * wp;
+        let panels = co.div_ceil(PANEL);
+        with_scratch(&SCRATCH, self.padded_len() + panels * q * PANEL, |buf| {
+            let (xp, dyp) = buf.split_at_mut(self.padded_len());
+            self.pad_into(xb, xp);
+            // dỹ packed as the product reads it (`pack_panels` of the widened rows, written
+            // directly): panel `p`, widened pixel `i·W̃ + j`, 32 lanes.
+            dyp.fill(0.0);
+            for p in 0..panels {
+                let (j0, lanes) = (p * PANEL, (co - p * PANEL).min(PANEL));
+                for (r, src) in gb.chunks_exact(co).enumerate() {
+                    let dst = (p * q + (r / w) * wp + r % w) * PANEL;
+                    dyp[dst..dst + lanes].copy_from_slice(&src[j0..j0 + lanes]);
+                }
+            }
+            for u in 0..k {
+                let at = Strided {
+                    data: &xp[u * wp * c..],
+                    rs: 1,
+                    cs: c,
+                };
+                let gu = &mut g[u * seg * co..(u + 1) * seg * co];
+                kern.matmul_packed(seg, co, q, at, dyp, gu, co, epi, false);
+            }
+        });
     }
 }
 
@@ -350,6 +548,10 @@ impl Conv2d {
                 }
             }
         }
+        if t.implicit(kern) {
+            t.forward_implicit(kern, dy, &wf, Epilogue::Store, dx);
+            return;
+        }
         let (rows, patch) = (self.h * self.w, t.patch());
         dx.par_chunks_exact_mut(self.in_len())
             .zip(dy.par_chunks_exact(self.out_len()))
@@ -366,6 +568,10 @@ impl Conv2d {
             });
     }
 }
+
+/// Narrowest image whose weight gradient runs as implicit GEMM (the widened pixels add
+/// `2p/W` of the work: 14 % at `W = 14`).
+const IMPLICIT_WGRAD_MIN_W: usize = 14;
 
 /// Images per group of the weight gradient (fixed: part of the arithmetic).
 const WGRAD_GROUP: usize = 8;
@@ -454,7 +660,45 @@ pub fn group_norm_forward(
                 .zip(stats.rstd.par_chunks_exact_mut(groups)),
         )
         .for_each(|((xb, yb), (mb, rb))| {
-            gn_forward_image(xb, c, gamma, beta, eps, yb, mb, rb);
+            gn_forward_image(xb, c, gamma, beta, eps, yb, &mut [], mb, rb);
+        });
+}
+
+/// [`group_norm_forward`] and `s = SiLU(y)` in one pass over each image (the SiLU of each
+/// pixel computed right after its `y`, with the same arithmetic as [`crate::elementwise`]'s
+/// SiLU: the same bits as the two operations one after the other).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn group_norm_silu_forward(
+    x: &[f32],
+    hw: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    s: &mut [f32],
+    stats: &mut GroupNormStats,
+) {
+    assert!(
+        c.is_multiple_of(groups),
+        "channels must be a multiple of groups"
+    );
+    assert_eq!(s.len(), y.len(), "SiLU output length");
+    let per = hw * c;
+    let n = x.len() / per;
+    stats.mean.resize(n * groups, 0.0);
+    stats.rstd.resize(n * groups, 0.0);
+    x.par_chunks_exact(per)
+        .zip(y.par_chunks_exact_mut(per).zip(s.par_chunks_exact_mut(per)))
+        .zip(
+            stats
+                .mean
+                .par_chunks_exact_mut(groups)
+                .zip(stats.rstd.par_chunks_exact_mut(groups)),
+        )
+        .for_each(|((xb, (yb, sb)), (mb, rb))| {
+            gn_forward_image(xb, c, gamma, beta, eps, yb, sb, mb, rb);
         });
 }
 
@@ -462,7 +706,8 @@ multiversion! {
     #[allow(clippy::too_many_arguments)]
     /// One image of [`group_norm_forward`]: per-channel `f64` sums over pixels (in pixel
     /// order), added over a group's channels in order; then the same for the squared
-    /// deviations; then `y = γ ((x − μ) r) + β` per channel.
+    /// deviations; then `y = γ ((x − μ) r) + β` per channel, and `SiLU(y)` into `sb` unless
+    /// it is empty.
     fn gn_forward_image(
         xb: &[f32],
         c: usize,
@@ -470,6 +715,7 @@ multiversion! {
         beta: &[f32],
         eps: f32,
         yb: &mut [f32],
+        sb: &mut [f32],
         mb: &mut [f32],
         rb: &mut [f32],
     ) {
@@ -477,23 +723,13 @@ multiversion! {
         let cg = c / groups;
         let cnt = (xb.len() / c * cg) as f64;
         let mut s = vec![0.0f64; c];
-        for px in xb.chunks_exact(c) {
-            for (a, &v) in s.iter_mut().zip(px) {
-                *a += v as f64;
-            }
-        }
+        channel_sums(xb, c, &mut s, None);
         let mut mean_c = vec![0.0f64; c];
         for g in 0..groups {
             let m = s[g * cg..(g + 1) * cg].iter().sum::<f64>() / cnt;
             mean_c[g * cg..(g + 1) * cg].fill(m);
         }
-        s.fill(0.0);
-        for px in xb.chunks_exact(c) {
-            for ((a, &v), &m) in s.iter_mut().zip(px).zip(&mean_c) {
-                let d = v as f64 - m;
-                *a += d * d;
-            }
-        }
+        channel_sums(xb, c, &mut s, Some(&mean_c));
         let (mut mu, mut r) = (vec![0.0f32; c], vec![0.0f32; c]);
         for g in 0..groups {
             let var = s[g * cg..(g + 1) * cg].iter().sum::<f64>() / cnt;
@@ -503,7 +739,8 @@ multiversion! {
             r[g * cg..(g + 1) * cg].fill(rb[g]);
         }
         let (gamma, beta) = (&gamma[..c], &beta[..c]);
-        for (px, py) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)) {
+        let with_silu = !sb.is_empty();
+        for (p, (px, py)) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)).enumerate() {
             for ((((o, &xv), &g), &b), (&m, &rr)) in py
                 .iter_mut()
                 .zip(px)
@@ -512,6 +749,57 @@ multiversion! {
                 .zip(mu.iter().zip(&r))
             {
                 *o = g * ((xv - m) * rr) + b;
+            }
+            if with_silu {
+                for (o, &v) in sb[p * c..(p + 1) * c].iter_mut().zip(py.iter()) {
+                    *o = v * crate::elementwise::sigmoid_f32(v);
+                }
+            }
+        }
+    }
+}
+
+/// `s_ch = Σ_px x[px, ch]` (no `center`) or `Σ_px (x[px, ch] − center_ch)²` over the pixels
+/// of one NHWC image in pixel order, in `f64`. Channels in blocks of 32 whose sums stay in
+/// registers over the pixel loop (sums kept in memory cost a store-to-load round trip per
+/// pixel); each channel's terms are added in the same order either way.
+#[inline(always)]
+fn channel_sums(xb: &[f32], c: usize, s: &mut [f64], center: Option<&[f64]>) {
+    const BLOCK: usize = 32;
+    let mut c0 = 0;
+    while c0 + BLOCK <= c {
+        let mut acc = [0.0f64; BLOCK];
+        match center {
+            None => {
+                for px in xb.chunks_exact(c) {
+                    let px: &[f32; BLOCK] = px[c0..c0 + BLOCK].try_into().expect("block");
+                    for (a, &v) in acc.iter_mut().zip(px) {
+                        *a += v as f64;
+                    }
+                }
+            }
+            Some(m) => {
+                let m: [f64; BLOCK] = m[c0..c0 + BLOCK].try_into().expect("block");
+                for px in xb.chunks_exact(c) {
+                    let px: &[f32; BLOCK] = px[c0..c0 + BLOCK].try_into().expect("block");
+                    for ((a, &v), &mc) in acc.iter_mut().zip(px).zip(&m) {
+                        let d = v as f64 - mc;
+                        *a += d * d;
+                    }
+                }
+            }
+        }
+        s[c0..c0 + BLOCK].copy_from_slice(&acc);
+        c0 += BLOCK;
+    }
+    if c0 < c {
+        s[c0..].fill(0.0);
+        for px in xb.chunks_exact(c) {
+            for (j, (a, &v)) in s[c0..].iter_mut().zip(&px[c0..]).enumerate() {
+                *a += match center {
+                    None => v as f64,
+                    Some(m) => (v as f64 - m[c0 + j]) * (v as f64 - m[c0 + j]),
+                };
             }
         }
     }
@@ -549,6 +837,54 @@ pub fn group_norm_backward(
                 .zip(stats.rstd.par_chunks_exact(groups)),
         )
         .map(|(((xb, gb), dxb), (mb, rb))| gn_backward_image(xb, gb, c, gamma, mb, rb, dxb))
+        .collect();
+    for (dg, dbt) in &partial {
+        for ch in 0..c {
+            dgamma[ch] += dg[ch] as f32;
+            dbeta[ch] += dbt[ch] as f32;
+        }
+    }
+}
+
+/// `SiLU` backward then [`group_norm_backward`], per image in one parallel loop: with `a` the
+/// GroupNorm's output (the SiLU's input) and `ds` the gradient of the SiLU's output, first
+/// `ds ← ds ⊙ SiLU'(a)` in place (the arithmetic of [`crate::elementwise`]'s SiLU backward),
+/// then the GroupNorm backward of that image while it is in cache: the same bits as the two
+/// operations one after the other.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn group_norm_silu_backward(
+    x: &[f32],
+    a: &[f32],
+    hw: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    stats: &GroupNormStats,
+    ds: &mut [f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let per = hw * c;
+    assert!(
+        c.is_multiple_of(groups),
+        "channels must be a multiple of groups"
+    );
+    assert_eq!(a.len(), x.len(), "SiLU input length");
+    let partial: Vec<(Vec<f64>, Vec<f64>)> = x
+        .par_chunks_exact(per)
+        .zip(a.par_chunks_exact(per).zip(ds.par_chunks_exact_mut(per)))
+        .zip(dx.par_chunks_exact_mut(per))
+        .zip(
+            stats
+                .mean
+                .par_chunks_exact(groups)
+                .zip(stats.rstd.par_chunks_exact(groups)),
+        )
+        .map(|(((xb, (ab, gb)), dxb), (mb, rb))| {
+            crate::elementwise::silu_backward_block(ab, gb);
+            gn_backward_image(xb, gb, c, gamma, mb, rb, dxb)
+        })
         .collect();
     for (dg, dbt) in &partial {
         for ch in 0..c {
@@ -820,6 +1156,55 @@ mod tests {
         }
     }
 
+    /// The implicit-GEMM path (AVX-512: forward, input gradient, and the weight gradient of
+    /// images at least `IMPLICIT_WGRAD_MIN_W` wide) gives the bits of the patch-matrix path
+    /// of the AVX2 level, on shapes with and without it (channel counts across the 32-column
+    /// panels, a 1×1 and a stride-2 layer, a 5×5 kernel); where the CPU has no AVX-512 both
+    /// sides run the same path.
+    #[test]
+    fn implicit_gemm_gives_the_bits_of_the_patch_matrix() {
+        use crate::kernels::KernelLevel;
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let conv = |h, c_in, c_out, k, stride| Conv2d {
+            h,
+            w: h,
+            c_in,
+            c_out,
+            k,
+            stride,
+        };
+        for s in [
+            conv(14, 8, 40, 3, 1),
+            conv(16, 24, 16, 3, 1),
+            conv(7, 16, 64, 3, 1),
+            conv(15, 3, 8, 5, 1),
+            conv(14, 16, 8, 1, 1),
+            conv(14, 8, 16, 3, 2),
+        ] {
+            let n = 3;
+            let x = rand_vec(n * s.in_len(), &mut rng);
+            let w = rand_vec(s.weight_len(), &mut rng);
+            let b = rand_vec(s.c_out, &mut rng);
+            let g = rand_vec(n * s.out_len(), &mut rng);
+            let run = |level: KernelLevel| {
+                let kern = Kernels::at(level);
+                let mut y = vec![0.0; n * s.out_len()];
+                s.forward_images(&kern, &x, &w, &b, &mut y);
+                let mut dw = vec![0.0; s.weight_len()];
+                s.weight_gradient(&kern, &x, &g, &mut dw);
+                let mut dx = vec![0.0; x.len()];
+                s.input_gradient(&kern, &w, &g, &mut dx);
+                let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                (bits(y), bits(dw), bits(dx))
+            };
+            let (y5, dw5, dx5) = run(KernelLevel::Avx512);
+            let (y2, dw2, dx2) = run(KernelLevel::Avx2Fma);
+            assert!(y5 == y2, "{s:?}: forward");
+            assert!(dw5 == dw2, "{s:?}: weight gradient");
+            assert!(dx5 == dx2, "{s:?}: input gradient");
+        }
+    }
+
     #[test]
     fn conv_is_bit_identical_for_any_thread_count() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -918,6 +1303,45 @@ mod tests {
             let want: f64 = (0..n * hw).map(|p| g[p * c + ch] as f64).sum();
             assert!((db[ch] as f64 - want).abs() < 1e-4, "dbeta[{ch}]");
         }
+    }
+
+    /// GroupNorm + SiLU fused (forward and backward) gives the bits of GroupNorm and SiLU one
+    /// after the other.
+    #[test]
+    fn fused_group_norm_silu_gives_the_bits_of_the_two_ops() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let (n, hw, c, groups) = (3, 10, 16, 4);
+        let x: Vec<f32> = rand_vec(n * hw * c, &mut rng)
+            .iter()
+            .map(|v| 3.0 * v + 0.5)
+            .collect();
+        let gamma: Vec<f32> = rand_vec(c, &mut rng).iter().map(|v| 1.0 + v).collect();
+        let beta = rand_vec(c, &mut rng);
+        let ds = rand_vec(x.len(), &mut rng);
+        let (mut a, mut st) = (vec![0.0; x.len()], GroupNormStats::default());
+        group_norm_forward(&x, hw, c, groups, &gamma, &beta, 1e-5, &mut a, &mut st);
+        let mut s = Vec::new();
+        crate::elementwise::silu(&a, &mut s);
+        let (mut a2, mut s2, mut st2) = (vec![0.0; x.len()], vec![0.0; x.len()], st.clone());
+        group_norm_silu_forward(
+            &x, hw, c, groups, &gamma, &beta, 1e-5, &mut a2, &mut s2, &mut st2,
+        );
+        assert_eq!(
+            (&a, &s, &st.mean, &st.rstd),
+            (&a2, &s2, &st2.mean, &st2.rstd)
+        );
+        let mut da = ds.clone();
+        crate::elementwise::silu_backward(&a, &mut da);
+        let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        group_norm_backward(
+            &x, hw, c, groups, &gamma, &st, &da, &mut dx, &mut dg, &mut db,
+        );
+        let (mut ds2, mut dx2) = (ds.clone(), vec![0.0; x.len()]);
+        let (mut dg2, mut db2) = (vec![0.0; c], vec![0.0; c]);
+        group_norm_silu_backward(
+            &x, &a, hw, c, groups, &gamma, &st, &mut ds2, &mut dx2, &mut dg2, &mut db2,
+        );
+        assert_eq!((&da, &dx, &dg, &db), (&ds2, &dx2, &dg2, &db2));
     }
 
     #[test]

@@ -87,7 +87,7 @@ multiversion! {
 
 multiversion! {
     /// `dy_i ← dy_i σ(x_i)(1 + x_i(1 − σ(x_i)))` on one block.
-    fn silu_backward_block(x: &[f32], dy: &mut [f32]) {
+    pub(crate) fn silu_backward_block(x: &[f32], dy: &mut [f32]) {
         for (g, &v) in dy.iter_mut().zip(x) {
             let s = sigmoid_f32(v);
             *g *= s * (1.0 + v * (1.0 - s));
@@ -107,9 +107,16 @@ multiversion! {
 /// `a ← a + b` element-wise (in parallel over fixed blocks).
 pub(crate) fn add_assign(a: &mut [f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "add_assign: lengths");
-    a.par_chunks_mut(BLOCK)
-        .zip(b.par_chunks(BLOCK))
-        .for_each(|(x, y)| add_block(x, y));
+    let len = a.len();
+    crate::profile::timed(
+        || format!("add {len}"),
+        0.0,
+        || {
+            a.par_chunks_mut(BLOCK)
+                .zip(b.par_chunks(BLOCK))
+                .for_each(|(x, y)| add_block(x, y))
+        },
+    );
 }
 
 multiversion! {
@@ -133,9 +140,16 @@ pub(crate) fn add_per_channel(x: &mut [f32], v: &[f32], c: usize) {
     }
     let per = x.len() / n;
     assert_eq!(per * n, x.len(), "add_per_channel: x length");
-    x.par_chunks_exact_mut(per)
-        .zip(v.par_chunks_exact(c))
-        .for_each(|(img, vb)| add_per_channel_block(img, vb));
+    let len = x.len();
+    crate::profile::timed(
+        || format!("add per channel {len}"),
+        0.0,
+        || {
+            x.par_chunks_exact_mut(per)
+                .zip(v.par_chunks_exact(c))
+                .for_each(|(img, vb)| add_per_channel_block(img, vb))
+        },
+    );
 }
 
 /// `SiLU(x) = x σ(x)` into `y` (resized to `x.len()`).
@@ -146,17 +160,29 @@ pub(crate) fn silu(x: &[f32], y: &mut Vec<f32>) {
     }
     y.resize(x.len(), 0.0);
     y.truncate(x.len());
-    x.par_chunks(BLOCK)
-        .zip(y.par_chunks_mut(BLOCK))
-        .for_each(|(xb, yb)| silu_block(xb, yb));
+    crate::profile::timed(
+        || format!("silu {}", x.len()),
+        0.0,
+        || {
+            x.par_chunks(BLOCK)
+                .zip(y.par_chunks_mut(BLOCK))
+                .for_each(|(xb, yb)| silu_block(xb, yb))
+        },
+    );
 }
 
 /// `dx = dy ⊙ SiLU'(x)`, `SiLU'(x) = σ(x)(1 + x(1 − σ(x)))`, in place on `dy`.
 pub(crate) fn silu_backward(x: &[f32], dy: &mut [f32]) {
     assert_eq!(x.len(), dy.len(), "silu_backward: x and dy lengths");
-    x.par_chunks(BLOCK)
-        .zip(dy.par_chunks_mut(BLOCK))
-        .for_each(|(xb, gb)| silu_backward_block(xb, gb));
+    crate::profile::timed(
+        || format!("silu backward {}", x.len()),
+        0.0,
+        || {
+            x.par_chunks(BLOCK)
+                .zip(dy.par_chunks_mut(BLOCK))
+                .for_each(|(xb, gb)| silu_backward_block(xb, gb))
+        },
+    );
 }
 
 #[cfg(test)]

@@ -15,6 +15,10 @@
 //! else (the portable level, and every shape whose `n` is not a multiple of 8) goes through
 //! `gemm` plus a scalar epilogue.
 //!
+//! `Kernels::matmul_packed` (AVX-512) runs one block of `k` of those chains on `B` packed
+//! beforehand (`pack_panels`), starting from 0 or continuing from the partial sums stored in
+//! `C`: the implicit-GEMM convolutions of [`crate::conv`] split each chain by kernel row.
+//!
 //! Numerical contract of the SIMD levels: each entry of `C` is summed over `k` in order
 //! `0, 1, …, k − 1` with one FMA per term, starting from 0, then the epilogue is applied, so
 //! the result depends only on the inputs (not on threads, tile shapes, packing or level):
@@ -303,6 +307,62 @@ impl Kernels {
         portable_matmul(m, n, k, a, b, b_rs, c, c_rs, epi);
     }
 
+    /// Whether [`Kernels::matmul_packed`] runs at this level for `n` columns (AVX-512 and `n`
+    /// a multiple of 8; other levels use [`Kernels::matmul`], which gives the same bits).
+    #[inline]
+    pub fn packed_for(&self, n: usize) -> bool {
+        self.level == KernelLevel::Avx512 && n.is_multiple_of(8)
+    }
+
+    /// One block of `k` terms of the chains of `C ← epilogue(A·B)` (epilogue `Store` or `Bias`,
+    /// or `Accumulate` when not `continued`), with `B` already packed
+    /// ([`pack_panels`]: panel `q` of `k × 32` at `q·k·32`): `C_ij = epi(c_ij + Σ_{p<k} A_ip B_pj)`
+    /// with `c_ij = C_ij` when `continued` (the exact partial sums a previous block stored with
+    /// [`Epilogue::Store`]) and 0 otherwise. A chain split into blocks this way is the same FMA
+    /// chain as one call over all of `k` (a stored `f32` accumulator reloads exactly), so the
+    /// result is the same bits as [`Kernels::matmul`]. Row tiles are balanced (`m = 28` runs as
+    /// 10 + 9 + 9 rows), for products with few rows per call. Only where
+    /// [`Kernels::packed_for`] holds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_packed(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Strided<'_>,
+        panels: &[f32],
+        c: &mut [f32],
+        c_rs: usize,
+        epi: Epilogue<'_>,
+        continued: bool,
+    ) {
+        assert!(
+            self.packed_for(n),
+            "matmul_packed at level {:?}",
+            self.level
+        );
+        if m == 0 || k == 0 {
+            return;
+        }
+        assert!((m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "A bounds");
+        assert!(
+            panels.len() >= n.div_ceil(PANEL) * k * PANEL,
+            "panels length"
+        );
+        assert!((m - 1) * c_rs + n - 1 < c.len(), "C bounds");
+        match epi {
+            Epilogue::Bias(bias) => assert!(bias.len() >= n, "bias"),
+            Epilogue::Store => {}
+            Epilogue::Accumulate if !continued => {}
+            _ => panic!("matmul_packed: epilogue {epi:?} (continued: {continued}) not supported"),
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F detected (`packed_for`); every index is within the bounds above.
+        unsafe {
+            x86::avx512::matmul_packed(m, n, k, a, panels, c, c_rs, epi, continued)
+        };
+    }
+
     /// Column sums `out_j = Σ_r g_rj` of the row-major `g` (`rows × out.len()`), each summed
     /// over rows in order (the same numbers on every path).
     pub fn col_sums(&self, g: &[f32], out: &mut [f32]) {
@@ -355,6 +415,24 @@ impl Kernels {
             }
         }
     }
+}
+
+/// Columns of a packed panel of `B` ([`pack_panels`]).
+pub(crate) const PANEL: usize = 32;
+
+/// `B` (`k × n`, row stride `b_rs`) as `⌈n/32⌉` contiguous `k × 32` panels (panel `q` at
+/// `q·k·32`, columns past `n` zero), the layout [`Kernels::matmul_packed`] reads.
+pub(crate) fn pack_panels(b: &[f32], k: usize, n: usize, b_rs: usize) -> Vec<f32> {
+    let panels = n.div_ceil(PANEL);
+    let mut out = vec![0.0f32; panels * k * PANEL];
+    for q in 0..panels {
+        let (j0, w) = (q * PANEL, (n - q * PANEL).min(PANEL));
+        for p in 0..k {
+            let dst = (q * k + p) * PANEL;
+            out[dst..dst + w].copy_from_slice(&b[p * b_rs + j0..p * b_rs + j0 + w]);
+        }
+    }
+    out
 }
 
 /// The portable path: `gemm` (single-threaded) then the epilogue as a scalar pass.
@@ -746,6 +824,45 @@ mod x86 {
             });
         }
 
+        /// See [`crate::kernels::Kernels::matmul_packed`]: panels outer (a `k × 32` block of
+        /// a panel stays in L1 while the row tiles pass), `⌈m/12⌉` row tiles of balanced sizes.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        pub(in crate::kernels) unsafe fn matmul_packed(
+            m: usize,
+            n: usize,
+            k: usize,
+            a: Strided<'_>,
+            panels: &[f32],
+            c: &mut [f32],
+            c_rs: usize,
+            epi: Epilogue<'_>,
+            continued: bool,
+        ) {
+            let args = Args {
+                k,
+                a: a.data.as_ptr(),
+                a_rs: a.rs,
+                a_cs: a.cs,
+                c: c.as_mut_ptr(),
+                c_rs,
+                epi: Epi::new(epi),
+                load_c: continued,
+            };
+            let tiles = m.div_ceil(MR);
+            for q in 0..n.div_ceil(NR) {
+                let j0 = q * NR;
+                let w = (n - j0).min(NR);
+                let pb = panels.as_ptr().add(q * k * NR);
+                let mut i0 = 0;
+                for t in 0..tiles {
+                    let mr = (m - i0).div_ceil(tiles - t);
+                    tile_dispatch(&args, mr, w, i0, j0, pb, NR);
+                    i0 += mr;
+                }
+            }
+        }
+
         /// Target rows of a `k` block of `B` (a `256 × 32` panel block is 32 KiB).
         const KC: usize = 256;
         /// Longest `k` run without blocking (`320 × 32` floats = 40 KiB).
@@ -1090,6 +1207,77 @@ mod tests {
         assert_eq!(s[0], KernelLevel::Portable);
         assert_eq!(*s.last().unwrap(), KernelLevel::best_supported());
         assert!(kernel_level() <= KernelLevel::best_supported());
+    }
+
+    /// `matmul_packed` over packed panels, its chains split into blocks of `k` (the first
+    /// block from zero, the rest continued from `C`, the epilogue on the last) or in one call
+    /// with `Accumulate`, gives the bits of one `matmul` call; shapes with `n` across the
+    /// 32-column panels and `m` not a multiple of the tile rows. Only where AVX-512 runs.
+    #[test]
+    fn packed_blocks_give_the_bits_of_one_product() {
+        let kern = Kernels::at(KernelLevel::Avx512);
+        if !kern.packed_for(8) {
+            return;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for &(m, n, k, blocks) in &[
+            (1, 8, 5, 1),
+            (28, 32, 96, 3),
+            (13, 40, 37, 2),
+            (49, 64, 600, 3),
+            (100, 72, 50, 4),
+        ] {
+            let a = rand_vec(m * k, &mut rng);
+            let b = rand_vec(k * n, &mut rng);
+            let bias = rand_vec(n, &mut rng);
+            let c0 = rand_vec(m * n, &mut rng);
+            let at = |p0: usize| Strided {
+                data: &a[p0..],
+                rs: k,
+                cs: 1,
+            };
+            for last in [Epilogue::Bias(&bias), Epilogue::Store] {
+                let mut want = vec![0.0f32; m * n];
+                kern.matmul(m, n, k, at(0), &b, n, &mut want, n, last);
+                let mut got = vec![0.0f32; m * n];
+                let len = k.div_ceil(blocks);
+                let mut p0 = 0;
+                while p0 < k {
+                    let kl = len.min(k - p0);
+                    let panels = pack_panels(&b[p0 * n..], kl, n, n);
+                    let epi = if p0 + kl == k { last } else { Epilogue::Store };
+                    kern.matmul_packed(m, n, kl, at(p0), &panels, &mut got, n, epi, p0 > 0);
+                    p0 += kl;
+                }
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}x{n}x{k} in {blocks} blocks, {last:?}"
+                );
+            }
+            let mut want = c0.clone();
+            kern.matmul(m, n, k, at(0), &b, n, &mut want, n, Epilogue::Accumulate);
+            let mut got = c0.clone();
+            let panels = pack_panels(&b, k, n, n);
+            kern.matmul_packed(
+                m,
+                n,
+                k,
+                at(0),
+                &panels,
+                &mut got,
+                n,
+                Epilogue::Accumulate,
+                false,
+            );
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{m}x{n}x{k} accumulated"
+            );
+        }
     }
 
     /// Column sums: SIMD and portable paths give the same bits (same order of additions).

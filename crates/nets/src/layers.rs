@@ -7,7 +7,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::conv::{group_norm_backward, group_norm_forward, Conv2d, GroupNormStats};
+use crate::conv::{
+    group_norm_backward, group_norm_forward, group_norm_silu_backward, group_norm_silu_forward,
+    Conv2d, GroupNormStats,
+};
 
 /// GroupNorm's `ε`.
 pub(crate) const GN_EPS: f32 = 1e-5;
@@ -213,18 +216,90 @@ pub(crate) fn gn_forward(
 ) -> Vec<f32> {
     // Every entry is written.
     let mut y = crate::pool::overwritten(x.len());
-    group_norm_forward(
-        x,
-        hw,
-        gn.c,
-        groups,
-        &p[gn.gamma..gn.gamma + gn.c],
-        &p[gn.beta..gn.beta + gn.c],
-        GN_EPS,
-        &mut y,
-        stats,
-    );
+    let label = || format!("groupnorm {hw}px {}ch forward", gn.c);
+    crate::profile::timed(label, 0.0, || {
+        group_norm_forward(
+            x,
+            hw,
+            gn.c,
+            groups,
+            &p[gn.gamma..gn.gamma + gn.c],
+            &p[gn.beta..gn.beta + gn.c],
+            GN_EPS,
+            &mut y,
+            stats,
+        )
+    });
     y
+}
+
+/// `∂L/∂x` of `s = SiLU(GroupNorm(x))` given `a = GroupNorm(x)` and `ds = ∂L/∂s` (overwritten
+/// with `∂L/∂a`); adds the GroupNorm's parameter gradients into `g`
+/// ([`crate::conv::group_norm_silu_backward`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gn_silu_backward(
+    gn: &Gn,
+    hw: usize,
+    groups: usize,
+    p: &[f32],
+    x: &[f32],
+    a: &[f32],
+    stats: &GroupNormStats,
+    ds: &mut [f32],
+    g: &mut [f32],
+) -> Vec<f32> {
+    // Every entry is written.
+    let mut dx = crate::pool::overwritten(x.len());
+    let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
+    let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
+    let label = || format!("groupnorm+silu {hw}px {}ch backward", gn.c);
+    crate::profile::timed(label, 0.0, || {
+        group_norm_silu_backward(
+            x,
+            a,
+            hw,
+            gn.c,
+            groups,
+            &p[gn.gamma..gn.gamma + gn.c],
+            stats,
+            ds,
+            &mut dx,
+            gg,
+            gb,
+        )
+    });
+    dx
+}
+
+/// `(a, s)` with `a = GroupNorm(x)` and `s = SiLU(a)`, in one pass
+/// ([`crate::conv::group_norm_silu_forward`]).
+pub(crate) fn gn_silu_forward(
+    gn: &Gn,
+    hw: usize,
+    groups: usize,
+    p: &[f32],
+    x: &[f32],
+    stats: &mut GroupNormStats,
+) -> (Vec<f32>, Vec<f32>) {
+    // Every entry of both is written.
+    let mut y = crate::pool::overwritten(x.len());
+    let mut s = crate::pool::overwritten(x.len());
+    let label = || format!("groupnorm+silu {hw}px {}ch forward", gn.c);
+    crate::profile::timed(label, 0.0, || {
+        group_norm_silu_forward(
+            x,
+            hw,
+            gn.c,
+            groups,
+            &p[gn.gamma..gn.gamma + gn.c],
+            &p[gn.beta..gn.beta + gn.c],
+            GN_EPS,
+            &mut y,
+            &mut s,
+            stats,
+        )
+    });
+    (y, s)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -242,18 +317,21 @@ pub(crate) fn gn_backward(
     let mut dx = crate::pool::overwritten(x.len());
     let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
     let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
-    group_norm_backward(
-        x,
-        hw,
-        gn.c,
-        groups,
-        &p[gn.gamma..gn.gamma + gn.c],
-        stats,
-        dy,
-        &mut dx,
-        gg,
-        gb,
-    );
+    let label = || format!("groupnorm {hw}px {}ch backward", gn.c);
+    crate::profile::timed(label, 0.0, || {
+        group_norm_backward(
+            x,
+            hw,
+            gn.c,
+            groups,
+            &p[gn.gamma..gn.gamma + gn.c],
+            stats,
+            dy,
+            &mut dx,
+            gg,
+            gb,
+        )
+    });
     dx
 }
 

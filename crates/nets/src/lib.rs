@@ -33,6 +33,8 @@
 //! - Images: [`conv`] (convolution, GroupNorm, upsampling; forward and backward, NHWC),
 //!   [`UNet`] (the notes' MNIST score network, a [`ScoreNetwork`]) and [`ImageClassifier`]
 //!   (the yardstick for generated images: confidence and Fréchet-distance features).
+//! - [`profile`]: opt-in wall-clock breakdown of the image networks' operations
+//!   (`SMOLUCHOWSKI_PROFILE=1`; printed by `cargo xtask bench`).
 
 pub mod classifier;
 mod config;
@@ -48,6 +50,7 @@ mod net;
 mod network;
 mod plan;
 mod pool;
+pub mod profile;
 pub mod unet;
 pub mod unet_io;
 

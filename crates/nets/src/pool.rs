@@ -20,6 +20,7 @@ thread_local! {
 
 /// A zero-filled vector of `len` values: the smallest pooled buffer that holds it, else a
 /// fresh allocation.
+#[allow(dead_code)] // the image networks now take overwritten buffers; kept with its test
 pub(crate) fn zeros(len: usize) -> Vec<f32> {
     if len >= MIN_LEN {
         let found = POOL.with(|p| {

@@ -22,6 +22,7 @@
 //! Training passes run on fixed chunks of [`UNET_CHUNK`] images, one after the other (the ops
 //! inside run in parallel over images), so the gradient is the same for any thread count.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use smoluchowski_core::ParamError;
 
@@ -29,8 +30,8 @@ use crate::config::NetOutput;
 use crate::conv::{upsample2_backward, upsample2_forward, GroupNormStats};
 use crate::elementwise::{add_assign, add_per_channel};
 use crate::layers::{
-    concat, conv_backward, conv_forward, gn_backward, gn_forward, lin_backward, lin_forward, silu,
-    silu_backward, split, Cv, Gn, Lin, ParamBuilder,
+    concat, conv_backward, conv_forward, gn_silu_backward, gn_silu_forward, lin_backward,
+    lin_forward, silu, silu_backward, split, Cv, Gn, Lin, ParamBuilder,
 };
 use crate::network::ScoreNetwork;
 
@@ -382,18 +383,14 @@ impl UNet {
     fn res_forward(&self, r: &Res, p: &[f32], x: Vec<f32>, semb: &[f32]) -> (Vec<f32>, ResTape) {
         let groups = self.config.groups;
         let mut st1 = GroupNormStats::default();
-        let a = gn_forward(&r.gn1, r.hw, groups, p, &x, &mut st1);
-        let mut b = Vec::new();
-        silu(&a, &mut b);
+        let (a, b) = gn_silu_forward(&r.gn1, r.hw, groups, p, &x, &mut st1);
         let mut c = conv_forward(&r.c1, p, &b);
         let mut proj = Vec::new();
         lin_forward(&r.proj, p, semb, &mut proj);
         let co = r.proj.o;
         add_per_channel(&mut c, &proj, co);
         let mut st2 = GroupNormStats::default();
-        let d = gn_forward(&r.gn2, r.hw, groups, p, &c, &mut st2);
-        let mut e = Vec::new();
-        silu(&d, &mut e);
+        let (d, e) = gn_silu_forward(&r.gn2, r.hw, groups, p, &c, &mut st2);
         let mut out = conv_forward(&r.c2, p, &e);
         match &r.skip {
             Some(s) => {
@@ -433,27 +430,25 @@ impl UNet {
     ) -> Vec<f32> {
         let groups = self.config.groups;
         let mut de = conv_backward(&r.c2, p, &tp.e, dout, g, true);
-        silu_backward(&tp.d, &mut de);
-        let dc = gn_backward(&r.gn2, r.hw, groups, p, &tp.c, &tp.st2, &de, g);
+        let dc = gn_silu_backward(&r.gn2, r.hw, groups, p, &tp.c, &tp.d, &tp.st2, &mut de, g);
         crate::pool::recycle(de);
         let co = r.proj.o;
-        let dproj: Vec<f32> = dc
-            .chunks_exact(r.hw * co)
-            .flat_map(|img| {
-                let mut s = vec![0.0f32; co];
+        // Per image (in parallel), the sum over its pixels in order.
+        let mut dproj = vec![0.0f32; dc.len() / r.hw];
+        dproj
+            .par_chunks_exact_mut(co)
+            .zip(dc.par_chunks_exact(r.hw * co))
+            .for_each(|(s, img)| {
                 for px in img.chunks_exact(co) {
                     s.iter_mut().zip(px).for_each(|(a, b)| *a += b);
                 }
-                s
-            })
-            .collect();
+            });
         let mut ds = Vec::new();
         lin_backward(&r.proj, p, semb, &dproj, g, Some(&mut ds));
         dsemb.iter_mut().zip(&ds).for_each(|(a, b)| *a += b);
         let mut db = conv_backward(&r.c1, p, &tp.b, &dc, g, true);
         crate::pool::recycle(dc);
-        silu_backward(&tp.a, &mut db);
-        let mut dx = gn_backward(&r.gn1, r.hw, groups, p, &tp.x, &tp.st1, &db, g);
+        let mut dx = gn_silu_backward(&r.gn1, r.hw, groups, p, &tp.x, &tp.a, &tp.st1, &mut db, g);
         crate::pool::recycle(db);
         match &r.skip {
             Some(s) => {
@@ -500,7 +495,8 @@ impl UNet {
                 Some(uc) => {
                     let side = (r.hw as f64).sqrt() as usize;
                     let co = r.proj.o;
-                    let mut u = crate::pool::zeros(4 * o.len());
+                    // Every entry is written by the upsampling.
+                    let mut u = crate::pool::overwritten(4 * o.len());
                     upsample2_forward(&o, side, side, co, &mut u);
                     let y = conv_forward(uc, p, &u);
                     upsampled.push(u);
@@ -510,7 +506,7 @@ impl UNet {
             };
         }
         let mut st_out = GroupNormStats::default();
-        let a_out = gn_forward(
+        let (a_out, s_out) = gn_silu_forward(
             &pl.gn_out,
             self.config.side * self.config.side,
             self.config.groups,
@@ -518,8 +514,6 @@ impl UNet {
             &h,
             &mut st_out,
         );
-        let mut s_out = Vec::new();
-        silu(&a_out, &mut s_out);
         let y = conv_forward(&pl.conv_out, p, &s_out);
         let time = TimeTape {
             tau,
@@ -553,15 +547,15 @@ impl UNet {
         let mut dsemb = vec![0.0f32; n * pl.t2.o];
         let semb = &tp.time.semb;
         let mut ds = conv_backward(&pl.conv_out, p, &tp.s_out, dy, g, true);
-        silu_backward(&tp.a_out, &mut ds);
-        let mut dh = gn_backward(
+        let mut dh = gn_silu_backward(
             &pl.gn_out,
             self.config.side * self.config.side,
             self.config.groups,
             p,
             &tp.last,
+            &tp.a_out,
             &tp.st_out,
-            &ds,
+            &mut ds,
             g,
         );
         let levels = pl.down.len();
@@ -571,7 +565,8 @@ impl UNet {
             if let Some(uc) = pl.upconv.get(i) {
                 let du = conv_backward(uc, p, &tp.upsampled[i], &dh, g, true);
                 let side = (r.hw as f64).sqrt() as usize;
-                let mut d = crate::pool::zeros(du.len() / 4);
+                // Zero-filled by the upsampling's adjoint.
+                let mut d = crate::pool::overwritten(du.len() / 4);
                 upsample2_backward(&du, side, side, r.proj.o, &mut d);
                 crate::pool::recycle(du);
                 crate::pool::recycle(std::mem::replace(&mut dh, d));
@@ -713,6 +708,23 @@ impl ScoreNetwork for UNet {
     ) -> f64 {
         let d = self.dim();
         let n = (input.x.len() / d).max(1);
+        self.weighted_sq_chunks(params, input, a, b, out, grad) / n as f64
+    }
+}
+
+impl UNet {
+    /// The body of [`ScoreNetwork::weighted_sq_loss_and_grad`]: returns `Σ (a ⊙ f − b)²`.
+    fn weighted_sq_chunks(
+        &self,
+        params: &[f32],
+        input: &UNetInput,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        let d = self.dim();
+        let n = (input.x.len() / d).max(1);
         let scale = 2.0 / n as f32;
         let mut total = 0.0f64;
         grad.fill(0.0);
@@ -723,7 +735,11 @@ impl ScoreNetwork for UNet {
             .zip(input.t.chunks(UNET_CHUNK))
             .enumerate()
         {
-            let (f, tape) = self.forward_tape(params, xc, tc);
+            let (f, tape) = crate::profile::timed(
+                || "unet chunk forward (total)".into(),
+                0.0,
+                || self.forward_tape(params, xc, tc),
+            );
             let r0 = k * chunk;
             let mut g = vec![0.0f32; f.len()];
             for i in 0..f.len() {
@@ -732,9 +748,14 @@ impl ScoreNetwork for UNet {
                 g[i] = scale * a[r0 + i] * r;
             }
             out[r0..r0 + f.len()].copy_from_slice(&f);
-            self.backward_tape(params, &tape, &g, grad);
+            crate::profile::timed(
+                || "unet chunk backward (total)".into(),
+                0.0,
+                || self.backward_tape(params, &tape, &g, grad),
+            );
+            crate::profile::timed(|| "unet tape drop".into(), 0.0, || drop(tape));
         }
-        total / n as f64
+        total
     }
 }
 
