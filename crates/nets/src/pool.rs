@@ -4,8 +4,8 @@
 //! allocator, that memory is returned to the OS (heap trimming, `munmap`) and faulted in and
 //! zeroed by the kernel again on the next chunk — ~40 000 page faults per training step. The
 //! tapes give their buffers back here instead ([`recycle`]), and the layers take them
-//! ([`zeros`]). Pure memory reuse: every buffer is zero-filled when taken, so results do not
-//! change.
+//! ([`overwritten`]) for outputs they write entirely before reading. Pure memory reuse: the old
+//! contents are never read, so results do not change.
 
 use std::cell::RefCell;
 
@@ -16,30 +16,6 @@ const MAX_TOTAL: usize = 1 << 28;
 
 thread_local! {
     static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A zero-filled vector of `len` values: the smallest pooled buffer that holds it, else a
-/// fresh allocation.
-#[allow(dead_code)] // the image networks now take overwritten buffers; kept with its test
-pub(crate) fn zeros(len: usize) -> Vec<f32> {
-    if len >= MIN_LEN {
-        let found = POOL.with(|p| {
-            let mut p = p.borrow_mut();
-            let best = p
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.capacity() >= len)
-                .min_by_key(|(_, v)| v.capacity())
-                .map(|(i, _)| i);
-            best.map(|i| p.swap_remove(i))
-        });
-        if let Some(mut v) = found {
-            v.clear();
-            v.resize(len, 0.0);
-            return v;
-        }
-    }
-    vec![0.0; len]
 }
 
 /// A vector of `len` values with unspecified contents (a pooled buffer's old values, or
@@ -86,19 +62,20 @@ pub(crate) fn recycle(v: Vec<f32>) {
 mod tests {
     use super::*;
 
-    /// A recycled buffer comes back zero-filled with the requested length, reusing the
-    /// allocation; small buffers are not pooled.
+    /// A recycled buffer comes back with the requested length, reusing the allocation (its
+    /// old values are unspecified: callers overwrite them); small buffers are not pooled.
     #[test]
-    fn recycled_buffers_come_back_zeroed() {
-        let mut v = zeros(MIN_LEN + 5);
-        v.iter_mut().for_each(|x| *x = 3.0);
+    fn recycled_buffers_are_reused_at_the_requested_length() {
+        let v = vec![3.0f32; MIN_LEN + 5];
         let ptr = v.as_ptr();
         recycle(v);
-        let w = zeros(MIN_LEN);
+        let w = overwritten(MIN_LEN);
         assert_eq!(w.len(), MIN_LEN);
-        assert!(w.iter().all(|&x| x == 0.0));
         assert_eq!(w.as_ptr(), ptr);
+        recycle(w);
+        let longer = overwritten(MIN_LEN + 5);
+        assert_eq!((longer.len(), longer.as_ptr()), (MIN_LEN + 5, ptr));
         recycle(vec![1.0; 10]);
-        assert_eq!(zeros(10), vec![0.0; 10]);
+        assert_eq!(overwritten(10), vec![0.0; 10]);
     }
 }
