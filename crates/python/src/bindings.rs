@@ -15,12 +15,12 @@ use numpy::{
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use serde::de::DeserializeOwned;
-use smoluchowski::nets::{NetScore, ScoreNet};
 use smoluchowski::samplers::{SampleOutput, SamplerConfig};
 use smoluchowski::sde::{Sde, SdeConfig};
 
 use crate::experiments::{self, ExperimentError, ExperimentRun};
 use crate::law::{DatasetSpec, Law};
+use crate::model::TrainedNet;
 use crate::oracle::Oracle;
 use crate::sampling::{run_with_callback, CallbackFailure, SamplingPlan};
 use crate::verify::{verify, VerifyOptions};
@@ -326,9 +326,9 @@ fn sample_callable<'py>(
 /// forward SDE it was trained for.
 #[pyclass(module = "smoluchowski._native", frozen)]
 struct TrainedModel {
-    net: ScoreNet,
-    sde: Sde,
+    net: TrainedNet,
     path: PathBuf,
+    sde_json: String,
 }
 
 #[pymethods]
@@ -337,24 +337,30 @@ impl TrainedModel {
     #[staticmethod]
     fn load(path: &str, sde_json: &str) -> PyResult<Self> {
         let sde = sde(sde_json)?;
-        let net = ScoreNet::load(Path::new(path)).map_err(|e| bad(format!("model: {e}")))?;
+        let net = TrainedNet::load(Path::new(path), sde).map_err(|e| bad(format!("model: {e}")))?;
         Ok(Self {
             net,
-            sde,
             path: PathBuf::from(path),
+            sde_json: sde_json.to_string(),
         })
     }
 
     /// Dimension `d` of a point.
     #[getter]
     fn dim(&self) -> usize {
-        self.net.config().dim
+        self.net.net().config().dim
+    }
+
+    /// The forward SDE the model was loaded with, as JSON text.
+    #[getter]
+    fn sde_json(&self) -> String {
+        self.sde_json.clone()
     }
 
     /// The network's config (`model.json`) as JSON text.
     #[getter]
     fn config_json(&self) -> String {
-        serde_json::to_string(self.net.config()).expect("plain config")
+        serde_json::to_string(self.net.net().config()).expect("plain config")
     }
 
     /// `s_θ(x, t)` of every row (float32 `(n, d)`), GIL released.
@@ -364,7 +370,6 @@ impl TrainedModel {
         x: PyReadonlyArray2<'py, f32>,
         t: f64,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        use smoluchowski::sde::Score;
         let (xs, d) = rows(&x)?;
         if d != self.dim() {
             return Err(bad(format!(
@@ -373,7 +378,7 @@ impl TrainedModel {
             )));
         }
         let mut out = vec![0.0f32; xs.len()];
-        py.detach(|| NetScore::new(&self.net, &self.sde).score(xs, t, &mut out));
+        py.detach(|| self.net.score_into(xs, t, &mut out));
         Ok(matrix(py, out, d))
     }
 
@@ -387,9 +392,8 @@ impl TrainedModel {
         seed: u64,
     ) -> PyResult<Sampled<'py>> {
         let plan = plan(sde, sampler, n, self.dim(), seed)?;
-        let out = py
-            .detach(|| plan.run(&mut NetScore::new(&self.net, &self.sde)))
-            .map_err(bad)?;
+        let mut net = self.net.clone();
+        let out = py.detach(|| plan.run(&mut net)).map_err(bad)?;
         Ok(sampled(py, out))
     }
 
@@ -398,7 +402,7 @@ impl TrainedModel {
             "TrainedModel({:?}, dim={}, params={})",
             self.path.display().to_string(),
             self.dim(),
-            self.net.config().num_params()
+            self.net.net().config().num_params()
         )
     }
 }

@@ -13,10 +13,12 @@
 //!   distance with noise floors) for any samples.
 //! - [`sampling`]: the samplers with the oracle, a trained network or a callback score
 //!   ([`sampling::CallbackScore`]: one call per batched evaluation, same seeds, same NFE).
+//! - [`model`]: a network trained by the Rust side (`model.safetensors`).
 //! - [`experiments`]: run a manifest, get its `metrics.json`.
 
 pub mod experiments;
 pub mod law;
+pub mod model;
 pub mod oracle;
 pub mod sampling;
 pub mod verify;

@@ -17,7 +17,7 @@ pub enum Oracle {
     /// ring2d by quadrature.
     Ring(Box<Ring2dOracle<Sde>>),
     /// Mixtures in closed form.
-    Mixture(MixtureOracle<Sde>),
+    Mixture(Box<MixtureOracle<Sde>>),
 }
 
 impl Oracle {
@@ -27,7 +27,7 @@ impl Oracle {
             Law::Ring(ring) => Ring2dOracle::new(sde, ring.clone())
                 .map(|o| Oracle::Ring(Box::new(o)))
                 .map_err(|e| Unsupported(format!("dataset.{e}"))),
-            Law::Mixture(m) => Ok(Oracle::Mixture(MixtureOracle::new(sde, m.clone()))),
+            Law::Mixture(m) => Ok(Oracle::Mixture(Box::new(MixtureOracle::new(sde, m.clone())))),
             other => Err(Unsupported(format!(
                 "dataset.kind = {}: no exact score under an SDE (oracles exist for ring2d and Gaussian mixtures)",
                 other.kind()

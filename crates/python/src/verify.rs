@@ -81,7 +81,7 @@ impl VerifyOptions {
             ),
             d,
         );
-        let n = if d == 0 { 0 } else { samples.len() / d };
+        let n = samples.len().checked_div(d).unwrap_or(0);
         c.count("samples.shape[0]", n, 2, usize::MAX);
         if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
             c.fail(format!(

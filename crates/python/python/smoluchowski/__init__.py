@@ -155,16 +155,15 @@ def _by_time(f: Callable[[np.ndarray, float], np.ndarray], x: np.ndarray, t: Any
     ts = np.asarray(t, dtype=np.float64).ravel()
     if ts.shape[0] != x.shape[0]:
         raise ValueError(f"t must be a number or have shape ({x.shape[0]},) (got {np.shape(t)})")
-    first = None
-    out = None
+    out: Optional[np.ndarray] = None
     for tv in np.unique(ts):
         rows = np.nonzero(ts == tv)[0]
         part = f(np.ascontiguousarray(x[rows]), float(tv))
         if out is None:
             out = np.empty((x.shape[0],) + part.shape[1:], dtype=part.dtype)
-            first = part
         out[rows] = part
-    assert first is not None and out is not None
+    if out is None:  # no rows
+        return f(x, 0.0)
     return out
 
 
@@ -260,7 +259,7 @@ def sample(
     n: int,
     seed: int = 0,
     *,
-    sde: Config = VP,
+    sde: Optional[Config] = None,
     sampler: Config = EULER_MARUYAMA,
     dim: Optional[int] = None,
 ) -> SampleResult:
@@ -276,10 +275,13 @@ def sample(
       It is called once per network evaluation, so NFE counts as for a Rust model; ``dim``
       is required. A torch model: ``lambda x, t: net(torch.from_numpy(x), t).numpy()``.
 
-    ``seed`` seeds the prior draw and every step's noise: the same seed and the same score
+    ``sde`` is the forward SDE (default: the model's own for a :class:`TrainedModel`, else
+    :data:`VP`). ``seed`` seeds the prior draw and every step's noise: the same seed and the same score
     values give bit-identical samples whichever path drives them, on any thread count.
     Exceptions raised by the callable propagate unchanged and stop the sampler at once.
     """
+    if sde is None:
+        sde = json.loads(score.sde_json) if isinstance(score, TrainedModel) else VP
     s, cfg = _config("sde", sde), _config("sampler", sampler)
     if isinstance(score, (str, dict)):
         arr, nfe = _native.sample_oracle(_dataset(score), s, cfg, int(n), int(seed))
