@@ -22,7 +22,9 @@ use crate::experiments::{self, ExperimentError, ExperimentRun};
 use crate::law::{DatasetSpec, Law};
 use crate::model::TrainedNet;
 use crate::oracle::Oracle;
-use crate::sampling::{run_with_callback, CallbackFailure, SamplingPlan};
+use crate::sampling::{
+    run_with_callback, CallbackFailure, DdpmChainConfig, DdpmPlan, Plan, SamplingPlan,
+};
 use crate::verify::{verify, VerifyOptions};
 
 fn bad(msg: impl std::fmt::Display) -> PyErr {
@@ -215,10 +217,29 @@ fn verify_samples(
     Ok(v.to_string())
 }
 
-fn plan(sde: &str, sampler: &str, n: usize, dim: usize, seed: u64) -> PyResult<SamplingPlan> {
+/// A grid sampler (`sampler` = a `[sampling]` table) or the discrete DDPM chain
+/// (`sampler = {"ddpm_chain": {...}}`, whose SDE is its schedule's VP limit).
+fn plan(
+    sde: &str,
+    sampler: &str,
+    n: usize,
+    dim: usize,
+    seed: u64,
+) -> PyResult<Box<dyn Plan + Send + Sync>> {
+    let table: serde_json::Value = parse("sampler", sampler)?;
+    if let Some(chain) = table.get("ddpm_chain") {
+        if table.as_object().map_or(0, |o| o.len()) != 1 {
+            return Err(bad("sampler: {\"ddpm_chain\": ...} takes no other keys"));
+        }
+        let chain: DdpmChainConfig = serde_json::from_value(chain.clone())
+            .map_err(|e| bad(format!("sampler.ddpm_chain: {e}")))?;
+        return Ok(Box::new(DdpmPlan::new(chain, n, dim, seed).map_err(bad)?));
+    }
     let sde: SdeConfig = parse("sde", sde)?;
     let sampler: SamplerConfig = parse("sampler", sampler)?;
-    SamplingPlan::new(&sde, &sampler, n, dim, seed).map_err(bad)
+    Ok(Box::new(
+        SamplingPlan::new(&sde, &sampler, n, dim, seed).map_err(bad)?,
+    ))
 }
 
 type Sampled<'py> = (Bound<'py, PyArray2<f32>>, usize);
@@ -240,7 +261,7 @@ fn sample_oracle<'py>(
 ) -> PyResult<Sampled<'py>> {
     let law = law(dataset)?;
     let plan = plan(sde, sampler, n, law.dim(), seed)?;
-    let mut o = Oracle::new(&law, plan.sde).map_err(bad)?;
+    let mut o = Oracle::new(&law, plan.sde()).map_err(bad)?;
     let out = py.detach(|| plan.run(&mut o)).map_err(bad)?;
     Ok(sampled(py, out))
 }
@@ -312,7 +333,7 @@ fn sample_callable<'py>(
     let f = |x: &[f32], t: f64, out: &mut [f32]| {
         Python::attach(|py| call_score(py, &score, x, t, out, dim))
     };
-    match py.detach(|| run_with_callback(&plan, f)) {
+    match py.detach(|| run_with_callback(&*plan, f)) {
         Ok((out, stats)) => {
             let (arr, nfe) = sampled(py, out);
             Ok((arr, nfe, stats.calls, stats.seconds))

@@ -9,9 +9,23 @@
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use serde::Deserialize;
 use smoluchowski::core::validate::{Checker, Invalid};
-use smoluchowski::samplers::{sample, sampling_memory, SampleOutput, SamplerConfig, SamplerError};
+use smoluchowski::samplers::{
+    sample, sample_ddpm, sampling_memory, DdpmSchedule, DdpmVariance, SampleOutput, SamplerConfig,
+    SamplerError,
+};
 use smoluchowski::sde::{Score, Sde, SdeConfig};
+
+/// A validated run of one of the library's samplers with a score model chosen later.
+pub trait Plan {
+    /// Dimension `d` the score model must have.
+    fn dim(&self) -> usize;
+    /// The forward SDE whose score the model must return (what an oracle is built for).
+    fn sde(&self) -> Sde;
+    /// Samples with `model`.
+    fn run(&self, model: &mut dyn Score) -> Result<SampleOutput, SamplerError>;
+}
 
 /// A validated sampling run: SDE, sampler, batch size and the sampler's seed.
 #[derive(Debug, Clone)]
@@ -76,6 +90,111 @@ impl SamplingPlan {
     }
 }
 
+impl Plan for SamplingPlan {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn sde(&self) -> Sde {
+        self.sde
+    }
+    fn run(&self, model: &mut dyn Score) -> Result<SampleOutput, SamplerError> {
+        SamplingPlan::run(self, model)
+    }
+}
+
+/// The discrete DDPM chain as a sampler table (`{"ddpm_chain": {...}}` in Python): a
+/// schedule (`kind = {linear = {beta_start, beta_end}}` or `{cosine = {s}}`, `steps = N`) and
+/// the ancestral variance (`beta`, default, or `posterior`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DdpmChainConfig {
+    /// `β_1..β_N` (validated on parsing, errors name the field).
+    pub schedule: DdpmSchedule,
+    /// `β̃_i`.
+    #[serde(default = "default_variance")]
+    pub variance: DdpmVariance,
+}
+
+fn default_variance() -> DdpmVariance {
+    DdpmVariance::Beta
+}
+
+/// [`smoluchowski::samplers::sample_ddpm`]: `x_N ~ N(0, I)`, then
+/// `x_{i−1} = (x_i + β_i s(x_i, t_i))/√(1 − β_i) + √β̃_i z`, `t_i = i/N`, `N` evaluations of a
+/// score for the schedule's VP limit `β(t) = N β_lin(t)` ([`DdpmSchedule::to_vp_sde`]).
+#[derive(Debug, Clone)]
+pub struct DdpmPlan {
+    /// The chain.
+    pub chain: DdpmChainConfig,
+    /// Its continuum limit (the oracle's SDE).
+    pub sde: Sde,
+    /// Rows `n`.
+    pub n: usize,
+    /// Dimension `d`.
+    pub dim: usize,
+    /// Seed of the prior and of every step's noise.
+    pub seed: u64,
+}
+
+impl DdpmPlan {
+    /// Checks `n`, `dim` and memory (`n` rows, `schedule.steps` coefficients) before any work.
+    pub fn new(chain: DdpmChainConfig, n: usize, dim: usize, seed: u64) -> Result<Self, Invalid> {
+        let mut c = Checker::new();
+        c.count("n", n, 1, usize::MAX);
+        c.count("dim", dim, 1, usize::MAX);
+        c.memory(
+            "",
+            sampling_memory(
+                "n",
+                n,
+                dim,
+                Some(("sampler.ddpm_chain.schedule.steps", chain.schedule.steps())),
+            ),
+        );
+        let sde = match chain.schedule.to_vp_sde() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                c.fail(e.under("sampler.ddpm_chain.schedule").to_string());
+                None
+            }
+        };
+        c.finish()?;
+        Ok(Self {
+            chain,
+            sde: Sde::Vp(sde.expect("checked above")),
+            n,
+            dim,
+            seed,
+        })
+    }
+}
+
+impl Plan for DdpmPlan {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn sde(&self) -> Sde {
+        self.sde
+    }
+    fn run(&self, model: &mut dyn Score) -> Result<SampleOutput, SamplerError> {
+        if model.dim() != self.dim {
+            return Err(SamplerError::new(
+                "dim",
+                model.dim(),
+                format!("= {}", self.dim),
+            ));
+        }
+        sample_ddpm(
+            &self.chain.schedule,
+            self.chain.variance,
+            model,
+            self.n,
+            self.seed,
+            None,
+        )
+    }
+}
+
 /// Time spent in a callback score, and how often it was called.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CallbackStats {
@@ -132,14 +251,14 @@ pub enum CallbackFailure<E> {
 /// Runs `plan` with the score `f` (see [`CallbackScore`]); returns the samples and the time
 /// spent inside `f`.
 pub fn run_with_callback<F, E>(
-    plan: &SamplingPlan,
+    plan: &dyn Plan,
     f: F,
 ) -> Result<(SampleOutput, CallbackStats), CallbackFailure<E>>
 where
     F: FnMut(&[f32], f64, &mut [f32]) -> Result<(), E>,
 {
     let mut score = CallbackScore {
-        dim: plan.dim,
+        dim: plan.dim(),
         f,
         error: None,
         stats: CallbackStats::default(),
@@ -201,6 +320,36 @@ mod tests {
             assert_eq!(stats.calls, direct.nfe);
             assert!(direct.nfe >= 20);
         }
+    }
+
+    /// The DDPM chain through a callback equals the chain with the oracle of its VP limit.
+    #[test]
+    fn ddpm_chain_callback_equals_the_rust_path() {
+        let chain: DdpmChainConfig = serde_json::from_str(
+            r#"{"schedule": {"kind": {"linear": {"beta_start": 1e-4, "beta_end": 0.02}}, "steps": 100}}"#,
+        )
+        .unwrap();
+        let plan = DdpmPlan::new(chain, 200, 2, 5).unwrap();
+        let law = serde_json::from_str::<DatasetSpec>(r#"{"kind": "eight_gaussians"}"#)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut direct_oracle = Oracle::new(&law, plan.sde()).unwrap();
+        let direct = Plan::run(&plan, &mut direct_oracle).unwrap();
+        let mut inner = Oracle::new(&law, plan.sde()).unwrap();
+        let (via, stats) = run_with_callback(&plan, |x: &[f32], t, out: &mut [f32]| {
+            inner.score(x, t, out);
+            Ok::<(), String>(())
+        })
+        .unwrap();
+        assert_eq!(direct, via);
+        assert_eq!((direct.nfe, stats.calls), (100, 100));
+        let bad = serde_json::from_str::<DdpmChainConfig>(
+            r#"{"schedule": {"kind": {"linear": {"beta_start": 0.5, "beta_end": 0.02}}, "steps": 100}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("beta_end"), "{bad}");
     }
 
     /// A failing callback stops the run at that call and its error comes back unchanged.

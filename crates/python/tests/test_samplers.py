@@ -95,3 +95,22 @@ def test_trained_model_through_a_callable_equals_the_rust_model_path():
     py = sm.sample(model.score, 2000, seed=4, sampler=sampler, dim=2)
     np.testing.assert_array_equal(py.samples, rust.samples)
     assert py.nfe == rust.nfe == 50
+
+
+def test_ddpm_chain_from_a_callable_equals_the_rust_path():
+    chain = {"ddpm_chain": {"schedule": {"kind": {"linear": {"beta_start": 1e-3, "beta_end": 0.1}},
+                                         "steps": 200}, "variance": "posterior"}}
+    rust = sm.sample("eight_gaussians", 3000, seed=6, sampler=chain)
+    # The chain's SDE is the schedule's VP limit: β(t) = N β_lin(t), here β ∈ [0.2, 20], T = 1.
+    vp = {"kind": "vp", "beta_min": 0.2, "beta_max": 20.0, "t_end": 1.0}
+    py = sm.sample(lambda x, t: sm.oracle_score("eight_gaussians", x.astype(np.float64), t, sde=vp)
+                   .astype(np.float32), 3000, seed=6, sampler=chain, dim=2)
+    np.testing.assert_array_equal(py.samples, rust.samples)
+    assert py.nfe == rust.nfe == 200
+    v = sm.verify(rust.samples, "eight_gaussians", energy_subsample=500)
+    assert v["energy_distance_ratio"] < 5
+    with pytest.raises(ValueError, match="sde must not be given"):
+        sm.sample("eight_gaussians", 10, sampler=chain, sde=sm.VP)
+    bad = {"ddpm_chain": {"schedule": {"kind": {"linear": {"beta_start": 0.5, "beta_end": 0.02}}, "steps": 10}}}
+    with pytest.raises(ValueError, match=r"sampler.ddpm_chain: .*beta"):
+        sm.sample("eight_gaussians", 10, sampler=bad)

@@ -27,16 +27,17 @@ Samplers are dicts as in a manifest's ``[sampling]`` table: ``{"method": "euler_
 ``{"ddpm_ancestral": {"variance": "posterior"}}``, ``{"dpm_solver_pp_2m_sde": {"eta": 1.0}}``,
 ``{"predictor_corrector": {"corrector_steps": 1, "snr": 0.16}}``,
 ``{"dormand_prince": {"rtol": 1e-5, "atol": 1e-5}}``; optional ``grid`` (``"uniform"``,
-``"quadratic"``, ``"log_snr"``, ``{"karras": {"rho": 7.0}}``) and ``final_denoise``.
+``"quadratic"``, ``"log_snr"``, ``{"karras": {"rho": 7.0}}``) and ``final_denoise``. The
+discrete DDPM chain is ``{"ddpm_chain": {"schedule": {"kind": {"linear": {"beta_start": 1e-4,
+"beta_end": 0.02}}, "steps": 1000}, "variance": "beta"}}`` (its SDE is the schedule's VP limit
+``β(t) = N β_lin(t)``, so ``sde`` is not given).
 
 Bad input raises ``ValueError`` whose message names the field and its value (the same messages
 as ``cargo xtask``); failures while running raise ``RuntimeError``. Long work releases the GIL.
 """
 
-from __future__ import annotations
-
 import json
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -280,6 +281,8 @@ def sample(
     values give bit-identical samples whichever path drives them, on any thread count.
     Exceptions raised by the callable propagate unchanged and stop the sampler at once.
     """
+    if isinstance(sampler, dict) and "ddpm_chain" in sampler and sde is not None:
+        raise ValueError("sde must not be given with sampler.ddpm_chain (its SDE is the schedule's VP limit)")
     if sde is None:
         sde = json.loads(score.sde_json) if isinstance(score, TrainedModel) else VP
     s, cfg = _config("sde", sde), _config("sampler", sampler)
