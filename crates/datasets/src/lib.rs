@@ -42,3 +42,19 @@ pub trait Dataset {
         out
     }
 }
+
+/// A distribution over pairs `(x, c)`: points in `R^d` with a discrete label
+/// `c ∈ {0, …, classes − 1}` (the condition of a class-conditional model).
+pub trait LabelledDataset: Dataset {
+    /// Number of classes.
+    fn classes(&self) -> usize;
+
+    /// Fill `out` (length `n * dim()`, row-major) with `n` independent points and `labels`
+    /// (length `n`) with their labels.
+    fn sample_labelled_into<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        out: &mut [f64],
+        labels: &mut [u32],
+    );
+}

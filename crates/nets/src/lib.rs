@@ -35,6 +35,7 @@
 //!   (the yardstick for generated images: confidence and Fréchet-distance features).
 
 pub mod classifier;
+mod conditional;
 mod config;
 pub mod conv;
 mod divergence;
@@ -52,6 +53,9 @@ pub mod unet;
 pub mod unet_io;
 
 pub use classifier::{softmax, ClassifierConfig, ClassifierOutputs, ImageClassifier, EVAL_CHUNK};
+pub use conditional::{
+    ConditionalMlp, ConditionalMlpConfig, ConditionalNetScore, MAX_CLASSES, NULL_LABEL,
+};
 pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
 };
