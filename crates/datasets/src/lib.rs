@@ -22,7 +22,7 @@ pub use gaussian::Gaussian;
 pub use mixture::GaussianMixture;
 pub use mixture_config::{draws_memory, CircleMixtureConfig, Mixture1dConfig};
 pub use mnist::{Mnist, MnistImages, MnistSource, MnistSplit, PixelScale};
-pub use ring2d::{Ring2d, ANGULAR_ENTROPY};
+pub use ring2d::{Ring2d, Ring2dConditional, ANGULAR_ENTROPY};
 pub use shapes2d::{Checkerboard, Circles, SwissRoll, TwoMoons};
 
 /// A distribution over `R^d` that can be sampled into a row-major buffer.

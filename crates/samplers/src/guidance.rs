@@ -20,9 +20,11 @@
 //! [`SampleOutput::nfe`](crate::SampleOutput::nfe) counts network evaluations.
 
 use serde::{Deserialize, Serialize};
+use smoluchowski_datasets::GaussianMixture;
 use smoluchowski_sde::{ConditionalScore, Score};
 
 use crate::error::{invalid, SamplerError};
+use crate::langevin::{LogDensity, MixtureLogDensity};
 
 /// Guidance settings (serde, embeddable in a manifest).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -132,5 +134,50 @@ impl<M: ConditionalScore> Score for Guided<M> {
         } else {
             1
         }
+    }
+}
+
+/// The tilted law guidance is often said to sample: `q_w(x) ∝ p₀(x | c)^{1+w} p₀(x)^{−w}` for a
+/// labelled Gaussian mixture (label = component), as a [`LogDensity`] for MALA:
+///
+/// `log q_w = (1 + w) log N(x; μ_c, diag(s_c²)) − w log Σ_k w_k N(x; μ_k, diag(s_k²))` (up to a
+/// constant), `∇ log q_w = (1 + w) ∇ log p₀(x | c) − w ∇ log p₀(x)`.
+///
+/// Normalisable when every component has the same covariance (the quadratic terms cancel to
+/// `−|x|²/(2s²)` far out). Guided sampling with the *exact* scores of `p_t(x | c)` and `p_t(x)`
+/// follows `(1 + w) ∇ log p_t(x | c) − w ∇ log p_t(x)` at every `t`, which is not the score of
+/// the diffused `q_w`, so it does not sample `q_w` (Chidambaram et al. 2024); the
+/// `mixture-cfg` experiment measures by how much.
+pub struct TiltedMixture {
+    class: MixtureLogDensity,
+    all: MixtureLogDensity,
+    weight: f64,
+}
+
+impl TiltedMixture {
+    /// The tilted law of component `label` of `mixture` with guidance weight `weight ≥ 0`.
+    pub fn new(mixture: &GaussianMixture, label: usize, weight: f64) -> Self {
+        TiltedMixture {
+            class: MixtureLogDensity::new(&mixture.component(label)),
+            all: MixtureLogDensity::new(mixture),
+            weight,
+        }
+    }
+}
+
+impl LogDensity for TiltedMixture {
+    fn dim(&self) -> usize {
+        self.all.dim()
+    }
+
+    fn log_density_and_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        let mut g_all = vec![0.0; x.len()];
+        let lc = self.class.log_density_and_grad(x, grad);
+        let la = self.all.log_density_and_grad(x, &mut g_all);
+        let w = self.weight;
+        for (g, a) in grad.iter_mut().zip(&g_all) {
+            *g = (1.0 + w) * *g - w * a;
+        }
+        (1.0 + w) * lc - w * la
     }
 }

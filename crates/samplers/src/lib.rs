@@ -62,7 +62,7 @@ pub use ddpm::{
 pub use dynamics::{probability_flow_drift, reverse_drift};
 pub use error::SamplerError;
 pub use grid::{GridSpacing, TimeGrid};
-pub use guidance::{Guidance, Guided};
+pub use guidance::{Guidance, Guided, TiltedMixture};
 pub use inpaint::{InpaintMethod, Inpainting};
 pub use likelihood::{
     hutchinson_divergence, log_likelihood, log_likelihood_exact, Divergence, LikelihoodConfig,
