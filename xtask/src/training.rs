@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use smoluchowski::datasets::Dataset;
 pub use smoluchowski::losses::{curve_csv, CurveRow};
-use smoluchowski::losses::{DsmObjective, StepReport, TrainConfig, TrainError, TrainLoop};
+use smoluchowski::losses::{
+    DsmObjective, Objective, StepReport, TrainConfig, TrainError, TrainLoop,
+};
 use smoluchowski::nets::{ScoreNet, ScoreNetConfig, ScoreNetwork};
 use smoluchowski::sde::ForwardSde;
 
@@ -66,22 +68,44 @@ pub fn train_network<N: ScoreNetwork, D: Dataset, S: ForwardSde + ?Sized>(
     ckpts: &crate::harness::Checkpoints,
     mut on_step: impl FnMut(&StepReport),
 ) -> Result<Trained<N>> {
+    let objective = DsmObjective::new(sde, data, training.clone(), data.dim())
+        .map_err(|e| anyhow!("training: {e}"))?;
+    train_with_objective(
+        name,
+        init,
+        objective,
+        training,
+        data.dim(),
+        ckpts,
+        &mut on_step,
+    )
+}
+
+/// [`train_network`] with any objective of the library's loop (e.g. the labelled DSM objective
+/// of a class-conditional network); `training` gives the step count and checkpoint interval,
+/// `dim` the data dimension a resumed network must have.
+pub fn train_with_objective<N: ScoreNetwork, O: Objective<N>>(
+    name: &str,
+    init: impl FnOnce() -> Result<N>,
+    objective: O,
+    training: &TrainConfig,
+    dim: usize,
+    ckpts: &crate::harness::Checkpoints,
+    mut on_step: impl FnMut(&StepReport),
+) -> Result<Trained<N>> {
     let cfg = training.clone();
     let total = cfg.steps;
     let ckpt_path = ckpts.save_path(TRAINER_CKPT)?;
-    let objective = DsmObjective::new(sde, data, cfg.clone(), data.dim())
-        .map_err(|e| anyhow!("training: {e}"))?;
     let (mut trainer, resumed_from) = match ckpts.resumable(TRAINER_CKPT) {
         Some(p) => {
             let tr: TrainLoop<N, _> = TrainLoop::resume_with(&p, objective)
                 .map_err(|e| anyhow!("cannot resume from {}: {e}", p.display()))?;
             let step = tr.step();
             anyhow::ensure!(
-                tr.net().dim() == data.dim(),
-                "--resume: the checkpoint {} holds a network of dimension {}, the data has {}",
+                tr.net().dim() == dim,
+                "--resume: the checkpoint {} holds a network of dimension {}, the data has {dim}",
                 p.display(),
                 tr.net().dim(),
-                data.dim()
             );
             anyhow::ensure!(
                 tr.curve().len() == step,

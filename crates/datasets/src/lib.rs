@@ -22,7 +22,7 @@ pub use gaussian::Gaussian;
 pub use mixture::GaussianMixture;
 pub use mixture_config::{draws_memory, CircleMixtureConfig, Mixture1dConfig};
 pub use mnist::{Mnist, MnistImages, MnistSource, MnistSplit, PixelScale};
-pub use ring2d::{Ring2d, ANGULAR_ENTROPY};
+pub use ring2d::{Ring2d, Ring2dConditional, ANGULAR_ENTROPY};
 pub use shapes2d::{Checkerboard, Circles, SwissRoll, TwoMoons};
 
 /// A distribution over `R^d` that can be sampled into a row-major buffer.
@@ -41,4 +41,20 @@ pub trait Dataset {
         self.sample_into(rng, &mut out);
         out
     }
+}
+
+/// A distribution over pairs `(x, c)`: points in `R^d` with a discrete label
+/// `c ∈ {0, …, classes − 1}` (the condition of a class-conditional model).
+pub trait LabelledDataset: Dataset {
+    /// Number of classes.
+    fn classes(&self) -> usize;
+
+    /// Fill `out` (length `n * dim()`, row-major) with `n` independent points and `labels`
+    /// (length `n`) with their labels.
+    fn sample_labelled_into<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        out: &mut [f64],
+        labels: &mut [u32],
+    );
 }

@@ -4,7 +4,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::error::{check_parameter as check, DatasetError};
-use crate::Dataset;
+use crate::{Dataset, LabelledDataset};
 
 /// `ln √(2π)`.
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
@@ -225,6 +225,46 @@ impl GaussianMixture {
     }
 }
 
+impl GaussianMixture {
+    /// Component `k` alone: the class law `p₀(x | c = k) = N(μ_k, diag(s_k²))` as a
+    /// one-component mixture. Panics if `k ≥ n_components()`.
+    pub fn component(&self, k: usize) -> GaussianMixture {
+        GaussianMixture::new(
+            vec![self.mean(k).to_vec()],
+            vec![self.std(k).to_vec()],
+            vec![1.0],
+        )
+        .expect("a component of a valid mixture is valid")
+    }
+
+    /// The draws of [`Dataset::sample_into`], reporting each row's component to `on_label`.
+    fn sample_rows<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        out: &mut [f64],
+        mut on_label: impl FnMut(usize, usize),
+    ) {
+        let d = self.dim;
+        assert_eq!(
+            out.len() % d,
+            0,
+            "sample_into: buffer length must be a multiple of dim"
+        );
+        for (i, row) in out.chunks_exact_mut(d).enumerate() {
+            let u: f64 = rng.gen();
+            let k = self
+                .cumulative
+                .partition_point(|&c| c <= u)
+                .min(self.weights.len() - 1);
+            on_label(i, k);
+            for (j, x) in row.iter_mut().enumerate() {
+                let e: f64 = rng.sample(StandardNormal);
+                *x = self.means[k * d + j] + self.stds[k * d + j] * e;
+            }
+        }
+    }
+}
+
 impl Dataset for GaussianMixture {
     fn dim(&self) -> usize {
         self.dim
@@ -233,22 +273,25 @@ impl Dataset for GaussianMixture {
     /// Per point: component `k` with `P(k) = w_k` (one uniform draw, inverted through the
     /// cumulative weights), then `x_j = μ_kj + s_kj ε_j`, `ε_j ~ N(0, 1)`. No allocation.
     fn sample_into<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [f64]) {
-        let d = self.dim;
-        assert_eq!(
-            out.len() % d,
-            0,
-            "sample_into: buffer length must be a multiple of dim"
-        );
-        for row in out.chunks_exact_mut(d) {
-            let u: f64 = rng.gen();
-            let k = self
-                .cumulative
-                .partition_point(|&c| c <= u)
-                .min(self.weights.len() - 1);
-            for (j, x) in row.iter_mut().enumerate() {
-                let e: f64 = rng.sample(StandardNormal);
-                *x = self.means[k * d + j] + self.stds[k * d + j] * e;
-            }
-        }
+        self.sample_rows(rng, out, |_, _| {});
+    }
+}
+
+/// A labelled Gaussian mixture: the label of a point is its component, so the class law is
+/// `p₀(x | c) = N(μ_c, diag(s_c²))` and `P(c) = w_c`. The draws are those of
+/// [`Dataset::sample_into`] (same stream, same points).
+impl LabelledDataset for GaussianMixture {
+    fn classes(&self) -> usize {
+        self.n_components()
+    }
+
+    fn sample_labelled_into<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        out: &mut [f64],
+        labels: &mut [u32],
+    ) {
+        assert_eq!(labels.len() * self.dim, out.len(), "one label per row");
+        self.sample_rows(rng, out, |i, k| labels[i] = k as u32);
     }
 }

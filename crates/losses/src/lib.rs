@@ -39,6 +39,7 @@
 
 pub mod classifier_cache;
 pub mod classify;
+mod conditional;
 mod config;
 mod curve;
 mod dsm;
@@ -56,6 +57,7 @@ pub use classifier_cache::{
     LabelledImages, CLASSIFIER_CACHE_FORMAT,
 };
 pub use classify::{train_classifier, ClassifierStep, ClassifierTraining};
+pub use conditional::{LabelledBatch, LabelledDsmObjective};
 pub use config::{
     DataMode, LrSchedule, OptimizerConfig, TimeSampling, TrainConfig, TrainConfigError, Weighting,
 };

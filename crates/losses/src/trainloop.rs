@@ -138,6 +138,11 @@ pub trait Objective<N: ScoreNetwork> {
     fn draw(&self, net: &N, k: usize, batch: &mut Self::Batch);
     /// The network rows `x` (`n × dim`) and per-row times `t` (`n`) of a drawn batch.
     fn rows<'b>(&self, batch: &'b Self::Batch) -> (&'b [f32], &'b [f64]);
+    /// The per-row labels of a drawn batch for a class-conditional network
+    /// ([`ScoreNetwork::prepare_labelled_input`]), or `None` (the default: no labels).
+    fn labels<'b>(&self, _batch: &'b Self::Batch) -> Option<&'b [u32]> {
+        None
+    }
     /// Batch loss (and its per-time-bucket means, NaN where not applicable) and the parameter
     /// gradient at `params` (into `grad`). An associated function of the batch (which carries
     /// whatever the loss needs), so it can run on a worker thread without the objective (whose
@@ -180,7 +185,10 @@ fn prepare<N: ScoreNetwork, O: Objective<N>>(
 ) {
     objective.draw(net, k, &mut p.batch);
     let (x, t) = objective.rows(&p.batch);
-    net.prepare_input(x, t, &mut p.input);
+    match objective.labels(&p.batch) {
+        None => net.prepare_input(x, t, &mut p.input),
+        Some(labels) => net.prepare_labelled_input(x, t, labels, &mut p.input),
+    }
 }
 
 /// The seeded, resumable training loop: step `k` draws its batch ([`Objective::draw`]),

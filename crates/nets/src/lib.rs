@@ -37,6 +37,7 @@
 //!   (`SMOLUCHOWSKI_PROFILE=1`; printed by `cargo xtask bench`).
 
 pub mod classifier;
+mod conditional;
 mod config;
 pub mod conv;
 mod divergence;
@@ -55,6 +56,9 @@ pub mod unet;
 pub mod unet_io;
 
 pub use classifier::{softmax, ClassifierConfig, ClassifierOutputs, ImageClassifier, EVAL_CHUNK};
+pub use conditional::{
+    ConditionalMlp, ConditionalMlpConfig, ConditionalNetScore, MAX_CLASSES, NULL_LABEL,
+};
 pub use config::{
     embed_time_with, Activation, ConfigError, NetOutput, ScoreNetConfig, TimeEmbedding,
 };

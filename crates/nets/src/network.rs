@@ -79,6 +79,26 @@ pub trait ScoreNetwork: Clone + Send + Sync {
     /// Builds the network input of the rows `x` (`n × dim`) at the per-row times `t` (`n`).
     fn prepare_input(&self, x: &[f32], t: &[f64], input: &mut Self::Input);
 
+    /// Number of classes of a class-conditional network (labels `0..K`, plus a null label), or
+    /// `None` (the default) for a network that takes no label.
+    fn label_classes(&self) -> Option<usize> {
+        None
+    }
+
+    /// [`ScoreNetwork::prepare_input`] with a label per row (`labels[i] ≥ K`, e.g.
+    /// [`crate::NULL_LABEL`], is the null label). Only for networks with
+    /// [`ScoreNetwork::label_classes`]; the default panics (objectives check `label_classes`
+    /// before any batch).
+    fn prepare_labelled_input(
+        &self,
+        _x: &[f32],
+        _t: &[f64],
+        _labels: &[u32],
+        _input: &mut Self::Input,
+    ) {
+        panic!("this network takes no labels (ScoreNetwork::label_classes is None)")
+    }
+
     /// Loss and parameter gradient of a general objective: computes the outputs `f = f_θ(input)`
     /// (`n × dim`), calls `objective(f, g)` which returns the loss and writes `g = ∂loss/∂f`
     /// (`g` is zeroed before the call), and back-propagates `g` (the gradient of `Σ f ⊙ g`) into

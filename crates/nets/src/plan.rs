@@ -90,12 +90,23 @@ pub struct MlpPlan {
     freqs: Vec<f64>,
     layers: Vec<LayerSpec>,
     num_params: usize,
+    /// Label features after the time features (`0` unconditional; `classes + 1` one-hot
+    /// columns for a conditional MLP, the last one the null label).
+    label_features: usize,
 }
 
 impl MlpPlan {
     /// The sequence of `config`: `Input`, `depth − 1` × `Hidden { residual }`, `Output`.
     pub fn new(config: &ScoreNetConfig) -> Self {
-        let shapes = config.layer_shapes();
+        Self::with_label_features(config, 0)
+    }
+
+    /// The sequence of `config` with `label_features` more input columns after the time
+    /// features, `x̃ = (x, τ(t), e)`: the one-hot label columns of a conditional MLP
+    /// ([`crate::ConditionalMlp`]; the last column is the null label). `0` is [`MlpPlan::new`].
+    pub fn with_label_features(config: &ScoreNetConfig, label_features: usize) -> Self {
+        let mut shapes = config.layer_shapes();
+        shapes[0].0 += label_features;
         let last = shapes.len() - 1;
         let mut off = 0;
         let layers = shapes
@@ -124,14 +135,20 @@ impl MlpPlan {
             .collect();
         MlpPlan {
             dim: config.dim,
-            input_dim: config.input_dim(),
+            input_dim: config.input_dim() + label_features,
             activation: config.activation,
             residual: config.residual,
             output: config.output,
             freqs: config.angular_frequencies(),
             layers,
             num_params: off,
+            label_features,
         }
+    }
+
+    /// Label columns after the time features (`0` for an unconditional MLP).
+    pub fn label_features(&self) -> usize {
+        self.label_features
     }
 
     /// Row dimension of `x` and of the output.
@@ -176,13 +193,17 @@ impl MlpPlan {
 
     /// The first layer's effective bias at time `t`, with the time features `τ(t)` folded in:
     /// `b₀ + Σ_k τ_k(t) W₀[d + k, ·]` (they do not depend on `x`, so
-    /// `x̃ W₀ + b₀ = x W₀[:d] + (b₀ + τ(t) W₀[d:])`).
+    /// `x̃ W₀ + b₀ = x W₀[:d] + (b₀ + τ(t) W₀[d:])`). With label features, the null label's
+    /// one-hot column is folded in too (the passes without labels are the null condition).
     pub(crate) fn first_layer_bias_at(&self, params: &[f32], t: f64) -> Vec<f32> {
         let d = self.dim;
         let first = &self.layers[0];
         let w = first.weight(params);
         let mut tf = vec![0.0f32; self.input_dim - d];
         embed_time_with(&self.freqs, t, &mut tf);
+        if self.label_features > 0 {
+            tf[self.input_dim - d - 1] = 1.0;
+        }
         let mut b0 = first.bias(params).to_vec();
         for (k, &f) in tf.iter().enumerate() {
             let row = &w[(d + k) * first.out..(d + k + 1) * first.out];

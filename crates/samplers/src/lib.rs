@@ -38,6 +38,8 @@ mod driver;
 mod dynamics;
 mod error;
 mod grid;
+pub mod guidance;
+pub mod inpaint;
 pub mod langevin;
 pub mod langevin_init;
 pub mod langevin_sweep;
@@ -60,6 +62,8 @@ pub use ddpm::{
 pub use dynamics::{probability_flow_drift, reverse_drift};
 pub use error::SamplerError;
 pub use grid::{GridSpacing, TimeGrid};
+pub use guidance::{Guidance, Guided, TiltedMixture};
+pub use inpaint::{InpaintMethod, Inpainting};
 pub use likelihood::{
     hutchinson_divergence, log_likelihood, log_likelihood_exact, Divergence, LikelihoodConfig,
     LikelihoodOutput, OdeSolver, ScoreDivergence, FD_REL_STEP,
@@ -198,6 +202,35 @@ where
     )
 }
 
+/// Draws `n = inpainting.values.len() / dim` completions: the reverse process from the prior
+/// with the known coordinates imposed after every step by `inpainting.method` (replacement or
+/// RePaint, module [`inpaint`]), for any `config.method`. The known coordinates of the output
+/// equal `inpainting.values` exactly. Same `seed` ⇒ bit-identical output for any thread count;
+/// errors name the invalid parameter (`inpainting.known`, `inpainting.method.jump_length`, …).
+pub fn sample_inpainted<S, M>(
+    sde: &S,
+    model: &mut M,
+    config: &SamplerConfig,
+    inpainting: &Inpainting,
+    seed: u64,
+) -> Result<SampleOutput, SamplerError>
+where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+{
+    let n = inpainting.validate(model.dim())?;
+    run_sampler_with(
+        sde,
+        model,
+        config,
+        Start::Prior(n),
+        seed,
+        None,
+        Some(inpainting),
+        |_, _| {},
+    )
+}
+
 /// Where the reverse process starts.
 enum Start {
     /// `n` prior draws `N(0, prior_std² I)` from `(seed, NoiseEvent::Prior)`.
@@ -206,7 +239,7 @@ enum Start {
     Given(Vec<f32>),
 }
 
-/// The one code path of [`sample_with_progress`] and [`sample_from_with_progress`].
+/// The code path of [`sample_with_progress`] and [`sample_from_with_progress`].
 fn run_sampler<S, M, P>(
     sde: &S,
     model: &mut M,
@@ -214,6 +247,27 @@ fn run_sampler<S, M, P>(
     start: Start,
     seed: u64,
     record: Option<RecordSpec>,
+    progress: P,
+) -> Result<SampleOutput, SamplerError>
+where
+    S: ForwardSde + ?Sized,
+    M: Score + ?Sized,
+    P: FnMut(usize, usize),
+{
+    run_sampler_with(sde, model, config, start, seed, record, None, progress)
+}
+
+/// The one code path of every sampling entry point: the driver's loop ([`driver::run`]), or
+/// its inpainting form ([`driver::run_inpainting`]) when `inpainting` is given.
+#[allow(clippy::too_many_arguments)]
+fn run_sampler_with<S, M, P>(
+    sde: &S,
+    model: &mut M,
+    config: &SamplerConfig,
+    start: Start,
+    seed: u64,
+    record: Option<RecordSpec>,
+    inpainting: Option<&Inpainting>,
     mut progress: P,
 ) -> Result<SampleOutput, SamplerError>
 where
@@ -279,14 +333,25 @@ where
     let coefficients = SdeRef(sde);
     let mut model = model;
     let mut ctx = StepContext::new(&coefficients, &mut model, dim, seed);
-    driver::run(
-        &mut ctx,
-        solver.as_mut(),
-        &mut x,
-        &grid,
-        config.final_denoise,
-        &mut on_step,
-    )?;
+    match inpainting {
+        None => driver::run(
+            &mut ctx,
+            solver.as_mut(),
+            &mut x,
+            &grid,
+            config.final_denoise,
+            &mut on_step,
+        )?,
+        Some(inpainting) => driver::run_inpainting(
+            &mut ctx,
+            solver.as_mut(),
+            &mut x,
+            &grid,
+            config.final_denoise,
+            inpainting,
+            &mut on_step,
+        )?,
+    }
     let nfe = ctx.nfe();
     Ok(SampleOutput {
         samples: x,

@@ -41,7 +41,7 @@ pub use fokker_planck::{FokkerPlanck1d, TimeScheme};
 pub use forward_draws::{ddpm_vp_kernel_gap, forward_marginal_draws};
 pub use fp_grid::FpGridConfig;
 pub use fp_processes::{FpParticles, FreeTimes, OuTimes, VpTimes, MAX_CHECKPOINTS};
-pub use mixture_oracle::MixtureOracle;
+pub use mixture_oracle::{LabelledMixtureOracle, MixtureOracle};
 pub use oracle::GaussianOracle;
 pub use ou::OuSde;
 pub use particles::{
@@ -171,6 +171,13 @@ pub trait Score {
     fn dim(&self) -> usize;
     /// Write `∇ₓ log p_t` at the `n` points of `x` (row-major `n × d`) into `out` (same shape).
     fn score(&mut self, x: &[f32], t: f64, out: &mut [f32]);
+    /// Network evaluations one [`Score::score`] call at `t` costs, for NFE accounting: 1 (the
+    /// default); 2 for a classifier-free-guided score inside its guidance interval (the
+    /// conditional and the unconditional evaluation, counted as 2 even when batched together,
+    /// the usual convention).
+    fn network_evaluations(&self, _t: f64) -> usize {
+        1
+    }
 }
 
 impl<S: Score + ?Sized> Score for &mut S {
@@ -179,6 +186,35 @@ impl<S: Score + ?Sized> Score for &mut S {
     }
     fn score(&mut self, x: &[f32], t: f64, out: &mut [f32]) {
         (**self).score(x, t, out)
+    }
+    fn network_evaluations(&self, t: f64) -> usize {
+        (**self).network_evaluations(t)
+    }
+}
+
+/// A score model that takes a discrete condition: `s(x, t, c) ≈ ∇ₓ log p_t(x | c)` for a class
+/// `c ∈ {0, …, classes − 1}`, and `s(x, t, ∅) ≈ ∇ₓ log p_t(x)` for the null condition
+/// (`label = None`). A conditional network trained with label dropout provides both from one
+/// set of weights; the exact Gaussian-mixture oracle provides both in closed form.
+pub trait ConditionalScore {
+    /// Dimension `d` of one point.
+    fn dim(&self) -> usize;
+    /// Number of classes (labels `0..classes`).
+    fn classes(&self) -> usize;
+    /// Writes `s(x, t, label)` (`label = None`: the unconditional score) at the `n` points of
+    /// `x` (row-major `n × d`) into `out`.
+    fn conditional_score(&mut self, x: &[f32], t: f64, label: Option<usize>, out: &mut [f32]);
+}
+
+impl<S: ConditionalScore + ?Sized> ConditionalScore for &mut S {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn classes(&self) -> usize {
+        (**self).classes()
+    }
+    fn conditional_score(&mut self, x: &[f32], t: f64, label: Option<usize>, out: &mut [f32]) {
+        (**self).conditional_score(x, t, label, out)
     }
 }
 

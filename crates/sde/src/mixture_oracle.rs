@@ -4,7 +4,7 @@ use rand::Rng;
 use rayon::prelude::*;
 use smoluchowski_datasets::{Dataset, GaussianMixture};
 
-use crate::{normal_cdf, ForwardSde, Score};
+use crate::{normal_cdf, ConditionalScore, ForwardSde, Score};
 
 /// Rows per rayon task (fixed, so the work split never depends on the thread count; rows are
 /// independent, so results are bit-identical for any number of threads anyway).
@@ -233,5 +233,62 @@ impl<S: ForwardSde + Sync> Score for MixtureOracle<S> {
                     }
                 }
             });
+    }
+}
+
+/// Exact class-conditional and unconditional scores of a labelled Gaussian mixture (label =
+/// component) diffused by an affine forward SDE, as a [`ConditionalScore`].
+///
+/// Under the kernel `x_t | x₀ ~ N(m(t) x₀, σ(t)² I)` the class law `N(μ_c, diag(s_c²))` stays
+/// Gaussian: `p_t(x | c) = N(x; m μ_c, diag(m² s_c² + σ² ))`, so
+/// `∇ log p_t(x | c) = −(x − m μ_c) / (m² s_c² + σ²)` exactly, and `p_t(x) = Σ_c w_c p_t(x | c)`
+/// is the mixture of [`MixtureOracle`]. Every guided score `(1 + w) ∇ log p_t(x | c) − w ∇ log
+/// p_t(x)` is therefore exact at every `t`.
+#[derive(Debug, Clone)]
+pub struct LabelledMixtureOracle<S: ForwardSde + Clone> {
+    unconditional: MixtureOracle<S>,
+    /// One single-component oracle per class.
+    classes: Vec<MixtureOracle<S>>,
+}
+
+impl<S: ForwardSde + Clone + Sync> LabelledMixtureOracle<S> {
+    /// The oracle of `mixture` (labels = its components) diffused by `sde`.
+    pub fn new(sde: S, mixture: GaussianMixture) -> Self {
+        let classes = (0..mixture.n_components())
+            .map(|c| MixtureOracle::new(sde.clone(), mixture.component(c)))
+            .collect();
+        LabelledMixtureOracle {
+            unconditional: MixtureOracle::new(sde, mixture),
+            classes,
+        }
+    }
+
+    /// The unconditional oracle of `p_t`.
+    pub fn unconditional(&mut self) -> &mut MixtureOracle<S> {
+        &mut self.unconditional
+    }
+
+    /// The oracle of class `c` alone (`p_t(x | c)`). Panics if `c ≥ classes`.
+    pub fn class(&mut self, c: usize) -> &mut MixtureOracle<S> {
+        &mut self.classes[c]
+    }
+}
+
+impl<S: ForwardSde + Clone + Sync> ConditionalScore for LabelledMixtureOracle<S> {
+    fn dim(&self) -> usize {
+        self.unconditional.dim()
+    }
+
+    fn classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// `−(x − m μ_c)/(m² s_c² + σ²)` for a class, the mixture score of [`MixtureOracle`] for
+    /// `None`. Panics if `label ≥ classes`.
+    fn conditional_score(&mut self, x: &[f32], t: f64, label: Option<usize>, out: &mut [f32]) {
+        match label {
+            None => self.unconditional.score(x, t, out),
+            Some(c) => self.classes[c].score(x, t, out),
+        }
     }
 }

@@ -4,9 +4,11 @@ use crate::harness::KindEntry;
 
 pub mod fokker_planck;
 pub mod langevin;
+pub mod mixture_cfg;
 pub mod mnist_ddpm;
 pub mod ring2d;
 pub mod ring2d_ddpm;
+pub mod ring2d_inpaint;
 pub mod ring2d_likelihood;
 pub mod ring2d_oracle;
 pub mod ring2d_part1;
@@ -27,4 +29,6 @@ pub const KINDS: &[KindEntry] = &[
     ring2d_ddpm::ENTRY,
     ssm::ENTRY,
     mnist_ddpm::ENTRY,
+    mixture_cfg::ENTRY,
+    ring2d_inpaint::ENTRY,
 ];

@@ -76,6 +76,16 @@ impl Solver for DormandPrince {
         self.dp = Some(Dp45::new(len, self.rtol, self.atol));
     }
 
+    /// Takes over the entries of `x` that differ from the f32 cast of the f64 state (the others
+    /// keep their f64 precision); the step-size controller is kept.
+    fn state_overwritten(&mut self, x: &[f32]) {
+        for (yi, &xi) in self.y.iter_mut().zip(x) {
+            if *yi as f32 != xi {
+                *yi = f64::from(xi);
+            }
+        }
+    }
+
     fn step(
         &mut self,
         ctx: &mut StepContext<'_>,

@@ -106,6 +106,12 @@ pub trait Solver: fmt::Debug {
         x: &mut [f32],
         step: GridStep,
     ) -> Result<(), SamplerError>;
+
+    /// The driver overwrote some entries of `x` between steps (inpainting's replacement of the
+    /// known coordinates): a solver that keeps its own copy of the state takes the changed
+    /// entries over. Default: nothing (the solvers that step `x` itself; their multistep
+    /// histories of `x̂₀` are kept, as in every inpainting implementation).
+    fn state_overwritten(&mut self, _x: &[f32]) {}
 }
 
 /// The forward SDE's coefficients as the solvers use them (object safe).
@@ -170,10 +176,23 @@ impl<'a> StepContext<'a> {
         self.nfe
     }
 
-    /// `out = s(x, t)` on the whole batch (one evaluation).
+    /// `out = s(x, t)` on the whole batch (one call; counted as the model's
+    /// [`Score::network_evaluations`], 1 for a plain score, 2 for a guided one inside its
+    /// guidance interval).
     pub fn score(&mut self, x: &[f32], t: f64, out: &mut [f32]) {
         self.model.score(x, t, out);
-        self.nfe += 1;
+        self.nfe += self.model.network_evaluations(t);
+    }
+
+    /// Replaces the seed of the run's noise (RePaint's later passes over a block of steps draw
+    /// fresh noise under a derived seed).
+    pub(crate) fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// The seed of the run's noise.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// `(m, σ)` at `t`: the kernel `x_t = m(t) x₀ + σ(t) ε`.
