@@ -46,7 +46,14 @@ pub struct PrecisionRecall {
     pub recall: f64,
 }
 
-fn check_rows(name: &str, x: &[f64], d: usize, min: usize) -> Result<usize, ParamError> {
+/// `x` holds at least `min` rows of `d` finite values: the row count, else an error naming the
+/// length or the first non-finite entry.
+fn check_rows<T: Copy + Into<f64>>(
+    name: &str,
+    x: &[T],
+    d: usize,
+    min: usize,
+) -> Result<usize, ParamError> {
     if d == 0 || !x.len().is_multiple_of(d) || x.len() / d < min {
         return Err(ParamError::new(
             format!("{name} (length)"),
@@ -54,10 +61,10 @@ fn check_rows(name: &str, x: &[f64], d: usize, min: usize) -> Result<usize, Para
             format!("a multiple of {d} with at least {min} rows"),
         ));
     }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = x.iter().position(|&v| !v.into().is_finite()) {
         return Err(ParamError::new(
             format!("{name}[{}][{}]", i / d, i % d),
-            x[i],
+            x[i].into(),
             "finite",
         ));
     }
@@ -154,22 +161,8 @@ pub fn precision_recall_given(
 /// (`m × d`, `m ≥ 1`), exactly (f32 inputs, f64 sums; a row stops accumulating once it
 /// exceeds the best distance so far, which does not change the minimum).
 pub fn nearest_distances(queries: &[f32], base: &[f32], d: usize) -> Result<Vec<f64>, ParamError> {
-    for (name, x, min) in [("queries", queries, 1), ("base", base, 1)] {
-        if d == 0 || !x.len().is_multiple_of(d) || x.len() / d < min {
-            return Err(ParamError::new(
-                format!("{name} (length)"),
-                x.len(),
-                format!("a multiple of {d} with at least {min} rows"),
-            ));
-        }
-        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(ParamError::new(
-                format!("{name}[{}][{}]", i / d, i % d),
-                x[i],
-                "finite",
-            ));
-        }
-    }
+    check_rows("queries", queries, d, 1)?;
+    check_rows("base", base, d, 1)?;
     const BLOCK: usize = 112;
     Ok(queries
         .par_chunks_exact(d)

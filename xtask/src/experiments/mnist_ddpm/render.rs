@@ -44,14 +44,16 @@ pub(super) fn render(
         write_text(&out.file("nfe_table.csv"), &nfe_csv(stats))
     })?;
     let figures = ctx.time("figures", || -> Result<Vec<Figure>> {
-        Ok(vec![
+        let mut v = vec![
             forward_noising(m, run, out, ctx_seed(m))?,
             sample_grid(m, run, out)?,
             reverse_process(m, run, out)?,
             loss_figure(run, out)?,
             nfe_figure(stats, out)?,
             class_figure(run, out)?,
-        ])
+        ];
+        v.extend(prior_figure(run, out)?);
+        Ok(v)
     })?;
     Ok(Rendered {
         parameters: parameters(m, run),
@@ -403,6 +405,44 @@ fn nfe_figure(stats: &MnistStats, out: &OutputDir) -> Result<Figure> {
 
 /// The prior-mismatch section: `ᾱ_N`, the share of signal left in `x_N`, and (when run) the chain
 /// from `N(0, I)` beside the chain from the exact `p_N`.
+/// The chain from `N(0, I)` and from the exact `p_N` side by side: row pairs of the same 10
+/// images (same network, same step noise; they differ only in where they start).
+fn prior_figure(run: &MnistRun, out: &OutputDir) -> Result<Option<Figure>> {
+    let (Some(exact), Some(normal)) = (
+        &run.exact_prior,
+        run.table.iter().find(|s| s.label.starts_with("chain.")),
+    ) else {
+        return Ok(None);
+    };
+    let n = (exact.unit.len().min(normal.unit.len()) / PIXELS).min(40) / 10 * 10;
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut imgs = Vec::with_capacity(2 * n * PIXELS);
+    let mut rows = Vec::new();
+    for r in 0..n / 10 {
+        let span = r * 10 * PIXELS..(r + 1) * 10 * PIXELS;
+        imgs.extend_from_slice(&normal.unit[span.clone()]);
+        imgs.extend_from_slice(&exact.unit[span]);
+        rows.extend(["from N(0, I)".to_string(), "from exact p_N".to_string()]);
+    }
+    let file = "prior_mismatch.png";
+    let labels = GridLabels {
+        title: "the chain from N(0, I) (as the notes sample) and from the exact p_N".into(),
+        rows,
+        cols: Vec::new(),
+    };
+    image_grid(&out.file(file), &imgs, SIDE, 2 * n / 10, 10, 2, &labels)?;
+    Ok(Some(Figure {
+        file: file.into(),
+        caption: format!(
+            "The first {n} images of the chain started from N(0, I) (rows 1, 3, 5, …) and, directly below \
+             each such row, the same images started from the exact p_N (test digits through the forward \
+             kernel) with the same network and the same step noise: the only difference is the start."
+        ),
+    }))
+}
+
 fn prior_section(m: &MnistDdpmManifest, stats: &MnistStats, run: &MnistRun) -> String {
     let sched = &m.ddpm.schedule;
     let a = sched.alphas_bar()[sched.steps()];
@@ -419,13 +459,16 @@ fn prior_section(m: &MnistDdpmManifest, stats: &MnistStats, run: &MnistRun) -> S
     if let (Some(c), Some(e), Some(set)) = (chain, &stats.exact_prior, &run.exact_prior) {
         let f = |q: &ImageQuality| {
             format!(
-                "Fréchet {:.3} ({:.2}× its floor {:.3}), KID {:.5}, confidence {:.4}, share ≥ 0.9 {:.3}",
+                "Fréchet {:.3} ({:.2}× its floor {:.3}), KID {:.5}, confidence {:.4}, share ≥ 0.9 {:.3}, \
+                 class χ² {:.1} (p = {:.2e})",
                 q.frechet.value,
                 q.frechet.value / q.frechet_floor.value,
                 q.frechet_floor.value,
                 q.kid.value,
                 q.confidence.value,
-                q.confident_share.value
+                q.confident_share.value,
+                q.class_chi2.value,
+                q.class_chi2_pvalue.value
             )
         };
         let _ = write!(
