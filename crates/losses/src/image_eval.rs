@@ -137,6 +137,21 @@ pub fn memorisation(
     dim: usize,
     n: usize,
 ) -> Result<MemorisationCheck, ParamError> {
+    if dim == 0 {
+        return Err(ParamError::new("dim", dim, ">= 1"));
+    }
+    let needed = real
+        .held_out_indices
+        .iter()
+        .max()
+        .map_or(0, |&i| (i + 1) * dim);
+    if test.len() < needed {
+        return Err(ParamError::new(
+            "test (length)",
+            test.len(),
+            format!(">= {needed}: the test images the split was made from"),
+        ));
+    }
     let n = n
         .min(generated.len() / dim)
         .min(real.held_out_indices.len());
@@ -204,6 +219,10 @@ mod tests {
         let m = memorisation(copies, &test, &train, &real, 64, 50).unwrap();
         assert_eq!((m.n_generated, m.median_generated), (50, 0.0));
         assert!(m.test.pvalue < 1e-10 && m.near_copy_share == 1.0, "{m:?}");
+        let e = memorisation(copies, &test[..64], &train, &real, 64, 50)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test (length)"), "{e}");
         let mut bad = dim.clone();
         bad[64 * 3 + 5] = 1.5;
         let e = evaluate_generated(&net, &bad, &real)
