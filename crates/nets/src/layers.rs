@@ -32,6 +32,22 @@ pub(crate) struct Gn {
     pub(crate) beta: usize,
 }
 
+impl Gn {
+    /// `(γ, β)`: the scale and shift in the flat parameters `p`.
+    fn params<'a>(&self, p: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        (
+            &p[self.gamma..self.gamma + self.c],
+            &p[self.beta..self.beta + self.c],
+        )
+    }
+
+    /// `(∂γ, ∂β)`: their gradients in the flat gradient `g` (β stored after γ).
+    fn grads<'a>(&self, g: &'a mut [f32]) -> (&'a mut [f32], &'a mut [f32]) {
+        let (gg, rest) = g[self.gamma..].split_at_mut(self.c);
+        (gg, &mut rest[self.beta - self.gamma - self.c..][..self.c])
+    }
+}
+
 /// A convolution (weights at `w`, bias at `b`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cv {
@@ -216,19 +232,10 @@ pub(crate) fn gn_forward(
 ) -> Vec<f32> {
     // Every entry is written.
     let mut y = crate::pool::overwritten(x.len());
+    let (gamma, beta) = gn.params(p);
     let label = || format!("groupnorm {hw}px {}ch forward", gn.c);
     crate::profile::timed(label, 0.0, || {
-        group_norm_forward(
-            x,
-            hw,
-            gn.c,
-            groups,
-            &p[gn.gamma..gn.gamma + gn.c],
-            &p[gn.beta..gn.beta + gn.c],
-            GN_EPS,
-            &mut y,
-            stats,
-        )
+        group_norm_forward(x, hw, gn.c, groups, gamma, beta, GN_EPS, &mut y, stats)
     });
     y
 }
@@ -250,23 +257,11 @@ pub(crate) fn gn_silu_backward(
 ) -> Vec<f32> {
     // Every entry is written.
     let mut dx = crate::pool::overwritten(x.len());
-    let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
-    let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
+    let (gg, gb) = gn.grads(g);
+    let gamma = gn.params(p).0;
     let label = || format!("groupnorm+silu {hw}px {}ch backward", gn.c);
     crate::profile::timed(label, 0.0, || {
-        group_norm_silu_backward(
-            x,
-            a,
-            hw,
-            gn.c,
-            groups,
-            &p[gn.gamma..gn.gamma + gn.c],
-            stats,
-            ds,
-            &mut dx,
-            gg,
-            gb,
-        )
+        group_norm_silu_backward(x, a, hw, gn.c, groups, gamma, stats, ds, &mut dx, gg, gb)
     });
     dx
 }
@@ -284,19 +279,11 @@ pub(crate) fn gn_silu_forward(
     // Every entry of both is written.
     let mut y = crate::pool::overwritten(x.len());
     let mut s = crate::pool::overwritten(x.len());
+    let (gamma, beta) = gn.params(p);
     let label = || format!("groupnorm+silu {hw}px {}ch forward", gn.c);
     crate::profile::timed(label, 0.0, || {
         group_norm_silu_forward(
-            x,
-            hw,
-            gn.c,
-            groups,
-            &p[gn.gamma..gn.gamma + gn.c],
-            &p[gn.beta..gn.beta + gn.c],
-            GN_EPS,
-            &mut y,
-            &mut s,
-            stats,
+            x, hw, gn.c, groups, gamma, beta, GN_EPS, &mut y, &mut s, stats,
         )
     });
     (y, s)
@@ -315,22 +302,11 @@ pub(crate) fn gn_backward(
 ) -> Vec<f32> {
     // Every entry is written.
     let mut dx = crate::pool::overwritten(x.len());
-    let (gg, rest) = g[gn.gamma..].split_at_mut(gn.c);
-    let gb = &mut rest[gn.beta - gn.gamma - gn.c..][..gn.c];
+    let (gg, gb) = gn.grads(g);
+    let gamma = gn.params(p).0;
     let label = || format!("groupnorm {hw}px {}ch backward", gn.c);
     crate::profile::timed(label, 0.0, || {
-        group_norm_backward(
-            x,
-            hw,
-            gn.c,
-            groups,
-            &p[gn.gamma..gn.gamma + gn.c],
-            stats,
-            dy,
-            &mut dx,
-            gg,
-            gb,
-        )
+        group_norm_backward(x, hw, gn.c, groups, gamma, stats, dy, &mut dx, gg, gb)
     });
     dx
 }
